@@ -1,0 +1,16 @@
+// Score ordering shared by the NMS family (internal).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "tvops/tensor.h"
+
+namespace tvops::detail {
+
+// Indices that sort a contiguous 1-D float32/float64 CPU tensor in descending order
+// the way torch.sort(descending=True, stable=True) does: NaN first, ties (and
+// +0/-0) in index order.
+std::vector<int64_t> descending_order(const Tensor& scores);
+
+}  // namespace tvops::detail

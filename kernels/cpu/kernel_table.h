@@ -1,0 +1,30 @@
+// The table of CPU kernels one ISA tier provides. Each file in kernels/cpu/ is
+// compiled once per tier inside namespace tvops::cpu::<tier>; the tier's
+// register.cpp fills this table, and csrc/dispatch/cpu_isa.cpp picks a table at
+// run time. Only plain function pointers cross tiers: no templates, no statics.
+#pragma once
+
+#include <cstdint>
+
+namespace tvops::cpu {
+
+// Greedy NMS over boxes already in score order. boxes: [n, 4] contiguous
+// (x1, y1, x2, y2), row r = the r-th highest score. Writes 1 to keep[r] for kept
+// rows, 0 otherwise. threshold is torchvision's double iou_threshold.
+using NmsSortedF32 = void (*)(const float* boxes, int64_t n, double threshold, uint8_t* keep);
+using NmsSortedF64 = void (*)(const double* boxes, int64_t n, double threshold, uint8_t* keep);
+
+struct KernelTable {
+  const char* isa = nullptr;  // the tier that filled the last entry
+  NmsSortedF32 nms_sorted_f32 = nullptr;
+  NmsSortedF64 nms_sorted_f64 = nullptr;
+};
+
+}  // namespace tvops::cpu
+
+// Declares tvops::cpu::<tier>::fill_kernel_table for a tier. `base` is true for the
+// lowest compiled tier, which must fill every entry; wider tiers fill only the
+// kernels where a benchmark shows they beat the narrower tier (opt-in, like ATen's
+// AVX-512 policy).
+#define TVOPS_DECLARE_CPU_TIER(ns, name, parent) \
+  namespace tvops::cpu::ns { void fill_kernel_table(KernelTable& table, bool base); }

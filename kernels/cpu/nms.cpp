@@ -1,0 +1,225 @@
+// Greedy NMS, exact to torchvision's CPU kernel, without its O(N^2) sweep.
+//
+// torchvision visits boxes in score order and lets every kept box test every later
+// box. The same result comes from the other direction: a box is kept iff no box
+// kept before it has IoU > threshold with it. So each box only queries the boxes
+// kept so far, and only those that can reach the threshold:
+//  * For threshold >= 0 only "proper" boxes interact: with a non-positive width or
+//    height, or a non-finite area, torchvision's IoU is 0, -0 or NaN, never above
+//    the threshold (such boxes are always kept and never suppress).
+//  * IoU > t forces the centres close: the x-overlap must exceed t*max(w_i, w_j),
+//    so |cx_i - cx_j| < w_j * max(1 - t, 1/(2t) - 1/2) (likewise in y), and also
+//    < (w_i + w_j) / 2. Kept boxes live in a grid of their centres, and a query
+//    scans only the cells within that radius.
+// IoU itself is computed exactly as torchvision does (same operand order, in T,
+// no FMA contraction: the build passes -ffp-contract=off), so the kept set is
+// bit-identical. Negative thresholds take the plain sweep.
+#include "kernels/cpu/nms.h"
+
+#include <xsimd/xsimd.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace tvops::cpu::TVOPS_CPU_TIER {
+
+namespace {
+
+template <typename T>
+inline T iou_torchvision(T ix1, T iy1, T ix2, T iy2, T iarea, const T* b, T area) {
+  // std::max/std::min argument order as in torchvision, so NaN behaves the same.
+  T xx1 = std::max(ix1, b[0]), yy1 = std::max(iy1, b[1]);
+  T xx2 = std::min(ix2, b[2]), yy2 = std::min(iy2, b[3]);
+  T w = std::max(static_cast<T>(0), xx2 - xx1);
+  T h = std::max(static_cast<T>(0), yy2 - yy1);
+  T inter = w * h;
+  return inter / (iarea + area - inter);
+}
+
+// torchvision's loop, for thresholds where the pruning above does not hold.
+template <typename T>
+void nms_dense(const T* boxes, int64_t n, double threshold, uint8_t* keep) {
+  std::vector<T> areas(n);
+  for (int64_t i = 0; i < n; ++i)
+    areas[i] = (boxes[4 * i + 2] - boxes[4 * i]) * (boxes[4 * i + 3] - boxes[4 * i + 1]);
+  std::vector<uint8_t> suppressed(n, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    keep[i] = !suppressed[i];
+    if (suppressed[i]) continue;
+    const T* bi = boxes + 4 * i;
+    for (int64_t j = i + 1; j < n; ++j) {
+      if (suppressed[j]) continue;
+      T ovr = iou_torchvision(bi[0], bi[1], bi[2], bi[3], areas[i], boxes + 4 * j, areas[j]);
+      if (ovr > threshold) suppressed[j] = 1;
+    }
+  }
+}
+
+// The largest T whose comparison `x > t` equals torchvision's `double(x) > threshold`.
+template <typename T>
+T threshold_in(double threshold) {
+  T t = static_cast<T>(threshold);
+  if (static_cast<double>(t) > threshold) t = std::nextafter(t, -std::numeric_limits<T>::infinity());
+  return t;
+}
+
+// Lane indices 0..63, to mask vector tails (constant-initialised: no load-time code).
+template <typename T>
+struct Lanes {
+  static constexpr T value[64] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
+                                  16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+                                  32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47,
+                                  48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63};
+};
+
+// Kept boxes of one grid, stored by cell in structure-of-arrays form.
+template <typename T>
+struct KeptGrid {
+  using batch = xsimd::batch<T>;
+  static constexpr int64_t W = batch::size;
+
+  std::vector<T> x1, y1, x2, y2, area;  // slot-ordered, padded by W
+  std::vector<int64_t> begin, count;    // per cell
+  double min_x = 0, min_y = 0, cell_w = 1, cell_h = 1;
+  int64_t gx = 1, gy = 1;
+
+  int64_t cell_x(double cx) const {
+    double c = std::floor((cx - min_x) / cell_w);
+    return c < 0 ? 0 : c >= double(gx) ? gx - 1 : int64_t(c);
+  }
+  int64_t cell_y(double cy) const {
+    double c = std::floor((cy - min_y) / cell_h);
+    return c < 0 ? 0 : c >= double(gy) ? gy - 1 : int64_t(c);
+  }
+
+  // Does any kept box of cell c have IoU > t with box b (area ab)?
+  bool suppresses(int64_t c, const T* b, T ab, T t) const {
+    const int64_t base = begin[c], cnt = count[c];
+    const batch bx1(b[0]), by1(b[1]), bx2(b[2]), by2(b[3]), barea(ab), tv(t), zero(T(0));
+    for (int64_t k = 0; k < cnt; k += W) {
+      const int64_t s = base + k;
+      // Kept box = torchvision's "i": xx1 = max(ix1, x1[j]) etc.
+      batch xx1 = xsimd::max(batch::load_unaligned(&x1[s]), bx1);
+      batch yy1 = xsimd::max(batch::load_unaligned(&y1[s]), by1);
+      batch xx2 = xsimd::min(batch::load_unaligned(&x2[s]), bx2);
+      batch yy2 = xsimd::min(batch::load_unaligned(&y2[s]), by2);
+      batch w = xsimd::max(xx2 - xx1, zero);
+      batch h = xsimd::max(yy2 - yy1, zero);
+      batch inter = w * h;
+      batch ovr = inter / ((batch::load_unaligned(&area[s]) + barea) - inter);
+      auto hit = ovr > tv;
+      if (cnt - k < W) hit = hit && (batch::load_unaligned(Lanes<T>::value) < batch(T(cnt - k)));
+      if (xsimd::any(hit)) return true;
+    }
+    return false;
+  }
+};
+
+template <typename T>
+void nms_grid(const T* boxes, int64_t n, double threshold, uint8_t* keep) {
+  // Which boxes can interact, their areas, centres and search radii.
+  std::vector<T> areas(n);
+  std::vector<int64_t> members;  // proper boxes, in score order
+  members.reserve(n);
+  double max_w = 0, max_h = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const T* b = boxes + 4 * i;
+    T w = b[2] - b[0], h = b[3] - b[1];
+    areas[i] = w * h;
+    keep[i] = 1;
+    if (w > 0 && h > 0 && areas[i] > 0 && std::isfinite(areas[i])) {
+      members.push_back(i);
+      max_w = std::max(max_w, double(w));
+      max_h = std::max(max_h, double(h));
+    }
+  }
+  const int64_t m = static_cast<int64_t>(members.size());
+  if (m < 2) return;
+
+  // Computed IoU can exceed the true IoU by a few ulps: loosen t for the pruning.
+  const double t = threshold * (1 - 1e-5);
+  // (Thresholds >= 1 still search a small radius: rounding can put a computed IoU
+  // of near-identical boxes a hair above 1.)
+  const double reach = t > 0 ? std::max({1 - t, 1 / (2 * t) - 0.5, 1e-3})
+                             : std::numeric_limits<double>::infinity();
+  std::vector<double> cx(m), cy(m), rx(m), ry(m);
+  double min_x = INFINITY, max_x = -INFINITY, min_y = INFINITY, max_y = -INFINITY, sum_rx = 0, sum_ry = 0;
+  for (int64_t k = 0; k < m; ++k) {
+    const T* b = boxes + 4 * members[k];
+    double w = double(b[2]) - double(b[0]), h = double(b[3]) - double(b[1]);
+    cx[k] = 0.5 * (double(b[0]) + double(b[2]));
+    cy[k] = 0.5 * (double(b[1]) + double(b[3]));
+    rx[k] = std::min(w * reach, 0.5 * (w + max_w));
+    ry[k] = std::min(h * reach, 0.5 * (h + max_h));
+    rx[k] += 1e-6 * (rx[k] + std::abs(cx[k]));  // slack for rounding in the centres
+    ry[k] += 1e-6 * (ry[k] + std::abs(cy[k]));
+    min_x = std::min(min_x, cx[k]); max_x = std::max(max_x, cx[k]);
+    min_y = std::min(min_y, cy[k]); max_y = std::max(max_y, cy[k]);
+    sum_rx += rx[k];
+    sum_ry += ry[k];
+  }
+
+  // Cells about one mean radius wide: a query then spans ~3x3 cells.
+  KeptGrid<T> g;
+  const int64_t max_cells_axis = std::max<int64_t>(1, int64_t(std::sqrt(4.0 * double(m))));
+  g.min_x = min_x;
+  g.min_y = min_y;
+  g.cell_w = std::max(sum_rx / double(m), (max_x - min_x) / double(max_cells_axis));
+  g.cell_h = std::max(sum_ry / double(m), (max_y - min_y) / double(max_cells_axis));
+  if (!(g.cell_w > 0)) g.cell_w = 1;
+  if (!(g.cell_h > 0)) g.cell_h = 1;
+  g.gx = std::min<int64_t>(max_cells_axis, int64_t((max_x - min_x) / g.cell_w) + 1);
+  g.gy = std::min<int64_t>(max_cells_axis, int64_t((max_y - min_y) / g.cell_h) + 1);
+
+  // Counting sort of the members by cell: each cell gets room for all its members.
+  std::vector<int64_t> cell(m);
+  g.begin.assign(g.gx * g.gy + 1, 0);
+  g.count.assign(g.gx * g.gy, 0);
+  for (int64_t k = 0; k < m; ++k) {
+    cell[k] = g.cell_y(cy[k]) * g.gx + g.cell_x(cx[k]);
+    ++g.begin[cell[k] + 1];
+  }
+  for (int64_t c = 0; c < g.gx * g.gy; ++c) g.begin[c + 1] += g.begin[c];
+  const std::size_t slots = static_cast<std::size_t>(m + KeptGrid<T>::W);
+  g.x1.assign(slots, T(0)); g.y1.assign(slots, T(0));
+  g.x2.assign(slots, T(0)); g.y2.assign(slots, T(0)); g.area.assign(slots, T(0));
+
+  const T tv = threshold_in<T>(threshold);
+  for (int64_t k = 0; k < m; ++k) {
+    const int64_t i = members[k];
+    const T* b = boxes + 4 * i;
+    const int64_t cx0 = g.cell_x(cx[k] - rx[k]), cx1 = g.cell_x(cx[k] + rx[k]);
+    const int64_t cy0 = g.cell_y(cy[k] - ry[k]), cy1 = g.cell_y(cy[k] + ry[k]);
+    bool suppressed = false;
+    for (int64_t yc = cy0; yc <= cy1 && !suppressed; ++yc)
+      for (int64_t xc = cx0; xc <= cx1 && !suppressed; ++xc)
+        suppressed = g.suppresses(yc * g.gx + xc, b, areas[i], tv);
+    if (suppressed) {
+      keep[i] = 0;
+      continue;
+    }
+    const int64_t s = g.begin[cell[k]] + g.count[cell[k]]++;
+    g.x1[s] = b[0]; g.y1[s] = b[1]; g.x2[s] = b[2]; g.y2[s] = b[3]; g.area[s] = areas[i];
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void nms_sorted(const T* boxes, int64_t n, double threshold, uint8_t* keep) {
+  if (n <= 0) return;
+  if (std::isnan(threshold)) {  // `ovr > NaN` never holds: everything is kept
+    std::fill(keep, keep + n, uint8_t(1));
+  } else if (threshold < 0) {
+    nms_dense(boxes, n, threshold, keep);
+  } else {
+    nms_grid(boxes, n, threshold, keep);
+  }
+}
+
+template void nms_sorted<float>(const float*, int64_t, double, uint8_t*);
+template void nms_sorted<double>(const double*, int64_t, double, uint8_t*);
+
+}  // namespace tvops::cpu::TVOPS_CPU_TIER

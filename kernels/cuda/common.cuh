@@ -1,0 +1,38 @@
+// Helpers shared by the CUDA kernels (internal).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "core/check.h"
+
+#define TVOPS_CUDA_CHECK(expr)                                                              \
+  do {                                                                                      \
+    cudaError_t err_ = (expr);                                                              \
+    if (err_ != cudaSuccess)                                                                \
+      ::tvops::detail::fail(::tvops::ErrorKind::Runtime, "CUDA error in ", #expr, ": ",    \
+                            cudaGetErrorString(err_));                                      \
+  } while (0)
+
+namespace tvops::cuda {
+
+// Makes `device` current for the scope and restores the caller's device after.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device) {
+    TVOPS_CUDA_CHECK(cudaGetDevice(&previous_));
+    if (previous_ != device) TVOPS_CUDA_CHECK(cudaSetDevice(device));
+  }
+  ~DeviceGuard() { cudaSetDevice(previous_); }
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_ = 0;
+};
+
+inline unsigned blocks_for(long long n, int threads) {
+  long long b = (n + threads - 1) / threads;
+  return static_cast<unsigned>(b < 1 ? 1 : b);
+}
+
+}  // namespace tvops::cuda

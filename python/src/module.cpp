@@ -1,0 +1,154 @@
+// torchvision_native._C: the pybind11 bindings of libtvops. Tensors cross as
+// DLPack capsules (zero-copy); python/torchvision_native wraps these functions
+// with torchvision's signatures and converts torch tensors and numpy arrays.
+#include <Python.h>
+#include <dlpack/dlpack.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "tvops/tvops.h"
+
+namespace py = pybind11;
+
+namespace {
+
+constexpr const char* kCapsule = "dltensor";
+constexpr const char* kUsedCapsule = "used_dltensor";
+
+// Consumes a "dltensor" capsule (renaming it so its producer won't free it twice).
+tvops::Tensor from_capsule(const py::capsule& capsule) {
+  PyObject* obj = capsule.ptr();
+  if (!PyCapsule_IsValid(obj, kCapsule))
+    throw py::value_error("expected a DLPack capsule named 'dltensor' (already consumed, or not DLPack)");
+  auto* managed = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(obj, kCapsule));
+  PyCapsule_SetName(obj, kUsedCapsule);
+  return tvops::Tensor::from_dlpack(managed);
+}
+
+void delete_unconsumed_capsule(PyObject* obj) {
+  if (PyCapsule_IsValid(obj, kCapsule)) {
+    auto* managed = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(obj, kCapsule));
+    if (managed && managed->deleter) managed->deleter(managed);
+  } else {
+    PyErr_Clear();
+  }
+}
+
+py::capsule to_capsule(const tvops::Tensor& t) {
+  DLManagedTensor* managed = t.to_dlpack();
+  PyObject* obj = PyCapsule_New(managed, kCapsule, delete_unconsumed_capsule);
+  if (!obj) {
+    managed->deleter(managed);
+    throw py::error_already_set();
+  }
+  return py::reinterpret_steal<py::capsule>(obj);
+}
+
+py::dict build_info_dict() {
+  const tvops::BuildInfo& b = tvops::build_info();
+  py::dict d;
+  d["version"] = b.version;
+  d["variant"] = b.variant;
+  d["host_arch"] = b.host_arch;
+  d["cpu_isas"] = b.cpu_isas;
+  d["cuda_archs"] = b.cuda_archs;
+  d["cuda_version"] = b.cuda_version;
+  d["compiler"] = b.compiler;
+  d["build_type"] = b.build_type;
+  d["git_revision"] = b.git_revision;
+  return d;
+}
+
+py::dict cpu_features_dict() {
+  const tvops::CpuFeatures& f = tvops::cpu_features();
+  py::dict d;
+  d["arch"] = f.arch;
+  d["model"] = f.model;
+  d["logical_cores"] = f.logical_cores;
+  for (auto [name, value] : std::initializer_list<std::pair<const char*, bool>>{
+           {"avx2", f.avx2}, {"fma", f.fma}, {"f16c", f.f16c}, {"avx512f", f.avx512f}, {"avx512dq", f.avx512dq},
+           {"avx512vl", f.avx512vl}, {"avx512bw", f.avx512bw}, {"avx512bf16", f.avx512bf16},
+           {"avx512vnni", f.avx512vnni}, {"asimd", f.asimd}, {"asimddp", f.asimddp}, {"asimdhp", f.asimdhp},
+           {"sve", f.sve}, {"sve2", f.sve2}})
+    d[name] = value;
+  return d;
+}
+
+// The Python exception types for tvops::Error kinds (set once at module init).
+PyObject* g_error = nullptr;
+PyObject* g_value_error = nullptr;
+PyObject* g_type_error = nullptr;
+
+void translate_error(std::exception_ptr p) {
+  try {
+    if (p) std::rethrow_exception(p);
+  } catch (const tvops::Error& e) {
+    PyObject* type = e.kind() == tvops::ErrorKind::Value ? g_value_error
+                     : e.kind() == tvops::ErrorKind::Type ? g_type_error
+                                                          : g_error;
+    PyErr_SetString(type, e.what());
+  }
+}
+
+PyObject* make_exception(py::module_& m, const char* name, PyObject* bases, const char* doc) {
+  std::string qualified = std::string("torchvision_native.") + name;
+  PyObject* type = PyErr_NewExceptionWithDoc(qualified.c_str(), doc, bases, nullptr);
+  if (!type) throw py::error_already_set();
+  m.add_object(name, py::handle(type));
+  return type;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "Native kernels of torchvision_native (libtvops bindings)";
+
+  // tvops::Error -> TvopsError (a RuntimeError, as torchvision raises), with
+  // ValueError / TypeError flavours so callers can catch either way.
+  g_error = make_exception(m, "TvopsError", PyExc_RuntimeError, "An error raised by tvops.");
+  PyObject* value_bases = PyTuple_Pack(2, g_error, PyExc_ValueError);
+  PyObject* type_bases = PyTuple_Pack(2, g_error, PyExc_TypeError);
+  g_value_error = make_exception(m, "TvopsValueError", value_bases, "Bad argument value or shape.");
+  g_type_error = make_exception(m, "TvopsTypeError", type_bases, "Bad argument dtype.");
+  Py_DECREF(value_bases);
+  Py_DECREF(type_bases);
+  py::register_exception_translator(&translate_error);
+
+  py::class_<tvops::Tensor>(m, "Tensor", "A tvops tensor; hand it to torch.from_dlpack or numpy.from_dlpack.")
+      .def_static("from_dlpack", &from_capsule, py::arg("capsule"))
+      .def("to_capsule", &to_capsule)
+      .def("__dlpack__", [](const tvops::Tensor& t, py::object /*stream*/, py::object /*max_version*/,
+                            py::object /*dl_device*/, py::object /*copy*/) { return to_capsule(t); },
+           py::arg("stream") = py::none(), py::arg("max_version") = py::none(),
+           py::arg("dl_device") = py::none(), py::arg("copy") = py::none())
+      .def("__dlpack_device__", [](const tvops::Tensor& t) {
+        return py::make_tuple(t.device().is_cpu() ? int(kDLCPU) : int(kDLCUDA), t.device().index);
+      })
+      .def_property_readonly("shape", [](const tvops::Tensor& t) { return py::tuple(py::cast(t.sizes())); })
+      .def_property_readonly("dtype", [](const tvops::Tensor& t) { return std::string(tvops::dtype_name(t.dtype())); })
+      .def_property_readonly("device", [](const tvops::Tensor& t) { return tvops::device_name(t.device()); })
+      .def("__repr__", [](const tvops::Tensor& t) { return "<tvops.Tensor " + t.describe() + ">"; });
+
+  m.def("nms", [](const tvops::Tensor& boxes, const tvops::Tensor& scores, double iou_threshold, uintptr_t stream) {
+        tvops::Context ctx;
+        ctx.cuda_stream = reinterpret_cast<void*>(stream);
+        py::gil_scoped_release release;
+        return tvops::nms(boxes, scores, iou_threshold, ctx);
+      },
+      py::arg("boxes"), py::arg("scores"), py::arg("iou_threshold"), py::arg("stream") = 0);
+
+  m.def("build_info", &build_info_dict);
+  m.def("cpu_features", &cpu_features_dict);
+  m.def("check_cpu_compatibility", &tvops::check_cpu_compatibility);
+  m.def("check_cuda_device", &tvops::check_cuda_device, py::arg("device"));
+  m.def("recommended_variant", [] {
+    std::string reason;
+    std::string v = tvops::recommended_variant(&reason);
+    return py::make_tuple(v, reason);
+  });
+  m.def("active_cpu_isa", &tvops::active_cpu_isa);
+  m.def("available_cpu_isas", &tvops::available_cpu_isas);
+  m.def("set_cpu_isa", &tvops::set_cpu_isa, py::arg("isa"));
+  m.def("num_threads", &tvops::num_threads);
+  m.def("set_num_threads", &tvops::set_num_threads, py::arg("n"));
+}

@@ -1,0 +1,36 @@
+"""torchvision_native: torchvision's core operators on native kernels (tvops).
+
+    import torchvision_native as tvn
+    keep = tvn.ops.nms(boxes, scores, 0.5)   # torch tensors or numpy arrays
+    print(tvn.build_info())
+"""
+try:
+    from . import _C
+except ImportError as e:  # pragma: no cover - a broken install
+    raise ImportError(f"torchvision_native: its native module failed to load: {e}") from e
+
+# Before any kernel runs: can this CPU run this build? If not, say which variant it needs.
+try:
+    _C.check_cpu_compatibility()
+except RuntimeError as e:
+    raise ImportError(str(e)) from None
+
+from ._C import TvopsError, TvopsTypeError, TvopsValueError  # noqa: E402
+from . import ops  # noqa: E402
+from ._runtime import (  # noqa: E402
+    active_cpu_isa,
+    available_cpu_isas,
+    build_info,
+    cpu_features,
+    num_threads,
+    recommended_variant,
+    set_cpu_isa,
+    set_num_threads,
+)
+
+__version__ = _C.build_info()["version"]
+
+__all__ = [
+    "ops", "build_info", "cpu_features", "recommended_variant", "active_cpu_isa", "available_cpu_isas",
+    "set_cpu_isa", "num_threads", "set_num_threads", "TvopsError", "TvopsValueError", "TvopsTypeError",
+]

@@ -1,0 +1,63 @@
+"""Zero-copy conversion between torch tensors / numpy arrays and tvops tensors.
+
+Inputs cross through DLPack; outputs come back as the type of the first input
+(torch in, torch out; numpy in, numpy out), on the same device. torch is optional:
+it is only touched when the caller passed torch tensors.
+"""
+import sys
+
+import numpy as np
+
+from . import _C
+
+
+def _torch():
+    return sys.modules.get("torch")
+
+
+def is_torch(x):
+    torch = _torch()
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def cuda_stream_of(x):
+    """The torch CUDA stream handle the op should run on (0 = legacy default)."""
+    torch = _torch()
+    return torch.cuda.current_stream(x.device).cuda_stream
+
+
+def to_native(x, name):
+    """A tvops tensor viewing `x` (a torch tensor or numpy array; lists become numpy)."""
+    if isinstance(x, _C.Tensor):
+        return x
+    if is_torch(x):
+        if x.requires_grad:
+            x = x.detach()
+        if x.is_cuda:
+            handle = cuda_stream_of(x)
+            # DLPack stream 1 = legacy default stream; torch then adds no synchronisation.
+            return _C.Tensor.from_dlpack(x.__dlpack__(stream=handle or 1))
+        return _C.Tensor.from_dlpack(x.__dlpack__())
+    if not isinstance(x, np.ndarray):
+        if hasattr(x, "__dlpack__"):
+            return _C.Tensor.from_dlpack(x.__dlpack__())
+        try:
+            x = np.asarray(x)
+        except Exception as e:  # noqa: BLE001
+            raise TypeError(f"{name} must be a torch.Tensor or numpy.ndarray, got {type(x).__name__}") from e
+    if not x.dtype.isnative:
+        x = x.astype(x.dtype.newbyteorder("="))
+    if not x.flags.writeable:
+        x = x.copy()  # DLPack (unversioned) can't mark read-only memory
+    return _C.Tensor.from_dlpack(x.__dlpack__())
+
+
+def from_native(t, like):
+    """Returns tvops tensor `t` as the type of `like` (torch or numpy), without copying."""
+    if is_torch(like):
+        return _torch().utils.dlpack.from_dlpack(t.to_capsule())
+    return np.from_dlpack(t)
+
+
+def stream_for(x):
+    return cuda_stream_of(x) if is_torch(x) and x.is_cuda else 0

@@ -1,0 +1,134 @@
+// nms on every CPU ISA tier this machine runs, against a plain double-precision
+// greedy NMS written here.
+#include <gtest/gtest.h>
+#include <tvops/tvops.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <vector>
+
+namespace {
+
+std::vector<int64_t> reference_nms(const std::vector<double>& b, const std::vector<double>& s, double thr) {
+  const int64_t n = static_cast<int64_t>(s.size());
+  std::vector<int64_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t i, int64_t j) { return s[i] > s[j]; });
+  std::vector<bool> removed(n, false);
+  std::vector<int64_t> keep;
+  for (int64_t a = 0; a < n; ++a) {
+    const int64_t i = order[a];
+    if (removed[i]) continue;
+    keep.push_back(i);
+    const double ai = (b[4 * i + 2] - b[4 * i]) * (b[4 * i + 3] - b[4 * i + 1]);
+    for (int64_t c = a + 1; c < n; ++c) {
+      const int64_t j = order[c];
+      const double aj = (b[4 * j + 2] - b[4 * j]) * (b[4 * j + 3] - b[4 * j + 1]);
+      const double w = std::max(0.0, std::min(b[4 * i + 2], b[4 * j + 2]) - std::max(b[4 * i], b[4 * j]));
+      const double h = std::max(0.0, std::min(b[4 * i + 3], b[4 * j + 3]) - std::max(b[4 * i + 1], b[4 * j + 1]));
+      if (w * h / (ai + aj - w * h) > thr) removed[j] = true;
+    }
+  }
+  return keep;
+}
+
+void random_boxes(int64_t n, unsigned seed, std::vector<double>& b, std::vector<double>& s) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> pos(0, 1000), size(4, 204), score(0, 1);
+  b.resize(4 * n);
+  s.resize(n);
+  for (int64_t i = 0; i < n; ++i) {
+    b[4 * i] = pos(rng);
+    b[4 * i + 1] = pos(rng);
+    b[4 * i + 2] = b[4 * i] + size(rng);
+    b[4 * i + 3] = b[4 * i + 1] + size(rng);
+    s[i] = score(rng);
+  }
+}
+
+std::vector<int64_t> run(const std::vector<double>& b, const std::vector<double>& s, double thr) {
+  auto bt = tvops::Tensor::from_blob(const_cast<double*>(b.data()), {int64_t(s.size()), 4}, {},
+                                     tvops::DType::Float64, {});
+  auto st = tvops::Tensor::from_blob(const_cast<double*>(s.data()), {int64_t(s.size())}, {},
+                                     tvops::DType::Float64, {});
+  tvops::Tensor k = tvops::nms(bt, st, thr);
+  return std::vector<int64_t>(k.data<int64_t>(), k.data<int64_t>() + k.numel());
+}
+
+class NmsPerIsa : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { tvops::set_cpu_isa(GetParam()); }
+};
+
+TEST_P(NmsPerIsa, MatchesReferenceOnRandomBoxes) {
+  for (double thr : {0.0, 0.3, 0.5, 0.7, 0.95}) {
+    for (int64_t n : {1, 2, 17, 300, 2000}) {
+      std::vector<double> b, s;
+      random_boxes(n, static_cast<unsigned>(n * 31 + thr * 100), b, s);
+      EXPECT_EQ(run(b, s, thr), reference_nms(b, s, thr)) << "n=" << n << " thr=" << thr;
+    }
+  }
+}
+
+TEST_P(NmsPerIsa, TiesKeepIndexOrder) {
+  std::vector<double> b = {0, 0, 10, 10, 0, 0, 10, 10, 100, 100, 110, 110, 100, 100, 110, 110};
+  std::vector<double> s = {0.5, 0.5, 0.5, 0.5};
+  EXPECT_EQ(run(b, s, 0.5), (std::vector<int64_t>{0, 2}));
+}
+
+TEST_P(NmsPerIsa, DegenerateBoxesAreNeverSuppressed) {
+  // Zero-area and inverted boxes: IoU is 0 or NaN, never above the threshold.
+  std::vector<double> b = {5, 5, 5, 5, 5, 5, 5, 5, 10, 10, 0, 0, 0, 0, 10, 10};
+  std::vector<double> s = {0.9, 0.8, 0.7, 0.6};
+  EXPECT_EQ(run(b, s, 0.1), (std::vector<int64_t>{0, 1, 2, 3}));
+}
+
+TEST_P(NmsPerIsa, NegativeThresholdSuppressesAllButTheBest) {
+  std::vector<double> b, s;
+  random_boxes(50, 7, b, s);
+  EXPECT_EQ(run(b, s, -0.5), reference_nms(b, s, -0.5));
+}
+
+INSTANTIATE_TEST_SUITE_P(Isa, NmsPerIsa, ::testing::ValuesIn(tvops::available_cpu_isas()),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           std::replace(n.begin(), n.end(), '.', '_');
+                           return n;
+                         });
+
+TEST(Nms, BadShapesThrowNamingTheArgument) {
+  std::vector<float> data(12, 0.f);
+  auto b3 = tvops::Tensor::from_blob(data.data(), {1, 3, 4}, {}, tvops::DType::Float32, {});
+  auto b5 = tvops::Tensor::from_blob(data.data(), {2, 5}, {}, tvops::DType::Float32, {});
+  auto b = tvops::Tensor::from_blob(data.data(), {3, 4}, {}, tvops::DType::Float32, {});
+  auto s = tvops::Tensor::from_blob(data.data(), {3}, {}, tvops::DType::Float32, {});
+  auto s2 = tvops::Tensor::from_blob(data.data(), {2}, {}, tvops::DType::Float32, {});
+  auto sd = tvops::Tensor::from_blob(data.data(), {3}, {}, tvops::DType::Float64, {});
+  auto bi = tvops::Tensor::from_blob(data.data(), {3, 4}, {}, tvops::DType::Int32, {});
+  auto expect_error = [](auto fn, const char* text) {
+    try {
+      fn();
+      ADD_FAILURE() << "no error for " << text;
+    } catch (const tvops::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+    }
+  };
+  expect_error([&] { tvops::nms(b3, s, 0.5); }, "boxes should be a 2d tensor, got 3D");
+  expect_error([&] { tvops::nms(b5, s, 0.5); }, "boxes should have 4 elements in dimension 1, got 5");
+  expect_error([&] { tvops::nms(b, b, 0.5); }, "scores should be a 1d tensor, got 2D");
+  expect_error([&] { tvops::nms(b, s2, 0.5); }, "same number of elements in dimension 0, got 3 and 2");
+  expect_error([&] { tvops::nms(b, sd, 0.5); }, "boxes should have the same type as scores");
+  expect_error([&] { tvops::nms(bi, s, 0.5); }, "boxes must be a floating point tensor");
+}
+
+TEST(Nms, EmptyInputGivesEmptyInt64) {
+  auto b = tvops::Tensor::from_blob(nullptr, {0, 4}, {}, tvops::DType::Float32, {});
+  auto s = tvops::Tensor::from_blob(nullptr, {0}, {}, tvops::DType::Float32, {});
+  tvops::Tensor k = tvops::nms(b, s, 0.5);
+  EXPECT_EQ(k.numel(), 0);
+  EXPECT_EQ(k.dtype(), tvops::DType::Int64);
+}
+
+}  // namespace
