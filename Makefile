@@ -4,6 +4,8 @@ PRESET ?= dev
 BUILD  := build/$(PRESET)
 PY     := .venv/bin/python
 JOBS   ?= $(shell nproc)
+# ccache hits across build folders of different presets
+export CCACHE_BASEDIR := $(CURDIR)
 
 .PHONY: deps configure build bench bench-cpp test test-cpp test-python presets presets-check \
         variants-ci asan clean

@@ -60,6 +60,7 @@ def special_presets(matrix):
         }
         if spec.get("sanitize"):
             cache["TVOPS_SANITIZE"] = "address;undefined"
+            cache["TVOPS_BUILD_PYTHON"] = "OFF"  # an ASan module needs an ASan Python
         if name == "dev":
             cache["TVOPS_BUILD_BENCHMARKS"] = "ON"
         out.append((name, {"name": name, "displayName": name, "description": spec["description"],

@@ -3,6 +3,7 @@
 // the best one this CPU runs is used, capped by TVOPS_CPU_ISA=<isa>.
 #include "dispatch/cpu_isa.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <mutex>
@@ -62,17 +63,19 @@ std::string joined_tiers() {
   return s;
 }
 
-// Best compiled tier this CPU runs, no wider than `cap` (or any, if cap is empty).
+// Best compiled tier this CPU runs. With a cap (TVOPS_CPU_ISA), only the cap and its
+// ancestors qualify (avx512bf16 -> avx512 -> avx2): on a CPU without bf16,
+// TVOPS_CPU_ISA=avx512bf16 runs avx512. Null if nothing qualifies.
 const Tier* best_runnable(const std::string& cap) {
-  const Tier* best = nullptr;
+  std::vector<const Tier*> allowed;
+  if (!cap.empty())
+    for (const Tier* t = find_tier(cap); t; t = *t->parent ? find_tier(t->parent) : nullptr) allowed.push_back(t);
   for (const char* name : {TVOPS_ISA_PREFERENCE}) {
     const Tier* t = find_tier(name);
-    if (t && cpu_supports(name)) {
-      if (!best) best = t;
-      if (!cap.empty() && cap == name) return t;
-    }
+    if (!t || !cpu_supports(name)) continue;
+    if (cap.empty() || std::find(allowed.begin(), allowed.end(), t) != allowed.end()) return t;
   }
-  return cap.empty() ? best : nullptr;
+  return nullptr;
 }
 
 }  // namespace
@@ -96,8 +99,8 @@ const cpu::KernelTable& cpu_kernels() {
     const Tier* tier = nullptr;
     if (const char* env = std::getenv("TVOPS_CPU_ISA"); env && *env) {
       tier = best_runnable(env);
-      TVOPS_CHECK(tier, Unsupported, "TVOPS_CPU_ISA=", env, ": not one of the ISA tiers this build has and this CPU runs (",
-                  joined_tiers(), ")");
+      TVOPS_CHECK(tier, Unsupported, "TVOPS_CPU_ISA=", env, ": no ISA tier of this build up to '", env,
+                  "' runs on this CPU (built: ", joined_tiers(), ")");
     } else {
       tier = best_runnable("");
     }

@@ -19,7 +19,11 @@ namespace tvops::cuda {
 class DeviceGuard {
  public:
   explicit DeviceGuard(int device) {
-    TVOPS_CUDA_CHECK(cudaGetDevice(&previous_));
+    cudaError_t err = cudaGetDevice(&previous_);
+    if (err != cudaSuccess) {
+      cudaGetLastError();
+      detail::fail(ErrorKind::Device, "no usable CUDA device: ", cudaGetErrorString(err));
+    }
     if (previous_ != device) TVOPS_CUDA_CHECK(cudaSetDevice(device));
   }
   ~DeviceGuard() { cudaSetDevice(previous_); }

@@ -59,7 +59,12 @@ std::vector<int64_t> run(const std::vector<double>& b, const std::vector<double>
 
 class NmsPerIsa : public ::testing::TestWithParam<std::string> {
  protected:
-  void SetUp() override { tvops::set_cpu_isa(GetParam()); }
+  void SetUp() override {
+    previous_ = tvops::active_cpu_isa();
+    tvops::set_cpu_isa(GetParam());
+  }
+  void TearDown() override { tvops::set_cpu_isa(previous_); }
+  std::string previous_;
 };
 
 TEST_P(NmsPerIsa, MatchesReferenceOnRandomBoxes) {

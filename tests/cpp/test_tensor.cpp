@@ -207,6 +207,16 @@ TEST(Tensor, SizeAndStrideAcceptNegativeDims) {
   expect_error([&] { scalar.size(-1); }, tvops::ErrorKind::Value, "size(-1) of a 0-d tensor");
 }
 
+TEST(Tensor, CudaTensorsAreNotTouchedOnTheHost) {
+  // A view of (pretend) device memory: host-side conversions refuse instead of reading it.
+  const tvops::Device cuda0{tvops::DeviceType::CUDA, 0};
+  Tensor t = Tensor::from_blob(reinterpret_cast<void*>(0x1000), {2, 3}, {1, 2}, DType::Float16, cuda0);
+  EXPECT_FALSE(t.is_contiguous());
+  expect_error([&] { t.to(DType::Float32); }, tvops::ErrorKind::Device, "to() of a CUDA tensor");
+  expect_error([&] { t.contiguous(); }, tvops::ErrorKind::Device, "contiguous() of a strided CUDA tensor");
+  expect_error([&] { Tensor::zeros({2}, DType::Float32, cuda0); }, tvops::ErrorKind::Device, "zeros on CUDA");
+}
+
 TEST(Tensor, DescribeNamesDtypeShapeAndDevice) {
   EXPECT_EQ(Tensor::empty({3, 4}, DType::Float32).describe(), "float32[3, 4] on cpu");
   EXPECT_EQ(Tensor::from_blob(nullptr, {2}, {}, DType::BFloat16, {tvops::DeviceType::CUDA, 1}).describe(),
@@ -551,6 +561,13 @@ TEST(DLPack, UnsupportedDeviceThrowsAndStillRunsTheDeleter) {
     expect_error([&] { Tensor::from_dlpack(&p.managed); }, tvops::ErrorKind::Device, "unsupported DLPack device");
     EXPECT_EQ(p.deleted, 1) << "device type " << int(dev);
   }
+}
+
+TEST(DLPack, NegativeShapeThrowsAndStillRunsTheDeleter) {
+  Producer p;
+  p.shape[1] = -3;
+  expect_error([&] { Tensor::from_dlpack(&p.managed); }, tvops::ErrorKind::Value, "negative DLPack shape");
+  EXPECT_EQ(p.deleted, 1);
 }
 
 TEST(DLPack, NullImportThrows) {
