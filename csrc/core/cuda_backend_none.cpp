@@ -15,6 +15,7 @@ bool built_with_cuda() { return false; }
 std::string toolkit_version() { return ""; }
 std::shared_ptr<void> allocate(std::size_t, int, void*) { no_cuda(); }
 void copy_to_host_sync(void*, const void*, std::size_t, void*) { no_cuda(); }
+void copy_to_contiguous(const Tensor&, void*, void*) { no_cuda(); }
 int device_compute_capability(int, std::string*) { no_cuda(); }
 
 }  // namespace tvops::cuda

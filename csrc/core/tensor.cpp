@@ -145,9 +145,11 @@ bool Tensor::is_contiguous() const {
 
 Tensor Tensor::contiguous(const Context& ctx) const {
   if (is_contiguous()) return *this;
-  TVOPS_CHECK(device_.is_cpu(), Device, "contiguous(): non-contiguous CUDA tensors are not supported yet (",
-              describe(), ")");
   Tensor out = empty(shape_, dtype_, device_, ctx);
+  if (device_.is_cuda()) {
+    cuda::copy_to_contiguous(*this, out.data_, ctx.cuda_stream);
+    return out;
+  }
   const std::size_t es = dtype_size(dtype_);
   const int64_t n = numel();
   const int64_t nd = dim();

@@ -85,14 +85,13 @@ struct KeptGrid {
   double min_x = 0, min_y = 0, cell_w = 1, cell_h = 1;
   int64_t gx = 1, gy = 1;
 
-  int64_t cell_x(double cx) const {
-    double c = std::floor((cx - min_x) / cell_w);
-    return c < 0 ? 0 : c >= double(gx) ? gx - 1 : int64_t(c);
+  // Cell of a coordinate, clamped to the grid (NaN and infinities included).
+  static int64_t cell_of(double v, double origin, double width, int64_t cells) {
+    double c = std::floor((v - origin) / width);
+    return !(c > 0) ? 0 : c >= double(cells) ? cells - 1 : int64_t(c);
   }
-  int64_t cell_y(double cy) const {
-    double c = std::floor((cy - min_y) / cell_h);
-    return c < 0 ? 0 : c >= double(gy) ? gy - 1 : int64_t(c);
-  }
+  int64_t cell_x(double cx) const { return cell_of(cx, min_x, cell_w, gx); }
+  int64_t cell_y(double cy) const { return cell_of(cy, min_y, cell_h, gy); }
 
   // Does any kept box of cell c have IoU > t with box b (area ab)?
   bool suppresses(int64_t c, const T* b, T ab, T t) const {
@@ -149,10 +148,10 @@ void nms_grid(const T* boxes, int64_t n, double threshold, uint8_t* keep) {
   for (int64_t k = 0; k < m; ++k) {
     const T* b = boxes + 4 * members[k];
     double w = double(b[2]) - double(b[0]), h = double(b[3]) - double(b[1]);
-    cx[k] = 0.5 * (double(b[0]) + double(b[2]));
-    cy[k] = 0.5 * (double(b[1]) + double(b[3]));
-    rx[k] = std::min(w * reach, 0.5 * (w + max_w));
-    ry[k] = std::min(h * reach, 0.5 * (h + max_h));
+    cx[k] = 0.5 * double(b[0]) + 0.5 * double(b[2]);  // no overflow near DBL_MAX
+    cy[k] = 0.5 * double(b[1]) + 0.5 * double(b[3]);
+    rx[k] = std::min(w * reach, 0.5 * w + 0.5 * max_w);
+    ry[k] = std::min(h * reach, 0.5 * h + 0.5 * max_h);
     rx[k] += 1e-6 * (rx[k] + std::abs(cx[k]));  // slack for rounding in the centres
     ry[k] += 1e-6 * (ry[k] + std::abs(cy[k]));
     min_x = std::min(min_x, cx[k]); max_x = std::max(max_x, cx[k]);
@@ -166,12 +165,19 @@ void nms_grid(const T* boxes, int64_t n, double threshold, uint8_t* keep) {
   const int64_t max_cells_axis = std::max<int64_t>(1, int64_t(std::sqrt(4.0 * double(m))));
   g.min_x = min_x;
   g.min_y = min_y;
-  g.cell_w = std::max(sum_rx / double(m), (max_x - min_x) / double(max_cells_axis));
-  g.cell_h = std::max(sum_ry / double(m), (max_y - min_y) / double(max_cells_axis));
-  if (!(g.cell_w > 0)) g.cell_w = 1;
-  if (!(g.cell_h > 0)) g.cell_h = 1;
-  g.gx = std::min<int64_t>(max_cells_axis, int64_t((max_x - min_x) / g.cell_w) + 1);
-  g.gy = std::min<int64_t>(max_cells_axis, int64_t((max_y - min_y) / g.cell_h) + 1);
+  // Extreme coordinates (spans or radii that overflow double) fall back to one cell,
+  // which is still exact, only slower.
+  auto cells_along = [&](double lo, double hi, double mean_r, double& width) -> int64_t {
+    width = std::max(mean_r, (hi - lo) / double(max_cells_axis));
+    const double cells = (hi - lo) / width;
+    if (!std::isfinite(width) || !(width > 0) || !std::isfinite(cells)) {
+      width = 1;
+      return 1;
+    }
+    return std::min<int64_t>(max_cells_axis, int64_t(cells) + 1);
+  };
+  g.gx = cells_along(min_x, max_x, sum_rx / double(m), g.cell_w);
+  g.gy = cells_along(min_y, max_y, sum_ry / double(m), g.cell_h);
 
   // Counting sort of the members by cell: each cell gets room for all its members.
   std::vector<int64_t> cell(m);

@@ -161,13 +161,12 @@ Tensor nms_typed(const T* boxes, const T* scores, int64_t n, double iou_threshol
 
 }  // namespace
 
-Tensor nms(const Tensor& boxes, const Tensor& scores, double iou_threshold, const Context& ctx) {
-  const int device = boxes.device().index;
+Tensor nms(const Tensor& boxes_in, const Tensor& scores_in, double iou_threshold, const Context& ctx) {
+  const int device = boxes_in.device().index;
   DeviceGuard guard(device);
-  const int64_t n = boxes.size(0);
-  if (n == 0) return Tensor::empty({0}, DType::Int64, boxes.device(), ctx);
-  TVOPS_CHECK(boxes.is_contiguous() && scores.is_contiguous(), Value,
-              "nms: CUDA boxes and scores must be contiguous");
+  const int64_t n = boxes_in.size(0);
+  if (n == 0) return Tensor::empty({0}, DType::Int64, boxes_in.device(), ctx);
+  const Tensor boxes = boxes_in.contiguous(ctx), scores = scores_in.contiguous(ctx);
   switch (boxes.dtype()) {
     case DType::Float32:
       return nms_typed(boxes.data<float>(), scores.data<float>(), n, iou_threshold, ctx, device);

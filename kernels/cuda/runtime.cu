@@ -33,6 +33,51 @@ void copy_to_host_sync(void* dst, const void* src, std::size_t bytes, void* stre
   TVOPS_CUDA_CHECK(cudaStreamSynchronize(s));
 }
 
+namespace {
+
+constexpr int kMaxDims = 8;
+struct StridedLayout {
+  int dims;
+  int64_t sizes[kMaxDims];
+  int64_t strides[kMaxDims];  // in elements
+};
+
+// One thread per output element: unravel its index, gather through the strides.
+template <typename Word>
+__global__ void gather_strided(const Word* src, Word* dst, StridedLayout layout, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t rest = i, offset = 0;
+    for (int d = layout.dims - 1; d >= 0; --d) {
+      offset += (rest % layout.sizes[d]) * layout.strides[d];
+      rest /= layout.sizes[d];
+    }
+    dst[i] = src[offset];
+  }
+}
+
+}  // namespace
+
+void copy_to_contiguous(const Tensor& src, void* dst, void* stream) {
+  TVOPS_CHECK(src.dim() <= kMaxDims, Value, "contiguous(): CUDA tensors of more than ", kMaxDims, " dimensions");
+  const int64_t n = src.numel();
+  if (n == 0) return;
+  DeviceGuard guard(src.device().index);
+  StridedLayout layout{static_cast<int>(src.dim()), {}, {}};
+  for (int d = 0; d < layout.dims; ++d) {
+    layout.sizes[d] = src.size(d);
+    layout.strides[d] = src.stride(d);
+  }
+  auto s = static_cast<cudaStream_t>(stream);
+  const unsigned grid = blocks_for(n, 256) > 4096 ? 4096 : blocks_for(n, 256);
+  switch (dtype_size(src.dtype())) {
+    case 1: gather_strided<<<grid, 256, 0, s>>>(src.data<uint8_t>(), static_cast<uint8_t*>(dst), layout, n); break;
+    case 2: gather_strided<<<grid, 256, 0, s>>>(src.data<uint16_t>(), static_cast<uint16_t*>(dst), layout, n); break;
+    case 4: gather_strided<<<grid, 256, 0, s>>>(src.data<uint32_t>(), static_cast<uint32_t*>(dst), layout, n); break;
+    default: gather_strided<<<grid, 256, 0, s>>>(src.data<uint64_t>(), static_cast<uint64_t*>(dst), layout, n); break;
+  }
+  TVOPS_CUDA_CHECK(cudaGetLastError());
+}
+
 int device_compute_capability(int device, std::string* name) {
   int count = 0;
   cudaError_t err = cudaGetDeviceCount(&count);

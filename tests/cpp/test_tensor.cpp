@@ -213,7 +213,7 @@ TEST(Tensor, CudaTensorsAreNotTouchedOnTheHost) {
   Tensor t = Tensor::from_blob(reinterpret_cast<void*>(0x1000), {2, 3}, {1, 2}, DType::Float16, cuda0);
   EXPECT_FALSE(t.is_contiguous());
   expect_error([&] { t.to(DType::Float32); }, tvops::ErrorKind::Device, "to() of a CUDA tensor");
-  expect_error([&] { t.contiguous(); }, tvops::ErrorKind::Device, "contiguous() of a strided CUDA tensor");
+  // (contiguous() of a CUDA view copies on the device: tested with real CUDA tensors in tests/python.)
   expect_error([&] { Tensor::zeros({2}, DType::Float32, cuda0); }, tvops::ErrorKind::Device, "zeros on CUDA");
 }
 

@@ -1,0 +1,326 @@
+#!/usr/bin/env python
+"""tvops against torchvision, in one run on this machine (PERF.md, "How to measure").
+
+    PYTHONPATH=build/dev/python python benchmarks/python/compare.py [--threads 1,2] [--quick]
+        [--device cpu|cuda] [--workloads nms-1k,nms-20k] [--out benchmarks/results]
+
+For every workload, every CPU ISA tier this build and CPU have (tvn.set_cpu_isa) and every
+thread count, it times torchvision and tvops (median of >= 10 repetitions after warm-up),
+checks that both give the same result, prints a markdown table and writes
+<out>/compare-<device>.{json,md,png}. torchvision has no ISA choice, so it is timed once
+per thread count and its time is shared by the rows of each ISA.
+
+Add an op by appending a Workload to WORKLOADS: a name, a setup function that builds the
+inputs on a device, the torchvision call and the tvops call (both take the setup's result).
+"""
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Any, Callable, Optional
+
+import torch
+import torchvision
+
+import torchvision_native as tvn
+
+SEED = 0
+
+
+# ---------------------------------------------------------------------------------------
+# Inputs (PERF.md "Standard workloads").
+
+def random_boxes(n, device, seed=SEED, dtype=torch.float32):
+    """Top-left uniform in [0,1000)^2, width and height uniform in [4,204); random scores."""
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.rand(n, 2, generator=g) * 1000
+    wh = 4 + torch.rand(n, 2, generator=g) * 200
+    boxes = torch.cat([xy, xy + wh], dim=1).to(dtype)
+    scores = torch.rand(n, generator=g).to(dtype)
+    return boxes.to(device), scores.to(device)
+
+
+def nms_setup(n):
+    def setup(device):
+        boxes, scores = random_boxes(n, device)
+        return {"boxes": boxes, "scores": scores, "iou_threshold": 0.5}
+    return setup
+
+
+def batched_nms_setup(n, classes):
+    def setup(device):
+        boxes, scores = random_boxes(n, device)
+        g = torch.Generator().manual_seed(SEED + 1)
+        idxs = torch.randint(0, classes, (n,), generator=g).to(device)
+        return {"boxes": boxes, "scores": scores, "idxs": idxs, "iou_threshold": 0.5}
+    return setup
+
+
+# ---------------------------------------------------------------------------------------
+# The workload table.
+
+@dataclasses.dataclass
+class Workload:
+    name: str
+    setup: Callable[[str], Any]             # device -> inputs (passed to both calls)
+    torchvision: Callable[[Any], Any]       # inputs -> result
+    tvops: Callable[[Any], Any]             # inputs -> result
+    available: Callable[[], bool] = lambda: True  # False: tvops lacks the op, skip
+    same: Optional[Callable[[Any, Any], bool]] = None  # result check; default torch.equal on CPU copies
+
+
+def _nms_tv(a):
+    return torchvision.ops.nms(a["boxes"], a["scores"], a["iou_threshold"])
+
+
+def _nms_tvn(a):
+    return tvn.ops.nms(a["boxes"], a["scores"], a["iou_threshold"])
+
+
+def _bnms_tv(a):
+    return torchvision.ops.batched_nms(a["boxes"], a["scores"], a["idxs"], a["iou_threshold"])
+
+
+def _bnms_tvn(a):
+    return tvn.ops.batched_nms(a["boxes"], a["scores"], a["idxs"], a["iou_threshold"])
+
+
+WORKLOADS = [
+    Workload("nms-1k", nms_setup(1_000), _nms_tv, _nms_tvn),
+    Workload("nms-5k", nms_setup(5_000), _nms_tv, _nms_tvn),
+    Workload("nms-20k", nms_setup(20_000), _nms_tv, _nms_tvn),
+    Workload("bnms-20k-80", batched_nms_setup(20_000, 80), _bnms_tv, _bnms_tvn,
+             available=lambda: hasattr(tvn.ops, "batched_nms")),
+]
+
+
+# ---------------------------------------------------------------------------------------
+# Timing.
+
+@dataclasses.dataclass
+class TimingPolicy:
+    min_reps: int = 10         # PERF.md: medians of >= 10 repetitions
+    max_reps: int = 200
+    budget_s: float = 1.0      # stop adding repetitions past min_reps once this is spent
+    warmup_s: float = 0.2      # warm-up: at least one call, more while under this time
+    max_warmup: int = 10
+
+
+QUICK = TimingPolicy(min_reps=3, max_reps=20, budget_s=0.2, warmup_s=0.05, max_warmup=2)
+
+
+def timed_call(fn, args, device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    out = fn(args)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0, out
+
+
+def measure(fn, args, device, policy):
+    """Median seconds of fn(args), and its last result. Slow calls (torchvision nms at 20k
+    takes ~1 s) get exactly min_reps repetitions; fast ones more, within the budget."""
+    elapsed, out = timed_call(fn, args, device)
+    warm, spent = 1, elapsed
+    while warm < policy.max_warmup and spent < policy.warmup_s:
+        elapsed, out = timed_call(fn, args, device)
+        warm, spent = warm + 1, spent + elapsed
+    times = []
+    while len(times) < policy.min_reps or (len(times) < policy.max_reps and sum(times) < policy.budget_s):
+        elapsed, out = timed_call(fn, args, device)
+        times.append(elapsed)
+    return statistics.median(times), len(times), out
+
+
+def same_result(workload, ours, theirs):
+    if workload.same is not None:
+        return workload.same(ours, theirs)
+    ours = ours.cpu() if isinstance(ours, torch.Tensor) else torch.as_tensor(ours)
+    return ours.dtype == theirs.dtype and torch.equal(ours, theirs.cpu())
+
+
+# ---------------------------------------------------------------------------------------
+# Running and reporting.
+
+def machine_info(device):
+    info = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_model": tvn.cpu_features().get("model", ""),
+        "cpu_features": tvn.cpu_features(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "tvops_build_info": tvn.build_info(),
+        "tvops_recommended_variant": list(tvn.recommended_variant()),
+        "device": device,
+    }
+    if device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name()
+        info["torch_cuda"] = torch.version.cuda
+    return info
+
+
+def run(workloads, device, thread_counts, isas, policy, log=print):
+    rows = []
+    torch_threads, tvn_threads, tvn_isa = torch.get_num_threads(), tvn.num_threads(), tvn.active_cpu_isa()
+    try:
+        for w in workloads:
+            if not w.available():
+                log(f"# {w.name}: skipped (tvops has no such op yet)")
+                continue
+            args = w.setup(device)
+            for threads in thread_counts:
+                torch.set_num_threads(threads)
+                tvn.set_num_threads(threads)
+                tv_s, tv_reps, tv_out = measure(w.torchvision, args, device, policy)
+                for isa in isas:
+                    if isa != "-":
+                        tvn.set_cpu_isa(isa)
+                    ours_s, ours_reps, ours_out = measure(w.tvops, args, device, policy)
+                    row = {
+                        "workload": w.name, "device": device, "isa": isa, "threads": threads,
+                        "torchvision_ms": tv_s * 1e3, "tvops_ms": ours_s * 1e3, "speedup": tv_s / ours_s,
+                        "torchvision_reps": tv_reps, "tvops_reps": ours_reps,
+                        "identical": bool(same_result(w, ours_out, tv_out)),
+                    }
+                    rows.append(row)
+                    log(f"# {w.name} isa={isa} threads={threads}: torchvision {row['torchvision_ms']:.3f} ms "
+                        f"({tv_reps} reps), tvops {row['tvops_ms']:.3f} ms ({ours_reps} reps), "
+                        f"x{row['speedup']:.1f}{'' if row['identical'] else '  RESULTS DIFFER'}")
+    finally:
+        torch.set_num_threads(torch_threads)
+        tvn.set_num_threads(tvn_threads)
+        tvn.set_cpu_isa(tvn_isa)
+    return rows
+
+
+def _ms(x):
+    return f"{x:.1f}" if x >= 100 else f"{x:.2f}" if x >= 1 else f"{x:.3f}"
+
+
+def markdown_table(rows):
+    lines = ["| workload | isa | threads | torchvision ms | tvops ms | speedup |",
+             "|---|---|---|---:|---:|---:|"]
+    for r in rows:
+        flag = "" if r["identical"] else " **results differ**"
+        lines.append(f"| {r['workload']} | {r['isa']} | {r['threads']} | {_ms(r['torchvision_ms'])} | "
+                     f"{_ms(r['tvops_ms'])} | {r['speedup']:.1f}x{flag} |")
+    return "\n".join(lines)
+
+
+def markdown_report(rows, info, policy):
+    features = info["cpu_features"]
+    bi = info["tvops_build_info"]
+    head = [
+        f"# tvops vs torchvision ({info['device']})",
+        "",
+        f"- date: {info['date']}",
+        f"- machine: {info['cpu_model']} ({features.get('logical_cores')} logical cores, {info['platform']})"
+        + (f", GPU {info['gpu']}" if "gpu" in info else ""),
+        f"- torch {info['torch']}, torchvision {info['torchvision']}, python {info['python']}",
+        f"- tvops {bi.get('version')} variant {bi.get('variant')}, {bi.get('compiler')}, {bi.get('build_type', '')}",
+        f"- median of >= {policy.min_reps} repetitions after warm-up; speedup = torchvision / tvops",
+        f"- all results identical to torchvision: {'yes' if all(r['identical'] for r in rows) else 'NO'}",
+        "",
+    ]
+    return "\n".join(head) + markdown_table(rows) + "\n"
+
+
+def bar_chart(rows, path, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    workloads = list(dict.fromkeys(r["workload"] for r in rows))
+    series = list(dict.fromkeys((r["isa"], r["threads"]) for r in rows))
+    by_key = {(r["workload"], r["isa"], r["threads"]): r["speedup"] for r in rows}
+    width = 0.8 / max(len(series), 1)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(workloads) * max(1, len(series)) ** 0.5), 4.5))
+    for k, (isa, threads) in enumerate(series):
+        xs = [i + (k - (len(series) - 1) / 2) * width for i in range(len(workloads))]
+        ys = [by_key.get((w, isa, threads), 0.0) for w in workloads]
+        bars = ax.bar(xs, ys, width, label=f"{isa}, {threads} thr" if isa != "-" else f"{threads} thr")
+        ax.bar_label(bars, labels=[f"{y:.0f}" if y >= 10 else f"{y:.1f}" for y in ys], fontsize=7)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(workloads)), workloads)
+    ax.set_ylabel("speedup over torchvision (x, log scale)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
+    p.add_argument("--quick", action="store_true", help="few repetitions: a smoke test, not a measurement")
+    p.add_argument("--out", default=os.path.join("benchmarks", "results"), help="directory for JSON, markdown, PNG")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--workloads", default="", help="comma-separated workload names (default: all)")
+    p.add_argument("--isa", default="", help="comma-separated CPU ISA tiers (default: all available)")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    opts = parse_args(argv)
+    if opts.device == "cuda" and not torch.cuda.is_available():
+        print("compare.py: --device cuda, but torch sees no CUDA device; nothing to do", file=sys.stderr)
+        return 0
+    policy = QUICK if opts.quick else TimingPolicy()
+    thread_counts = [int(t) for t in opts.threads.split(",") if t.strip()]
+    workloads = WORKLOADS
+    if opts.workloads:
+        wanted = [w.strip() for w in opts.workloads.split(",") if w.strip()]
+        unknown = set(wanted) - {w.name for w in WORKLOADS}
+        if unknown:
+            print(f"compare.py: unknown workloads {sorted(unknown)}; known: {[w.name for w in WORKLOADS]}",
+                  file=sys.stderr)
+            return 2
+        workloads = [w for w in WORKLOADS if w.name in wanted]
+    if opts.device == "cuda":
+        isas, thread_counts = ["-"], [torch.get_num_threads()]  # host threads and CPU tiers don't matter there
+    else:
+        isas = [i.strip() for i in opts.isa.split(",") if i.strip()] or tvn.available_cpu_isas()
+
+    info = machine_info(opts.device)
+    print(f"# {info['cpu_model']}, {info['cpu_features'].get('logical_cores')} logical cores; torch {info['torch']}, "
+          f"torchvision {info['torchvision']}, tvops {info['tvops_build_info'].get('version')} "
+          f"({info['tvops_build_info'].get('variant')}); device {opts.device}"
+          + (f" ({info['gpu']})" if "gpu" in info else ""), flush=True)
+    rows = run(workloads, opts.device, thread_counts, isas, policy, log=lambda m: print(m, flush=True))
+    if not rows:
+        print("compare.py: no workload ran", file=sys.stderr)
+        return 1
+    print()
+    print(markdown_table(rows))
+
+    os.makedirs(opts.out, exist_ok=True)
+    stem = os.path.join(opts.out, f"compare-{opts.device}")
+    with open(stem + ".json", "w") as f:
+        json.dump({"machine": info, "quick": opts.quick, "policy": dataclasses.asdict(policy),
+                   "results": rows}, f, indent=2)
+        f.write("\n")
+    with open(stem + ".md", "w") as f:
+        f.write(markdown_report(rows, info, policy))
+    title = f"tvops vs torchvision, {info.get('gpu', info['cpu_model'])} ({opts.device})"
+    bar_chart(rows, stem + ".png", title)
+    print(f"\nwrote {stem}.json, {stem}.md, {stem}.png")
+    if not all(r["identical"] for r in rows):
+        print("compare.py: some tvops results differ from torchvision's", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
