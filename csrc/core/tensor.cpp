@@ -177,9 +177,13 @@ void convert_from(const Tensor& src, Dst* dst) {
     case DType::BFloat16: { auto* s = src.data<uint16_t>(); for (int64_t i = 0; i < n; ++i) dst[i] = Dst(bfloat16_to_float(s[i])); break; }
     case DType::Float32: { auto* s = src.data<float>(); for (int64_t i = 0; i < n; ++i) dst[i] = Dst(s[i]); break; }
     case DType::Float64: { auto* s = src.data<double>(); for (int64_t i = 0; i < n; ++i) dst[i] = Dst(s[i]); break; }
+    case DType::Bool: { auto* s = src.data<uint8_t>(); for (int64_t i = 0; i < n; ++i) dst[i] = Dst(s[i] != 0); break; }
+    case DType::UInt8: { auto* s = src.data<uint8_t>(); for (int64_t i = 0; i < n; ++i) dst[i] = Dst(s[i]); break; }
+    case DType::Int8: { auto* s = src.data<int8_t>(); for (int64_t i = 0; i < n; ++i) dst[i] = Dst(s[i]); break; }
+    case DType::Int16: { auto* s = src.data<int16_t>(); for (int64_t i = 0; i < n; ++i) dst[i] = Dst(s[i]); break; }
+    case DType::UInt16: { auto* s = src.data<uint16_t>(); for (int64_t i = 0; i < n; ++i) dst[i] = Dst(s[i]); break; }
     case DType::Int32: { auto* s = src.data<int32_t>(); for (int64_t i = 0; i < n; ++i) dst[i] = Dst(s[i]); break; }
     case DType::Int64: { auto* s = src.data<int64_t>(); for (int64_t i = 0; i < n; ++i) dst[i] = Dst(s[i]); break; }
-    default: detail::fail(ErrorKind::Type, "Tensor::to: cannot convert from ", dtype_name(src.dtype()));
   }
 }
 }  // namespace

@@ -1,6 +1,10 @@
-// nms front-end: torchvision's argument checks and messages, then the kernel of
-// the active CPU tier or the CUDA kernel.
+// nms and batched_nms front-ends: torchvision's argument checks and messages, then
+// the kernels of the active CPU tier or CUDA.
+#include <algorithm>
+#include <cmath>
 #include <cstring>
+
+#include "core/thread_pool.h"
 
 #include "core/check.h"
 #include "dispatch/cpu_isa.h"
@@ -16,20 +20,20 @@ namespace tvops {
 
 namespace {
 
-void check_nms_args(const Tensor& boxes, const Tensor& scores) {
-  TVOPS_CHECK(boxes.defined(), Value, "nms: boxes is undefined");
-  TVOPS_CHECK(scores.defined(), Value, "nms: scores is undefined");
-  TVOPS_CHECK(boxes.dim() == 2, Value, "nms: boxes should be a 2d tensor, got ", boxes.dim(), "D");
-  TVOPS_CHECK(boxes.size(1) == 4, Value, "nms: boxes should have 4 elements in dimension 1, got ", boxes.size(1));
-  TVOPS_CHECK(scores.dim() == 1, Value, "nms: scores should be a 1d tensor, got ", scores.dim(), "D");
-  TVOPS_CHECK(boxes.size(0) == scores.size(0), Value,
-              "nms: boxes and scores should have same number of elements in dimension 0, got ", boxes.size(0),
+void check_nms_args(const char* op, const Tensor& boxes, const Tensor& scores) {
+  TVOPS_CHECK(boxes.defined(), Value, op, ": boxes is undefined");
+  TVOPS_CHECK(scores.defined(), Value, op, ": scores is undefined");
+  TVOPS_CHECK(boxes.dim() == 2, Value, op, ": boxes should be a 2d tensor, got ", boxes.dim(), "D");
+  TVOPS_CHECK(boxes.size(1) == 4, Value, op, ": boxes should have 4 elements in dimension 1, got ", boxes.size(1));
+  TVOPS_CHECK(scores.dim() == 1, Value, op, ": scores should be a 1d tensor, got ", scores.dim(), "D");
+  TVOPS_CHECK(boxes.size(0) == scores.size(0), Value, op,
+              ": boxes and scores should have same number of elements in dimension 0, got ", boxes.size(0),
               " and ", scores.size(0));
-  TVOPS_CHECK(is_floating(boxes.dtype()), Type, "nms: boxes must be a floating point tensor, got ",
+  TVOPS_CHECK(is_floating(boxes.dtype()), Type, op, ": boxes must be a floating point tensor, got ",
               dtype_name(boxes.dtype()));
-  TVOPS_CHECK(boxes.dtype() == scores.dtype(), Type, "nms: boxes should have the same type as scores, got ",
+  TVOPS_CHECK(boxes.dtype() == scores.dtype(), Type, op, ": boxes should have the same type as scores, got ",
               dtype_name(boxes.dtype()), " and ", dtype_name(scores.dtype()));
-  TVOPS_CHECK(boxes.device() == scores.device(), Device, "nms: boxes and scores must be on the same device, got ",
+  TVOPS_CHECK(boxes.device() == scores.device(), Device, op, ": boxes and scores must be on the same device, got ",
               device_name(boxes.device()), " and ", device_name(scores.device()));
 }
 
@@ -40,28 +44,125 @@ Tensor compute_view(const Tensor& t) {
 }
 
 template <typename T>
-Tensor nms_cpu(const Tensor& boxes, const Tensor& scores, double iou_threshold,
-               void (*kernel)(const T*, int64_t, double, uint8_t*), const Context& ctx) {
-  const int64_t n = boxes.size(0);
-  std::vector<int64_t> order = detail::descending_order(scores);
-  std::vector<T> sorted(4 * n);
-  const T* b = boxes.data<T>();
-  for (int64_t r = 0; r < n; ++r) std::memcpy(&sorted[4 * r], b + 4 * order[r], 4 * sizeof(T));
-  std::vector<uint8_t> keep(n);
-  kernel(sorted.data(), n, iou_threshold, keep.data());
+using NmsKernel = void (*)(const T*, int64_t, double, uint8_t*);
+
+// The kept entries of `order` (keep[r] for its r-th entry), as an int64 tensor.
+Tensor kept_indices(const std::vector<int64_t>& order, const std::vector<uint8_t>& keep, const Context& ctx) {
   int64_t kept = 0;
-  for (int64_t r = 0; r < n; ++r) kept += keep[r];
+  for (uint8_t k : keep) kept += k;
   Tensor out = Tensor::empty({kept}, DType::Int64, Device{}, ctx);
   int64_t* o = out.data<int64_t>();
-  for (int64_t r = 0; r < n; ++r)
+  for (std::size_t r = 0; r < order.size(); ++r)
     if (keep[r]) *o++ = order[r];
   return out;
+}
+
+template <typename T>
+Tensor nms_cpu(const T* boxes, const Tensor& scores, double iou_threshold, NmsKernel<T> kernel,
+               const Context& ctx) {
+  const int64_t n = scores.numel();
+  std::vector<int64_t> order = detail::descending_order(scores);
+  std::vector<T> sorted(4 * n);
+  for (int64_t r = 0; r < n; ++r) std::memcpy(&sorted[4 * r], boxes + 4 * order[r], 4 * sizeof(T));
+  std::vector<uint8_t> keep(n);
+  kernel(sorted.data(), n, iou_threshold, keep.data());
+  return kept_indices(order, keep, ctx);
+}
+
+// torchvision's coordinate trick: shift each category by idx * (max coordinate + 1)
+// and run one nms. Done in T exactly as torchvision does, so rounding matches too.
+template <typename T>
+Tensor batched_nms_offset(const T* boxes, const Tensor& scores, const std::vector<double>& idxs,
+                          double iou_threshold, NmsKernel<T> kernel, const Context& ctx) {
+  const int64_t n = scores.numel();
+  T max_coord = boxes[0];
+  for (int64_t i = 0; i < 4 * n; ++i)
+    if (std::isnan(boxes[i]) || boxes[i] > max_coord) max_coord = boxes[i];  // torch.max propagates NaN
+  const T step = max_coord + T(1);
+  std::vector<T> shifted(4 * n);
+  for (int64_t i = 0; i < n; ++i) {
+    const T offset = static_cast<T>(idxs[i]) * step;
+    for (int c = 0; c < 4; ++c) shifted[4 * i + c] = boxes[4 * i + c] + offset;
+  }
+  return nms_cpu<T>(shifted.data(), scores, iou_threshold, kernel, ctx);
+}
+
+// Maps category values to 0..K-1 in increasing order (NaN -> -1); returns K. Integer
+// categories in a compact range use a table; anything else sorts the distinct values.
+int64_t dense_class_ids(const std::vector<double>& idxs, std::vector<int64_t>& ids) {
+  const int64_t n = static_cast<int64_t>(idxs.size());
+  ids.assign(n, -1);
+  double lo = INFINITY, hi = -INFINITY;
+  bool integral = true;
+  for (double v : idxs) {
+    if (std::isnan(v)) continue;
+    integral = integral && v == std::floor(v);
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  if (!(lo <= hi)) return 0;  // no category at all
+  if (integral && hi - lo < double(4 * n + 1024)) {
+    std::vector<int64_t> table(static_cast<std::size_t>(hi - lo) + 1, -1);
+    for (double v : idxs)
+      if (!std::isnan(v)) table[static_cast<std::size_t>(v - lo)] = 0;
+    int64_t k = 0;
+    for (int64_t& t : table)
+      if (t == 0) t = k++;
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isnan(idxs[i])) ids[i] = table[static_cast<std::size_t>(idxs[i] - lo)];
+    return k;
+  }
+  std::vector<double> values;
+  for (double v : idxs)
+    if (!std::isnan(v)) values.push_back(v);
+  std::sort(values.begin(), values.end());
+  values.erase(std::unique(values.begin(), values.end()), values.end());
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isnan(idxs[i])) ids[i] = std::lower_bound(values.begin(), values.end(), idxs[i]) - values.begin();
+  return static_cast<int64_t>(values.size());
+}
+
+// Per-category nms (torchvision's strategy above 1000 boxes): one sort, boxes
+// grouped by category in score order, categories spread over the thread pool.
+template <typename T>
+Tensor batched_nms_per_class(const T* boxes, const Tensor& scores, const std::vector<double>& idxs,
+                             double iou_threshold, NmsKernel<T> kernel, const Context& ctx) {
+  const int64_t n = scores.numel();
+  std::vector<int64_t> order = detail::descending_order(scores);
+
+  // Dense category ids; NaN categories match nothing in torchvision and are dropped (-1).
+  std::vector<int64_t> class_id;
+  const int64_t num_classes = dense_class_ids(idxs, class_id);
+
+  // Slots grouped by category, score order inside each group.
+  std::vector<int64_t> start(num_classes + 1, 0), slot(n, -1), cls(n);
+  for (int64_t r = 0; r < n; ++r) {
+    cls[r] = class_id[order[r]];
+    if (cls[r] >= 0) ++start[cls[r] + 1];
+  }
+  for (int64_t c = 0; c < num_classes; ++c) start[c + 1] += start[c];
+  std::vector<int64_t> fill(start.begin(), start.end() - 1);
+  std::vector<T> grouped(4 * start[num_classes]);
+  for (int64_t r = 0; r < n; ++r) {
+    if (cls[r] < 0) continue;
+    slot[r] = fill[cls[r]]++;
+    std::memcpy(&grouped[4 * slot[r]], boxes + 4 * order[r], 4 * sizeof(T));
+  }
+
+  std::vector<uint8_t> keep_slot(start[num_classes]);
+  detail::parallel_for(0, num_classes, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t c = lo; c < hi; ++c)
+      kernel(&grouped[4 * start[c]], start[c + 1] - start[c], iou_threshold, &keep_slot[start[c]]);
+  });
+  std::vector<uint8_t> keep(n);
+  for (int64_t r = 0; r < n; ++r) keep[r] = slot[r] >= 0 && keep_slot[slot[r]];
+  return kept_indices(order, keep, ctx);
 }
 
 }  // namespace
 
 Tensor nms(const Tensor& boxes, const Tensor& scores, double iou_threshold, const Context& ctx) {
-  check_nms_args(boxes, scores);
+  check_nms_args("nms", boxes, scores);
   if (boxes.device().is_cuda()) {
 #if defined(TVOPS_WITH_CUDA)
     check_cuda_device(boxes.device().index);
@@ -74,8 +175,34 @@ Tensor nms(const Tensor& boxes, const Tensor& scores, double iou_threshold, cons
   if (boxes.numel() == 0) return Tensor::empty({0}, DType::Int64, boxes.device(), ctx);
   const cpu::KernelTable& k = detail::cpu_kernels();
   const Tensor b = compute_view(boxes), s = compute_view(scores);
-  if (b.dtype() == DType::Float64) return nms_cpu<double>(b, s, iou_threshold, k.nms_sorted_f64, ctx);
-  return nms_cpu<float>(b, s, iou_threshold, k.nms_sorted_f32, ctx);
+  if (b.dtype() == DType::Float64) return nms_cpu<double>(b.data<double>(), s, iou_threshold, k.nms_sorted_f64, ctx);
+  return nms_cpu<float>(b.data<float>(), s, iou_threshold, k.nms_sorted_f32, ctx);
+}
+
+Tensor batched_nms(const Tensor& boxes, const Tensor& scores, const Tensor& idxs, double iou_threshold,
+                   const Context& ctx) {
+  check_nms_args("batched_nms", boxes, scores);
+  TVOPS_CHECK(idxs.defined() && idxs.dim() == 1 && idxs.size(0) == boxes.size(0), Value,
+              "batched_nms: idxs should be a 1d tensor with one category per box (", boxes.size(0), "), got ",
+              idxs.defined() ? idxs.describe() : std::string("undefined"));
+  TVOPS_CHECK(idxs.device() == boxes.device(), Device, "batched_nms: idxs must be on the boxes' device (",
+              device_name(boxes.device()), "), got ", device_name(idxs.device()));
+  TVOPS_CHECK(boxes.device().is_cpu(), Unsupported,
+              "batched_nms: CUDA tensors go through torchvision_native.ops.batched_nms (the C++ CUDA kernel "
+              "is not written yet)");
+  if (boxes.numel() == 0) return Tensor::empty({0}, DType::Int64, boxes.device(), ctx);
+  const cpu::KernelTable& k = detail::cpu_kernels();
+  const Tensor b = compute_view(boxes), s = compute_view(scores);
+  const Tensor id = idxs.to(DType::Float64);
+  const std::vector<double> ids(id.data<double>(), id.data<double>() + id.numel());
+  // torchvision switches strategy at boxes.numel() > 4000 on the CPU.
+  const bool per_class = boxes.numel() > 4000;
+  if (b.dtype() == DType::Float64) {
+    auto run = per_class ? batched_nms_per_class<double> : batched_nms_offset<double>;
+    return run(b.data<double>(), s, ids, iou_threshold, k.nms_sorted_f64, ctx);
+  }
+  auto run = per_class ? batched_nms_per_class<float> : batched_nms_offset<float>;
+  return run(b.data<float>(), s, ids, iou_threshold, k.nms_sorted_f32, ctx);
 }
 
 }  // namespace tvops

@@ -116,6 +116,10 @@ struct KeptGrid {
   }
 };
 
+// Below this many interacting boxes a single cell wins (measured on AVX-512 with
+// bnms-20k-80, ~250 boxes a class: 0.85 ms against 1.6 ms with the grid).
+constexpr int64_t kOneCellBelow = 512;
+
 template <typename T>
 void nms_grid(const T* boxes, int64_t n, double threshold, uint8_t* keep) {
   // Which boxes can interact, their areas, centres and search radii.
@@ -167,8 +171,12 @@ void nms_grid(const T* boxes, int64_t n, double threshold, uint8_t* keep) {
   g.min_y = min_y;
   // Extreme coordinates (spans or radii that overflow double) fall back to one cell,
   // which is still exact, only slower.
+  // Few boxes (per-class NMS): one cell, i.e. a vector scan over all kept boxes,
+  // beats the grid's bookkeeping.
+  const bool one_cell = m <= kOneCellBelow;
   auto cells_along = [&](double lo, double hi, double mean_r, double& width) -> int64_t {
     width = std::max(mean_r, (hi - lo) / double(max_cells_axis));
+    if (one_cell) width = INFINITY;
     const double cells = (hi - lo) / width;
     if (!std::isfinite(width) || !(width > 0) || !std::isfinite(cells)) {
       width = 1;

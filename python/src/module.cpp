@@ -137,6 +137,13 @@ PYBIND11_MODULE(_C, m) {
       },
       py::arg("boxes"), py::arg("scores"), py::arg("iou_threshold"), py::arg("stream") = 0);
 
+  m.def("batched_nms", [](const tvops::Tensor& boxes, const tvops::Tensor& scores, const tvops::Tensor& idxs,
+                          double iou_threshold) {
+        py::gil_scoped_release release;
+        return tvops::batched_nms(boxes, scores, idxs, iou_threshold);
+      },
+      py::arg("boxes"), py::arg("scores"), py::arg("idxs"), py::arg("iou_threshold"));
+
   m.def("build_info", &build_info_dict);
   m.def("cpu_features", &cpu_features_dict);
   m.def("check_cpu_compatibility", &tvops::check_cpu_compatibility);

@@ -13,4 +13,12 @@ namespace tvops {
 TVOPS_API Tensor nms(const Tensor& boxes, const Tensor& scores, double iou_threshold,
                      const Context& ctx = {});
 
+// NMS independently per category: boxes with different idxs never suppress each
+// other. idxs: [N] of any integer, bool or float dtype. Same result as
+// torchvision.ops.batched_nms on the CPU: its coordinate-offset strategy up to 1000
+// boxes, per-class NMS above (boxes whose category is NaN are dropped there, as in
+// torchvision). Ties in score come out in index order. CPU tensors only for now.
+TVOPS_API Tensor batched_nms(const Tensor& boxes, const Tensor& scores, const Tensor& idxs,
+                             double iou_threshold, const Context& ctx = {});
+
 }  // namespace tvops

@@ -1,4 +1,4 @@
 """torchvision.ops on tvops kernels: same names, arguments and results."""
-from .boxes import nms
+from .boxes import batched_nms, nms
 
-__all__ = ["nms"]
+__all__ = ["batched_nms", "nms"]
