@@ -40,6 +40,7 @@ set(TVOPS_KERNEL_FLAGS -ffp-contract=off)
 
 # ---- CPU kernels, one OBJECT library per ISA tier ----
 set(TVOPS_CPU_KERNEL_SOURCES
+  kernels/cpu/box_iou.cpp
   kernels/cpu/nms.cpp
   kernels/cpu/register.cpp
 )
@@ -70,6 +71,7 @@ set(TVOPS_CORE_SOURCES
   csrc/core/build_info.cpp
   csrc/ops/score_order.cpp
   csrc/ops/nms.cpp
+  csrc/ops/boxes.cpp
 )
 if(TVOPS_CUDA_ARCH_LIST)
   list(APPEND TVOPS_CORE_SOURCES kernels/cuda/runtime.cu kernels/cuda/nms.cu)

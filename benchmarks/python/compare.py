@@ -94,6 +94,23 @@ def _bnms_tvn(a):
     return tvn.ops.batched_nms(a["boxes"], a["scores"], a["idxs"], a["iou_threshold"])
 
 
+def pairwise_setup(n, m):
+    def setup(device):
+        a, _ = random_boxes(n, device)
+        b, _ = random_boxes(m, device, seed=SEED + 2)
+        return {"a": a, "b": b}
+    return setup
+
+
+def _close(ours, theirs):
+    return torch.allclose(ours, theirs.cpu(), rtol=1e-5, atol=1e-6, equal_nan=True)
+
+
+def _pairwise(op):
+    return (lambda a: getattr(torchvision.ops, op)(a["a"], a["b"]),
+            lambda a: getattr(tvn.ops, op)(a["a"], a["b"]))
+
+
 WORKLOADS = [
     Workload("nms-1k", nms_setup(1_000), _nms_tv, _nms_tvn),
     Workload("nms-5k", nms_setup(5_000), _nms_tv, _nms_tvn),
@@ -101,6 +118,11 @@ WORKLOADS = [
     # torchvision orders equal scores by an unstable sort, tvops by index: compare kept sets.
     Workload("bnms-20k-80", batched_nms_setup(20_000, 80), _bnms_tv, _bnms_tvn,
              available=lambda: hasattr(tvn.ops, "batched_nms"), same=_same_kept_set),
+    # Not in PERF.md's table: the IoU matrices of a detection matcher (2000 proposals x 2000 boxes).
+    Workload("box_iou-2k", pairwise_setup(2000, 2000), *_pairwise("box_iou"), same=_close,
+             available=lambda: hasattr(tvn.ops, "box_iou")),
+    Workload("ciou-2k", pairwise_setup(2000, 2000), *_pairwise("complete_box_iou"), same=_close,
+             available=lambda: hasattr(tvn.ops, "complete_box_iou")),
 ]
 
 

@@ -197,6 +197,16 @@ Tensor Tensor::to(DType dtype) const {
     case DType::Float32: convert_from(src, out.data<float>()); break;
     case DType::Float64: convert_from(src, out.data<double>()); break;
     case DType::Int64: convert_from(src, out.data<int64_t>()); break;
+    case DType::Int32: convert_from(src, out.data<int32_t>()); break;
+    case DType::Float16:
+    case DType::BFloat16: {
+      std::vector<float> f(static_cast<std::size_t>(numel()));
+      convert_from(src, f.data());
+      auto* o = out.data<uint16_t>();
+      for (std::size_t i = 0; i < f.size(); ++i)
+        o[i] = dtype == DType::Float16 ? float_to_half(f[i]) : float_to_bfloat16(f[i]);
+      break;
+    }
     default: detail::fail(ErrorKind::Type, "Tensor::to: cannot convert to ", dtype_name(dtype));
   }
   return out;

@@ -14,10 +14,26 @@ namespace tvops::cpu {
 using NmsSortedF32 = void (*)(const float* boxes, int64_t n, double threshold, uint8_t* keep);
 using NmsSortedF64 = void (*)(const double* boxes, int64_t n, double threshold, uint8_t* keep);
 
+// The second set of boxes in structure-of-arrays form, with what the formulas need
+// per box precomputed (so the pairwise loop is pure arithmetic).
+template <typename T>
+struct BoxSoA {
+  const T *x1, *y1, *x2, *y2, *area;
+  const T *cx, *cy;      // centres (distance and complete IoU)
+  const T *atan_ratio;   // atan(w / h) (complete IoU)
+};
+
+// Pairwise IoU family; see kernels/cpu/box_iou.h.
+template <typename T>
+using PairwiseBoxIou = void (*)(const BoxSoA<T>& a, int64_t row_begin, int64_t row_end, const BoxSoA<T>& b,
+                                int64_t m, int kind, T eps, T* out);
+
 struct KernelTable {
   const char* isa = nullptr;  // the tier that filled the last entry
   NmsSortedF32 nms_sorted_f32 = nullptr;
   NmsSortedF64 nms_sorted_f64 = nullptr;
+  PairwiseBoxIou<float> pairwise_box_iou_f32 = nullptr;
+  PairwiseBoxIou<double> pairwise_box_iou_f64 = nullptr;
 };
 
 }  // namespace tvops::cpu

@@ -1,6 +1,7 @@
 // Fills the kernel table for the tier this copy is compiled for (TVOPS_CPU_TIER).
 #include "kernels/cpu/kernel_table.h"
 #include "kernels/cpu/tier.h"
+#include "kernels/cpu/box_iou.h"
 #include "kernels/cpu/nms.h"
 
 namespace tvops::cpu::TVOPS_CPU_TIER {
@@ -9,6 +10,8 @@ void fill_kernel_table(KernelTable& table, bool /*base*/) {
   table.isa = TVOPS_CPU_TIER_NAME;
   table.nms_sorted_f32 = &nms_sorted<float>;
   table.nms_sorted_f64 = &nms_sorted<double>;
+  table.pairwise_box_iou_f32 = &pairwise_box_iou<float>;
+  table.pairwise_box_iou_f64 = &pairwise_box_iou<double>;
 }
 
 }  // namespace tvops::cpu::TVOPS_CPU_TIER

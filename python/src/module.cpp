@@ -144,6 +144,27 @@ PYBIND11_MODULE(_C, m) {
       },
       py::arg("boxes"), py::arg("scores"), py::arg("idxs"), py::arg("iou_threshold"));
 
+  m.def("box_convert", [](const tvops::Tensor& boxes, const std::string& in_fmt, const std::string& out_fmt) {
+    py::gil_scoped_release release;
+    return tvops::box_convert(boxes, tvops::box_format_from_string(in_fmt), tvops::box_format_from_string(out_fmt));
+  });
+  m.def("box_area", [](const tvops::Tensor& boxes, const std::string& fmt) {
+    py::gil_scoped_release release;
+    return tvops::box_area(boxes, tvops::box_format_from_string(fmt));
+  });
+  m.def("clip_boxes_to_image", [](const tvops::Tensor& boxes, int64_t height, int64_t width) {
+    py::gil_scoped_release release;
+    return tvops::clip_boxes_to_image(boxes, height, width);
+  });
+  m.def("remove_small_boxes", [](const tvops::Tensor& boxes, double min_size) {
+    py::gil_scoped_release release;
+    return tvops::remove_small_boxes(boxes, min_size);
+  });
+  m.def("pairwise_box_iou", [](const tvops::Tensor& a, const tvops::Tensor& b, int kind, double eps) {
+    py::gil_scoped_release release;
+    return tvops::pairwise_box_iou(a, b, static_cast<tvops::BoxIouKind>(kind), eps);
+  });
+
   m.def("build_info", &build_info_dict);
   m.def("cpu_features", &cpu_features_dict);
   m.def("check_cpu_compatibility", &tvops::check_cpu_compatibility);

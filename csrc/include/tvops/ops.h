@@ -1,6 +1,8 @@
 // Detection operators, with torchvision's semantics (see OPS.md in the design notes).
 #pragma once
 
+#include <string>
+
 #include "tvops/export.h"
 #include "tvops/tensor.h"
 
@@ -20,5 +22,27 @@ TVOPS_API Tensor nms(const Tensor& boxes, const Tensor& scores, double iou_thres
 // torchvision). Ties in score come out in index order. CPU tensors only for now.
 TVOPS_API Tensor batched_nms(const Tensor& boxes, const Tensor& scores, const Tensor& idxs,
                              double iou_threshold, const Context& ctx = {});
+
+// ---- Box utilities (torchvision.ops.boxes). Boxes are [..., 4]. ----
+
+enum class BoxFormat { XYXY, XYWH, CXCYWH };
+TVOPS_API BoxFormat box_format_from_string(const std::string& name);  // "xyxy", "xywh", "cxcywh"
+
+// Converts between box formats. Float dtypes keep their dtype; integer boxes stay
+// integer between xyxy and xywh and become float32 through cxcywh (as in torch).
+TVOPS_API Tensor box_convert(const Tensor& boxes, BoxFormat in_fmt, BoxFormat out_fmt);
+// [...] areas. float16/bfloat16 give float32, small integer types int32 (torchvision's _upcast).
+TVOPS_API Tensor box_area(const Tensor& boxes, BoxFormat fmt = BoxFormat::XYXY);
+// x clamped to [0, width], y to [0, height]; same shape and dtype.
+TVOPS_API Tensor clip_boxes_to_image(const Tensor& boxes, int64_t height, int64_t width);
+// int64 indices (ascending) of the [N, 4] xyxy boxes whose width and height are >= min_size.
+TVOPS_API Tensor remove_small_boxes(const Tensor& boxes, double min_size);
+
+// Pairwise IoU family between xyxy boxes [..., N, 4] and [..., M, 4] (same leading
+// dims) -> [..., N, M]: plain, generalized, distance and complete IoU, with
+// torchvision's formulas. Float32 results for float16/bfloat16/integer boxes.
+enum class BoxIouKind { IoU, Generalized, Distance, Complete };
+TVOPS_API Tensor pairwise_box_iou(const Tensor& boxes1, const Tensor& boxes2, BoxIouKind kind = BoxIouKind::IoU,
+                                  double eps = 1e-7);
 
 }  // namespace tvops

@@ -48,3 +48,94 @@ def _batched_nms_cuda(boxes, scores, idxs, iou_threshold):
         keep_mask[members[nms(boxes[members], scores[members], iou_threshold)]] = True
     keep = torch.where(keep_mask)[0]
     return keep[scores[keep].sort(descending=True, stable=True)[1]]
+
+
+_AXIS_ALIGNED = ("xyxy", "xywh", "cxcywh")
+_ROTATED = ("xywhr", "cxcywhr", "xyxyxyxy")
+_IOU, _GIOU, _DIOU, _CIOU = 0, 1, 2, 3
+
+
+def _check_no_grad(op, *tensors):
+    # These ops are not differentiable yet: refuse rather than silently drop gradients.
+    for t in tensors:
+        if is_torch(t) and t.requires_grad:
+            import torch
+
+            if torch.is_grad_enabled():
+                raise NotImplementedError(
+                    f"{op}: autograd through tvops box ops is not available yet; use torchvision.ops.{op} "
+                    "where gradients are needed, or call under torch.no_grad()")
+
+
+def _device_check(op, *tensors):
+    for t in tensors:
+        if is_torch(t) and t.is_cuda:
+            raise NotImplementedError(f"{op}: tvops has no CUDA box kernels yet; use torchvision.ops.{op}")
+
+
+def box_convert(boxes, in_fmt, out_fmt):
+    """Converts boxes between 'xyxy', 'xywh' and 'cxcywh', as torchvision.ops.box_convert."""
+    allowed = _AXIS_ALIGNED + _ROTATED
+    if in_fmt not in allowed or out_fmt not in allowed:
+        raise ValueError(f"Unsupported Bounding Box Conversions for given in_fmt {in_fmt} and out_fmt {out_fmt}")
+    if in_fmt in _ROTATED or out_fmt in _ROTATED:
+        raise NotImplementedError(f"box_convert: rotated formats ({in_fmt} -> {out_fmt}) are not supported by tvops yet")
+    _check_no_grad("box_convert", boxes)
+    _device_check("box_convert", boxes)
+    return from_native(_C.box_convert(to_native(boxes, "boxes"), in_fmt, out_fmt), boxes)
+
+
+def box_area(boxes, fmt="xyxy"):
+    """Areas of [..., 4] boxes, as torchvision.ops.box_area."""
+    if fmt not in _AXIS_ALIGNED:
+        raise ValueError(f"Unsupported Bounding Box area for given format {fmt}")
+    _check_no_grad("box_area", boxes)
+    _device_check("box_area", boxes)
+    return from_native(_C.box_area(to_native(boxes, "boxes"), fmt), boxes)
+
+
+def clip_boxes_to_image(boxes, size):
+    """Clips [..., 4] xyxy boxes to an image of size (height, width)."""
+    height, width = size
+    _check_no_grad("clip_boxes_to_image", boxes)
+    _device_check("clip_boxes_to_image", boxes)
+    return from_native(_C.clip_boxes_to_image(to_native(boxes, "boxes"), int(height), int(width)), boxes)
+
+
+def remove_small_boxes(boxes, min_size):
+    """int64 indices of the boxes whose sides are both >= min_size."""
+    _device_check("remove_small_boxes", boxes)
+    return from_native(_C.remove_small_boxes(to_native(boxes, "boxes"), float(min_size)), boxes)
+
+
+def _pairwise(op, boxes1, boxes2, kind, eps=1e-7, fmt="xyxy"):
+    if fmt in _ROTATED:
+        raise NotImplementedError(f"{op}: rotated formats are not supported by tvops yet")
+    if fmt not in _AXIS_ALIGNED:
+        raise ValueError(f"Unsupported format '{fmt}'. Supported axis-aligned formats: {_AXIS_ALIGNED}.")
+    _check_no_grad(op, boxes1, boxes2)
+    _device_check(op, boxes1, boxes2)
+    a, b = to_native(boxes1, "boxes1"), to_native(boxes2, "boxes2")
+    if fmt != "xyxy":
+        a, b = _C.box_convert(a, fmt, "xyxy"), _C.box_convert(b, fmt, "xyxy")
+    return from_native(_C.pairwise_box_iou(a, b, kind, float(eps)), boxes1)
+
+
+def box_iou(boxes1, boxes2, fmt="xyxy"):
+    """[..., N, M] IoU of boxes1 [..., N, 4] and boxes2 [..., M, 4], as torchvision.ops.box_iou."""
+    return _pairwise("box_iou", boxes1, boxes2, _IOU, fmt=fmt)
+
+
+def generalized_box_iou(boxes1, boxes2):
+    """[..., N, M] generalized IoU of xyxy boxes."""
+    return _pairwise("generalized_box_iou", boxes1, boxes2, _GIOU)
+
+
+def distance_box_iou(boxes1, boxes2, eps=1e-7):
+    """[..., N, M] distance IoU of xyxy boxes."""
+    return _pairwise("distance_box_iou", boxes1, boxes2, _DIOU, eps)
+
+
+def complete_box_iou(boxes1, boxes2, eps=1e-7):
+    """[..., N, M] complete IoU of xyxy boxes."""
+    return _pairwise("complete_box_iou", boxes1, boxes2, _CIOU, eps)
