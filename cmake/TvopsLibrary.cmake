@@ -42,6 +42,7 @@ set(TVOPS_KERNEL_FLAGS -ffp-contract=off)
 set(TVOPS_CPU_KERNEL_SOURCES
   kernels/cpu/box_iou.cpp
   kernels/cpu/nms.cpp
+  kernels/cpu/roi_align.cpp
   kernels/cpu/register.cpp
 )
 set(TVOPS_CPU_TIER_OBJECTS "")
@@ -66,12 +67,14 @@ target_compile_options(tvops_probe PRIVATE -fno-lto)
 set(TVOPS_CORE_SOURCES
   csrc/core/errors.cpp
   csrc/core/tensor.cpp
+  csrc/core/host_allocator.cpp
   csrc/core/dlpack.cpp
   csrc/core/thread_pool.cpp
   csrc/core/build_info.cpp
   csrc/ops/score_order.cpp
   csrc/ops/nms.cpp
   csrc/ops/boxes.cpp
+  csrc/ops/roi_align.cpp
 )
 if(TVOPS_CUDA_ARCH_LIST)
   list(APPEND TVOPS_CORE_SOURCES kernels/cuda/runtime.cu kernels/cuda/nms.cu)

@@ -102,6 +102,32 @@ def pairwise_setup(n, m):
     return setup
 
 
+def roi_setup(pooled, backward=False):
+    """PERF.md ra7 / ra14: x (2,256,200,304), 2000 RoIs (the random boxes / 4 on an
+    800-pixel image: scale 0.25), sampling 2, aligned."""
+    def setup(device):
+        g = torch.Generator().manual_seed(SEED)
+        x = torch.randn(2, 256, 200, 304, generator=g).to(device)
+        boxes, _ = random_boxes(2000, device)
+        idx = torch.randint(0, 2, (2000, 1), generator=g).to(device=device, dtype=boxes.dtype)
+        args = {"x": x, "rois": torch.cat([idx, boxes * 0.8], 1), "pooled": pooled}
+        if backward:
+            args["grad"] = torch.randn(2000, 256, pooled, pooled, generator=g).to(device)
+        return args
+    return setup
+
+
+def _roi_align(module, backward):
+    def run(a):
+        x = a["x"].detach().requires_grad_(backward)
+        out = module.roi_align(x, a["rois"], a["pooled"], 0.25, 2, True)
+        if not backward:
+            return out
+        out.backward(a["grad"])
+        return x.grad
+    return run
+
+
 def _close(ours, theirs):
     return torch.allclose(ours, theirs.cpu(), rtol=1e-5, atol=1e-6, equal_nan=True)
 
@@ -118,6 +144,12 @@ WORKLOADS = [
     # torchvision orders equal scores by an unstable sort, tvops by index: compare kept sets.
     Workload("bnms-20k-80", batched_nms_setup(20_000, 80), _bnms_tv, _bnms_tvn,
              available=lambda: hasattr(tvn.ops, "batched_nms"), same=_same_kept_set),
+    Workload("ra7", roi_setup(7), _roi_align(torchvision.ops, False), _roi_align(tvn.ops, False),
+             available=lambda: hasattr(tvn.ops, "roi_align")),
+    Workload("ra14", roi_setup(14), _roi_align(torchvision.ops, False), _roi_align(tvn.ops, False),
+             available=lambda: hasattr(tvn.ops, "roi_align")),
+    Workload("ra7-bwd", roi_setup(7, backward=True), _roi_align(torchvision.ops, True), _roi_align(tvn.ops, True),
+             available=lambda: hasattr(tvn.ops, "roi_align")),
     # Not in PERF.md's table: the IoU matrices of a detection matcher (2000 proposals x 2000 boxes).
     Workload("box_iou-2k", pairwise_setup(2000, 2000), *_pairwise("box_iou"), same=_close,
              available=lambda: hasattr(tvn.ops, "box_iou")),

@@ -7,6 +7,7 @@
 #include "core/check.h"
 #include "core/cuda_backend.h"
 #include "core/half.h"
+#include "core/host_allocator.h"
 
 namespace tvops {
 
@@ -68,11 +69,7 @@ int64_t checked_numel(const std::vector<int64_t>& shape) {
 std::shared_ptr<void> allocate_bytes(std::size_t bytes, Device device, const Context& ctx) {
   if (ctx.allocator) return ctx.allocator->allocate(bytes, device, ctx.cuda_stream);
   if (device.is_cuda()) return cuda::allocate(bytes, device.index, ctx.cuda_stream);
-  // 64-byte alignment: a full AVX-512 vector or cache line.
-  std::size_t rounded = (bytes + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, rounded ? rounded : 64);
-  TVOPS_CHECK(p != nullptr, Runtime, "out of host memory allocating ", bytes, " bytes");
-  return std::shared_ptr<void>(p, std::free);
+  return detail::allocate_host(bytes);
 }
 
 }  // namespace

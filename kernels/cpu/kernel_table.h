@@ -14,7 +14,7 @@ namespace tvops::cpu {
 using NmsSortedF32 = void (*)(const float* boxes, int64_t n, double threshold, uint8_t* keep);
 using NmsSortedF64 = void (*)(const double* boxes, int64_t n, double threshold, uint8_t* keep);
 
-// The second set of boxes in structure-of-arrays form, with what the formulas need
+// A set of boxes in structure-of-arrays form, with what the formulas need
 // per box precomputed (so the pairwise loop is pure arithmetic).
 template <typename T>
 struct BoxSoA {
@@ -28,12 +28,31 @@ template <typename T>
 using PairwiseBoxIou = void (*)(const BoxSoA<T>& a, int64_t row_begin, int64_t row_end, const BoxSoA<T>& b,
                                 int64_t m, int kind, T eps, T* out);
 
+// roi_align geometry; see kernels/cpu/roi_align.h.
+template <typename T>
+struct RoiAlignArgs {
+  const T* rois;  // [num_rois, 5]: batch index, x1, y1, x2, y2
+  int64_t num_rois, channels, height, width, pooled_height, pooled_width, sampling_ratio;
+  T spatial_scale;
+  bool aligned;
+};
+template <typename T>
+using RoiAlignForward = void (*)(const RoiAlignArgs<T>& a, const T* input_nhwc, int64_t roi_begin, int64_t roi_end,
+                                 T* out);
+template <typename T>
+using RoiAlignBackward = void (*)(const RoiAlignArgs<T>& a, const T* grad, int64_t c_begin, int64_t c_end,
+                                  T* grad_input_nhwc);
+
 struct KernelTable {
   const char* isa = nullptr;  // the tier that filled the last entry
   NmsSortedF32 nms_sorted_f32 = nullptr;
   NmsSortedF64 nms_sorted_f64 = nullptr;
   PairwiseBoxIou<float> pairwise_box_iou_f32 = nullptr;
   PairwiseBoxIou<double> pairwise_box_iou_f64 = nullptr;
+  RoiAlignForward<float> roi_align_forward_f32 = nullptr;
+  RoiAlignForward<double> roi_align_forward_f64 = nullptr;
+  RoiAlignBackward<float> roi_align_backward_f32 = nullptr;
+  RoiAlignBackward<double> roi_align_backward_f64 = nullptr;
 };
 
 }  // namespace tvops::cpu

@@ -3,6 +3,7 @@
 #include "kernels/cpu/tier.h"
 #include "kernels/cpu/box_iou.h"
 #include "kernels/cpu/nms.h"
+#include "kernels/cpu/roi_align.h"
 
 namespace tvops::cpu::TVOPS_CPU_TIER {
 
@@ -12,6 +13,10 @@ void fill_kernel_table(KernelTable& table, bool /*base*/) {
   table.nms_sorted_f64 = &nms_sorted<double>;
   table.pairwise_box_iou_f32 = &pairwise_box_iou<float>;
   table.pairwise_box_iou_f64 = &pairwise_box_iou<double>;
+  table.roi_align_forward_f32 = &roi_align_forward<float>;
+  table.roi_align_forward_f64 = &roi_align_forward<double>;
+  table.roi_align_backward_f32 = &roi_align_backward<float>;
+  table.roi_align_backward_f64 = &roi_align_backward<double>;
 }
 
 }  // namespace tvops::cpu::TVOPS_CPU_TIER

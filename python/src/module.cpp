@@ -165,6 +165,19 @@ PYBIND11_MODULE(_C, m) {
     return tvops::pairwise_box_iou(a, b, static_cast<tvops::BoxIouKind>(kind), eps);
   });
 
+  m.def("roi_align", [](const tvops::Tensor& input, const tvops::Tensor& rois, double spatial_scale, int64_t ph,
+                        int64_t pw, int64_t sampling_ratio, bool aligned) {
+    py::gil_scoped_release release;
+    return tvops::roi_align(input, rois, spatial_scale, ph, pw, sampling_ratio, aligned);
+  });
+  m.def("roi_align_backward", [](const tvops::Tensor& grad, const tvops::Tensor& rois, double spatial_scale,
+                                 int64_t ph, int64_t pw, int64_t batch, int64_t channels, int64_t height,
+                                 int64_t width, int64_t sampling_ratio, bool aligned) {
+    py::gil_scoped_release release;
+    return tvops::roi_align_backward(grad, rois, spatial_scale, ph, pw, batch, channels, height, width,
+                                     sampling_ratio, aligned);
+  });
+
   m.def("build_info", &build_info_dict);
   m.def("cpu_features", &cpu_features_dict);
   m.def("check_cpu_compatibility", &tvops::check_cpu_compatibility);

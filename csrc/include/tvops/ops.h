@@ -45,4 +45,18 @@ enum class BoxIouKind { IoU, Generalized, Distance, Complete };
 TVOPS_API Tensor pairwise_box_iou(const Tensor& boxes1, const Tensor& boxes2, BoxIouKind kind = BoxIouKind::IoU,
                                   double eps = 1e-7);
 
+// ---- RoI operators ----
+
+// torchvision.ops.roi_align: input [N, C, H, W] (NCHW, or channels-last strides, which
+// skip a layout copy), rois [K, 5] (batch index, x1, y1, x2, y2) of the input's dtype.
+// Returns [K, C, pooled_height, pooled_width]. float16/bfloat16 compute in float32.
+TVOPS_API Tensor roi_align(const Tensor& input, const Tensor& rois, double spatial_scale, int64_t pooled_height,
+                           int64_t pooled_width, int64_t sampling_ratio, bool aligned, const Context& ctx = {});
+// Gradient of roi_align with respect to its input: [batch, channels, height, width].
+// Deterministic; the same sums in the same order as torchvision's CPU backward.
+TVOPS_API Tensor roi_align_backward(const Tensor& grad, const Tensor& rois, double spatial_scale,
+                                    int64_t pooled_height, int64_t pooled_width, int64_t batch, int64_t channels,
+                                    int64_t height, int64_t width, int64_t sampling_ratio, bool aligned,
+                                    const Context& ctx = {});
+
 }  // namespace tvops

@@ -59,4 +59,7 @@ TVOPS_API void set_cpu_isa(const std::string& isa);
 TVOPS_API int num_threads();
 TVOPS_API void set_num_threads(int n);
 
+// Frees the large host blocks tvops keeps for reuse (see TVOPS_HOST_CACHE_MB).
+TVOPS_API void release_cached_memory();
+
 }  // namespace tvops

@@ -1,0 +1,195 @@
+// roi_align forward and backward with torchvision's sampling arithmetic (OPS.md §5),
+// vectorised over channels of a channels-last feature map.
+#include "kernels/cpu/roi_align.h"
+
+#include <xsimd/xsimd.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace tvops::cpu::TVOPS_CPU_TIER {
+
+namespace {
+
+// One bilinear sample: four pixel offsets (in pixels, y*W+x) and their weights.
+// Samples outside the map read pixel 0 with zero weights, as torchvision's forward
+// does (so a non-finite pixel 0 propagates the same way), and backward skips them.
+template <typename T>
+struct Sample {
+  int64_t pos[4];
+  T w[4];
+  bool valid;
+};
+
+// The RoI's geometry, computed in T exactly as torchvision's kernels do.
+template <typename T>
+struct RoiGeometry {
+  int64_t batch;
+  T start_h, start_w, bin_h, bin_w;
+  int64_t grid_h, grid_w;
+  T count;  // forward divisor: max(grid_h * grid_w, 1); backward uses grid_h * grid_w
+  // Samples actually taken per bin. An inverted RoI with aligned=True has negative
+  // grid sizes: torchvision's loops then take none (while grid_h * grid_w may be 1).
+  int64_t samples_per_bin;
+
+  RoiGeometry(const RoiAlignArgs<T>& a, int64_t k) {
+    const T* r = a.rois + 5 * k;
+    batch = static_cast<int64_t>(r[0]);
+    const T offset = a.aligned ? T(0.5) : T(0);
+    start_w = r[1] * a.spatial_scale - offset;
+    start_h = r[2] * a.spatial_scale - offset;
+    const T end_w = r[3] * a.spatial_scale - offset;
+    const T end_h = r[4] * a.spatial_scale - offset;
+    T width = end_w - start_w, height = end_h - start_h;
+    if (!a.aligned) {  // legacy: malformed RoIs forced to 1x1
+      width = std::max(width, T(1));
+      height = std::max(height, T(1));
+    }
+    bin_h = height / static_cast<T>(a.pooled_height);
+    bin_w = width / static_cast<T>(a.pooled_width);
+    grid_h = a.sampling_ratio > 0 ? a.sampling_ratio : static_cast<int64_t>(std::ceil(height / static_cast<T>(a.pooled_height)));
+    grid_w = a.sampling_ratio > 0 ? a.sampling_ratio : static_cast<int64_t>(std::ceil(width / static_cast<T>(a.pooled_width)));
+    count = static_cast<T>(std::max<int64_t>(grid_h * grid_w, 1));
+    samples_per_bin = std::max<int64_t>(grid_h, 0) * std::max<int64_t>(grid_w, 0);
+  }
+
+  T y(int64_t ph, int64_t iy) const {
+    return start_h + static_cast<T>(ph) * bin_h + static_cast<T>(iy + .5f) * bin_h / static_cast<T>(grid_h);
+  }
+  T x(int64_t pw, int64_t ix) const {
+    return start_w + static_cast<T>(pw) * bin_w + static_cast<T>(ix + .5f) * bin_w / static_cast<T>(grid_w);
+  }
+};
+
+template <typename T>
+Sample<T> bilinear_sample(int64_t height, int64_t width, T y, T x) {
+  Sample<T> s{{0, 0, 0, 0}, {0, 0, 0, 0}, false};
+  // Written negated so NaN coordinates count as outside.
+  if (!(y >= T(-1) && y <= T(height) && x >= T(-1) && x <= T(width))) return s;
+  if (y <= 0) y = 0;
+  if (x <= 0) x = 0;
+  int64_t y_low = static_cast<int64_t>(y), x_low = static_cast<int64_t>(x), y_high, x_high;
+  if (y_low >= height - 1) {
+    y_high = y_low = height - 1;
+    y = static_cast<T>(y_low);
+  } else {
+    y_high = y_low + 1;
+  }
+  if (x_low >= width - 1) {
+    x_high = x_low = width - 1;
+    x = static_cast<T>(x_low);
+  } else {
+    x_high = x_low + 1;
+  }
+  const T ly = y - static_cast<T>(y_low), lx = x - static_cast<T>(x_low), hy = T(1) - ly, hx = T(1) - lx;
+  s.w[0] = hy * hx;
+  s.w[1] = hy * lx;
+  s.w[2] = ly * hx;
+  s.w[3] = ly * lx;
+  s.pos[0] = y_low * width + x_low;
+  s.pos[1] = y_low * width + x_high;
+  s.pos[2] = y_high * width + x_low;
+  s.pos[3] = y_high * width + x_high;
+  s.valid = true;
+  return s;
+}
+
+// Samples of every bin of a RoI in (ph, pw, iy, ix) order.
+template <typename T>
+void precompute(const RoiAlignArgs<T>& a, const RoiGeometry<T>& g, std::vector<Sample<T>>& samples) {
+  samples.clear();
+  for (int64_t ph = 0; ph < a.pooled_height; ++ph)
+    for (int64_t pw = 0; pw < a.pooled_width; ++pw)
+      for (int64_t iy = 0; iy < g.grid_h; ++iy) {
+        const T y = g.y(ph, iy);
+        for (int64_t ix = 0; ix < g.grid_w; ++ix) samples.push_back(bilinear_sample(a.height, a.width, y, g.x(pw, ix)));
+      }
+}
+
+}  // namespace
+
+template <typename T>
+void roi_align_forward(const RoiAlignArgs<T>& a, const T* input, int64_t roi_begin, int64_t roi_end, T* out) {
+  using B = xsimd::batch<T>;
+  constexpr int64_t L = B::size;
+  const int64_t C = a.channels, bins = a.pooled_height * a.pooled_width;
+  std::vector<Sample<T>> samples;
+  std::vector<T> acc(static_cast<std::size_t>(bins * C));  // [bin][channel]
+  for (int64_t k = roi_begin; k < roi_end; ++k) {
+    const RoiGeometry<T> g(a, k);
+    precompute(a, g, samples);
+    const T* plane = input + g.batch * a.height * a.width * C;
+    const int64_t per_bin = g.samples_per_bin;
+    for (int64_t bin = 0; bin < bins; ++bin) {
+      const Sample<T>* s = samples.data() + bin * per_bin;
+      T* dst = acc.data() + bin * C;
+      // Samples outer, channels inner: the four weights are broadcast once per sample.
+      // Each channel still sums its samples in torchvision's order.
+      const int64_t c_vec = C - C % L;
+      std::fill(dst, dst + C, T(0));
+      for (int64_t i = 0; i < per_bin; ++i) {
+        const Sample<T>& p = s[i];
+        const B w0(p.w[0]), w1(p.w[1]), w2(p.w[2]), w3(p.w[3]);
+        const T *v0 = plane + p.pos[0] * C, *v1 = plane + p.pos[1] * C, *v2 = plane + p.pos[2] * C,
+                *v3 = plane + p.pos[3] * C;
+        for (int64_t c = 0; c < c_vec; c += L) {
+          // torchvision: out += w1*v1 + w2*v2 + w3*v3 + w4*v4, left to right.
+          B t = w0 * B::load_unaligned(v0 + c) + w1 * B::load_unaligned(v1 + c);
+          t = t + w2 * B::load_unaligned(v2 + c);
+          t = t + w3 * B::load_unaligned(v3 + c);
+          (B::load_unaligned(dst + c) + t).store_unaligned(dst + c);
+        }
+        for (int64_t c = c_vec; c < C; ++c)
+          dst[c] += p.w[0] * v0[c] + p.w[1] * v1[c] + p.w[2] * v2[c] + p.w[3] * v3[c];
+      }
+      const B count(g.count);
+      for (int64_t c = 0; c < c_vec; c += L) (B::load_unaligned(dst + c) / count).store_unaligned(dst + c);
+      for (int64_t c = c_vec; c < C; ++c) dst[c] /= g.count;
+    }
+    // [bin][channel] -> out[k][channel][bin]
+    T* o = out + k * C * bins;
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t bin = 0; bin < bins; ++bin) o[c * bins + bin] = acc[bin * C + c];
+  }
+}
+
+template <typename T>
+void roi_align_backward(const RoiAlignArgs<T>& a, const T* grad, int64_t c_begin, int64_t c_end, T* grad_input) {
+  using B = xsimd::batch<T>;
+  constexpr int64_t L = B::size;
+  const int64_t C = a.channels, bins = a.pooled_height * a.pooled_width, nc = c_end - c_begin;
+  std::vector<Sample<T>> samples;
+  std::vector<T> g_bin(static_cast<std::size_t>(nc));
+  for (int64_t k = 0; k < a.num_rois; ++k) {
+    const RoiGeometry<T> geo(a, k);
+    precompute(a, geo, samples);
+    T* plane = grad_input + geo.batch * a.height * a.width * C;
+    const int64_t per_bin = geo.samples_per_bin;
+    const T count = static_cast<T>(geo.grid_h * geo.grid_w);  // no max(.., 1) in torchvision's backward
+    const T* gk = grad + k * C * bins;
+    for (int64_t bin = 0; bin < bins; ++bin) {
+      for (int64_t c = 0; c < nc; ++c) g_bin[c] = gk[(c_begin + c) * bins + bin];
+      for (int64_t i = 0; i < per_bin; ++i) {
+        const Sample<T>& p = samples[bin * per_bin + i];
+        if (!p.valid) continue;  // outside the map
+        for (int corner = 0; corner < 4; ++corner) {
+          T* dst = plane + p.pos[corner] * C + c_begin;
+          const T w = p.w[corner];
+          int64_t c = 0;
+          // torchvision: g = grad * w / count, added corner by corner.
+          for (; c + L <= nc; c += L)
+            (B::load_unaligned(dst + c) + (B::load_unaligned(&g_bin[c]) * B(w)) / B(count)).store_unaligned(dst + c);
+          for (; c < nc; ++c) dst[c] += g_bin[c] * w / count;
+        }
+      }
+    }
+  }
+}
+
+template void roi_align_forward<float>(const RoiAlignArgs<float>&, const float*, int64_t, int64_t, float*);
+template void roi_align_forward<double>(const RoiAlignArgs<double>&, const double*, int64_t, int64_t, double*);
+template void roi_align_backward<float>(const RoiAlignArgs<float>&, const float*, int64_t, int64_t, float*);
+template void roi_align_backward<double>(const RoiAlignArgs<double>&, const double*, int64_t, int64_t, double*);
+
+}  // namespace tvops::cpu::TVOPS_CPU_TIER

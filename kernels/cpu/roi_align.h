@@ -1,0 +1,23 @@
+// CPU roi_align kernels of one ISA tier (see tier.h). Feature maps are channels-last
+// (NHWC) inside: each bilinear tap is a contiguous run of channels.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/cpu/kernel_table.h"
+#include "kernels/cpu/tier.h"
+
+namespace tvops::cpu::TVOPS_CPU_TIER {
+
+// out [K, C, PH, PW] for RoIs [roi_begin, roi_end) of rois [K, 5]; input is NHWC.
+template <typename T>
+void roi_align_forward(const RoiAlignArgs<T>& a, const T* input_nhwc, int64_t roi_begin, int64_t roi_end, T* out);
+
+// grad_input_nhwc (zeroed by the caller) += the gradient of grad [K, C, PH, PW] for
+// channels [c_begin, c_end). Contributions reach each element in torchvision's CPU
+// order (RoI, ph, pw, iy, ix, corner), so the sum is the same as its serial loop.
+template <typename T>
+void roi_align_backward(const RoiAlignArgs<T>& a, const T* grad, int64_t c_begin, int64_t c_end,
+                        T* grad_input_nhwc);
+
+}  // namespace tvops::cpu::TVOPS_CPU_TIER
