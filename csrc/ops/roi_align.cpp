@@ -2,7 +2,9 @@
 // (copied only when the input is not channels-last already), RoIs spread over the
 // thread pool for the forward and channel blocks for the backward (no atomics, so it
 // is deterministic).
+#include <algorithm>
 #include <cmath>
+#include <tuple>
 #include <cstring>
 #include <vector>
 
@@ -100,7 +102,7 @@ void check_pooling(const char* op, int64_t pooled_height, int64_t pooled_width) 
 template <typename T>
 cpu::RoiAlignArgs<T> make_args(const Tensor& rois, int64_t C, int64_t H, int64_t W, int64_t ph, int64_t pw,
                                int64_t sampling_ratio, double spatial_scale, bool aligned) {
-  return cpu::RoiAlignArgs<T>{rois.data<T>(), rois.size(0), C, H, W, ph, pw, sampling_ratio,
+  return cpu::RoiAlignArgs<T>{rois.data<T>(), nullptr, rois.size(0), C, H, W, ph, pw, sampling_ratio,
                               static_cast<T>(spatial_scale), aligned};
 }
 
@@ -114,7 +116,23 @@ Tensor forward_typed(const Tensor& input, const Tensor& rois_in, double spatial_
   const T* base = direct ? input.data<T>() : nhwc.data<T>();
   const int64_t K = rois.size(0);
   Tensor out = Tensor::empty({K, C, ph, pw}, compute_dtype(input.dtype()));
-  const auto args = make_args<T>(rois, C, H, W, ph, pw, sampling_ratio, spatial_scale, aligned);
+  auto args = make_args<T>(rois, C, H, W, ph, pw, sampling_ratio, spatial_scale, aligned);
+  // Visit RoIs image by image, top to bottom in bands, so neighbours share cached pixels.
+  std::vector<int64_t> order(K);
+  std::vector<std::pair<std::tuple<int64_t, int64_t, T>, int64_t>> keys(K);
+  const T* r = rois.data<T>();
+  for (int64_t k = 0; k < K; ++k) {
+    // Non-finite coordinates sort as 0: NaN would break the sort's ordering.
+    const T band = std::floor(r[5 * k + 2] * static_cast<T>(spatial_scale) / T(16)), x = r[5 * k + 1];
+    keys[k] = {{static_cast<int64_t>(r[5 * k]),
+                std::isfinite(band) && std::abs(band) < T(1e15) ? static_cast<int64_t>(band) : 0,
+                std::isfinite(x) ? x : T(0)}, k};
+  }
+  std::sort(keys.begin(), keys.end(), [](const auto& a, const auto& b) {
+    return a.first < b.first;
+  });
+  for (int64_t k = 0; k < K; ++k) order[k] = keys[k].second;
+  args.order = order.data();
   detail::parallel_for(0, K, 1, [&](int64_t lo, int64_t hi) { kernel(args, base, lo, hi, out.data<T>()); });
   return out.to(input.dtype());
 }

@@ -2,6 +2,8 @@
 // vectorised over channels of a channels-last feature map.
 #include "kernels/cpu/roi_align.h"
 
+#include "core/check.h"
+
 #include <xsimd/xsimd.hpp>
 
 #include <algorithm>
@@ -21,6 +23,19 @@ struct Sample {
   T w[4];
   bool valid;
 };
+
+// ceil(bin size) samples per bin axis, as torchvision; NaN sizes take none, and a
+// grid so large the op would run for hours is an error (torchvision just loops).
+template <typename T>
+int64_t adaptive_grid(T bin_size, int64_t roi) {
+  constexpr T kMaxGrid = T(1 << 14);
+  if (std::isnan(bin_size)) return 0;
+  if (std::ceil(bin_size) > kMaxGrid)
+    detail::fail(ErrorKind::Value, "roi_align: RoI ", roi, " would take ", double(std::ceil(bin_size)),
+                 " samples per bin side (its box is huge compared with the output size); pass sampling_ratio > 0 "
+                 "or check the boxes");
+  return std::ceil(bin_size) < -kMaxGrid ? -1 : static_cast<int64_t>(std::ceil(bin_size));
+}
 
 // The RoI's geometry, computed in T exactly as torchvision's kernels do.
 template <typename T>
@@ -48,8 +63,8 @@ struct RoiGeometry {
     }
     bin_h = height / static_cast<T>(a.pooled_height);
     bin_w = width / static_cast<T>(a.pooled_width);
-    grid_h = a.sampling_ratio > 0 ? a.sampling_ratio : static_cast<int64_t>(std::ceil(height / static_cast<T>(a.pooled_height)));
-    grid_w = a.sampling_ratio > 0 ? a.sampling_ratio : static_cast<int64_t>(std::ceil(width / static_cast<T>(a.pooled_width)));
+    grid_h = a.sampling_ratio > 0 ? a.sampling_ratio : adaptive_grid(height / static_cast<T>(a.pooled_height), k);
+    grid_w = a.sampling_ratio > 0 ? a.sampling_ratio : adaptive_grid(width / static_cast<T>(a.pooled_width), k);
     count = static_cast<T>(std::max<int64_t>(grid_h * grid_w, 1));
     samples_per_bin = std::max<int64_t>(grid_h, 0) * std::max<int64_t>(grid_w, 0);
   }
@@ -116,7 +131,8 @@ void roi_align_forward(const RoiAlignArgs<T>& a, const T* input, int64_t roi_beg
   const int64_t C = a.channels, bins = a.pooled_height * a.pooled_width;
   std::vector<Sample<T>> samples;
   std::vector<T> acc(static_cast<std::size_t>(bins * C));  // [bin][channel]
-  for (int64_t k = roi_begin; k < roi_end; ++k) {
+  for (int64_t r = roi_begin; r < roi_end; ++r) {
+    const int64_t k = a.order[r];
     const RoiGeometry<T> g(a, k);
     precompute(a, g, samples);
     const T* plane = input + g.batch * a.height * a.width * C;
@@ -124,28 +140,50 @@ void roi_align_forward(const RoiAlignArgs<T>& a, const T* input, int64_t roi_beg
     for (int64_t bin = 0; bin < bins; ++bin) {
       const Sample<T>* s = samples.data() + bin * per_bin;
       T* dst = acc.data() + bin * C;
-      // Samples outer, channels inner: the four weights are broadcast once per sample.
-      // Each channel still sums its samples in torchvision's order.
-      const int64_t c_vec = C - C % L;
-      std::fill(dst, dst + C, T(0));
-      for (int64_t i = 0; i < per_bin; ++i) {
-        const Sample<T>& p = s[i];
-        const B w0(p.w[0]), w1(p.w[1]), w2(p.w[2]), w3(p.w[3]);
-        const T *v0 = plane + p.pos[0] * C, *v1 = plane + p.pos[1] * C, *v2 = plane + p.pos[2] * C,
-                *v3 = plane + p.pos[3] * C;
-        for (int64_t c = 0; c < c_vec; c += L) {
-          // torchvision: out += w1*v1 + w2*v2 + w3*v3 + w4*v4, left to right.
-          B t = w0 * B::load_unaligned(v0 + c) + w1 * B::load_unaligned(v1 + c);
-          t = t + w2 * B::load_unaligned(v2 + c);
-          t = t + w3 * B::load_unaligned(v3 + c);
-          (B::load_unaligned(dst + c) + t).store_unaligned(dst + c);
-        }
-        for (int64_t c = c_vec; c < C; ++c)
-          dst[c] += p.w[0] * v0[c] + p.w[1] * v1[c] + p.w[2] * v2[c] + p.w[3] * v3[c];
-      }
+      // Groups of U vectors of channels stay in registers while the bin's samples
+      // stream past; each channel still sums its samples in torchvision's order.
+      constexpr int64_t U = 4;
       const B count(g.count);
-      for (int64_t c = 0; c < c_vec; c += L) (B::load_unaligned(dst + c) / count).store_unaligned(dst + c);
-      for (int64_t c = c_vec; c < C; ++c) dst[c] /= g.count;
+      int64_t c = 0;
+      for (; c + U * L <= C; c += U * L) {
+        B v[U];
+        for (int64_t u = 0; u < U; ++u) v[u] = B(T(0));
+        for (int64_t i = 0; i < per_bin; ++i) {
+          const Sample<T>& p = s[i];
+          const B w0(p.w[0]), w1(p.w[1]), w2(p.w[2]), w3(p.w[3]);
+          const T *v0 = plane + p.pos[0] * C + c, *v1 = plane + p.pos[1] * C + c, *v2 = plane + p.pos[2] * C + c,
+                  *v3 = plane + p.pos[3] * C + c;
+          for (int64_t u = 0; u < U; ++u) {
+            // torchvision: out += w1*v1 + w2*v2 + w3*v3 + w4*v4, left to right.
+            B t = w0 * B::load_unaligned(v0 + u * L) + w1 * B::load_unaligned(v1 + u * L);
+            t = t + w2 * B::load_unaligned(v2 + u * L);
+            t = t + w3 * B::load_unaligned(v3 + u * L);
+            v[u] = v[u] + t;
+          }
+        }
+        for (int64_t u = 0; u < U; ++u) (v[u] / count).store_unaligned(dst + c + u * L);
+      }
+      for (; c + L <= C; c += L) {
+        B v(T(0));
+        for (int64_t i = 0; i < per_bin; ++i) {
+          const Sample<T>& p = s[i];
+          B t = B(p.w[0]) * B::load_unaligned(plane + p.pos[0] * C + c) +
+                B(p.w[1]) * B::load_unaligned(plane + p.pos[1] * C + c);
+          t = t + B(p.w[2]) * B::load_unaligned(plane + p.pos[2] * C + c);
+          t = t + B(p.w[3]) * B::load_unaligned(plane + p.pos[3] * C + c);
+          v = v + t;
+        }
+        (v / count).store_unaligned(dst + c);
+      }
+      for (; c < C; ++c) {
+        T v = 0;
+        for (int64_t i = 0; i < per_bin; ++i) {
+          const Sample<T>& p = s[i];
+          v += p.w[0] * plane[p.pos[0] * C + c] + p.w[1] * plane[p.pos[1] * C + c] +
+               p.w[2] * plane[p.pos[2] * C + c] + p.w[3] * plane[p.pos[3] * C + c];
+        }
+        dst[c] = v / g.count;
+      }
     }
     // [bin][channel] -> out[k][channel][bin]
     T* o = out + k * C * bins;

@@ -140,3 +140,14 @@ def test_bad_input():
         tvn.ops.roi_align(x[0], rois, 7)
     with pytest.raises(RuntimeError, match="output size must be positive"):
         tvn.ops.roi_align(x, rois, (0, 7))
+
+
+def test_nan_and_huge_rois_give_clear_results():
+    x = feature_map()
+    nan_roi = torch.tensor([[0, float("nan"), 1.0, 5.0, 9.0]])
+    out = tvn.ops.roi_align(x, nan_roi, 3, 0.25, -1, True)  # torchvision: undefined behaviour here
+    assert torch.equal(out, torch.zeros_like(out))
+    huge = torch.tensor([[0, 0.0, 0.0, 1e12, 1e12]])
+    with pytest.raises(RuntimeError, match="samples per bin side"):
+        tvn.ops.roi_align(x, huge, 3, 0.25, -1, True)
+    assert torch.isfinite(tvn.ops.roi_align(x, huge, 3, 0.25, 2, True)).all()  # fixed sampling is fine
