@@ -43,6 +43,7 @@ set(TVOPS_CPU_KERNEL_SOURCES
   kernels/cpu/box_iou.cpp
   kernels/cpu/nms.cpp
   kernels/cpu/roi_align.cpp
+  kernels/cpu/roi_pool.cpp
   kernels/cpu/register.cpp
 )
 set(TVOPS_CPU_TIER_OBJECTS "")
@@ -75,6 +76,7 @@ set(TVOPS_CORE_SOURCES
   csrc/ops/nms.cpp
   csrc/ops/boxes.cpp
   csrc/ops/roi_align.cpp
+  csrc/ops/roi_pool.cpp
 )
 if(TVOPS_CUDA_ARCH_LIST)
   list(APPEND TVOPS_CORE_SOURCES kernels/cuda/runtime.cu kernels/cuda/nms.cu)

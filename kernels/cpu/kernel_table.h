@@ -30,7 +30,7 @@ using PairwiseBoxIou = void (*)(const BoxSoA<T>& a, int64_t row_begin, int64_t r
 
 // roi_align geometry; see kernels/cpu/roi_align.h.
 template <typename T>
-struct RoiAlignArgs {
+struct RoiArgs {
   const T* rois;  // [num_rois, 5]: batch index, x1, y1, x2, y2
   const int64_t* order;  // forward visits rois order[roi_begin..roi_end) (spatially sorted)
   int64_t num_rois, channels, height, width, pooled_height, pooled_width, sampling_ratio;
@@ -38,11 +38,24 @@ struct RoiAlignArgs {
   bool aligned;
 };
 template <typename T>
-using RoiAlignForward = void (*)(const RoiAlignArgs<T>& a, const T* input_nhwc, int64_t roi_begin, int64_t roi_end,
+using RoiAlignForward = void (*)(const RoiArgs<T>& a, const T* input_nhwc, int64_t roi_begin, int64_t roi_end,
                                  T* out);
 template <typename T>
-using RoiAlignBackward = void (*)(const RoiAlignArgs<T>& a, const T* grad, int64_t c_begin, int64_t c_end,
+using RoiAlignBackward = void (*)(const RoiArgs<T>& a, const T* grad, int64_t c_begin, int64_t c_end,
                                   T* grad_input_nhwc);
+
+template <typename T>
+using RoiPoolForward = void (*)(const RoiArgs<T>& a, const T* input_nhwc, int64_t roi_begin, int64_t roi_end,
+                                T* out, int32_t* argmax);
+template <typename T>
+using RoiPoolBackward = void (*)(const RoiArgs<T>& a, const T* grad, const int32_t* argmax, int64_t c_begin,
+                                 int64_t c_end, T* grad_input);
+// Position-sensitive forward over RoIs / backward over output-channel ranges (NCHW).
+template <typename T>
+using PsRoiForward = void (*)(const RoiArgs<T>& a, const T* input, int64_t roi_begin, int64_t roi_end, T* out);
+template <typename T>
+using PsRoiBackward = void (*)(const RoiArgs<T>& a, const T* grad, int64_t cout_begin, int64_t cout_end,
+                               T* grad_input);
 
 struct KernelTable {
   const char* isa = nullptr;  // the tier that filled the last entry
@@ -54,6 +67,14 @@ struct KernelTable {
   RoiAlignForward<double> roi_align_forward_f64 = nullptr;
   RoiAlignBackward<float> roi_align_backward_f32 = nullptr;
   RoiAlignBackward<double> roi_align_backward_f64 = nullptr;
+  RoiPoolForward<float> roi_pool_forward_f32 = nullptr;
+  RoiPoolForward<double> roi_pool_forward_f64 = nullptr;
+  RoiPoolBackward<float> roi_pool_backward_f32 = nullptr;
+  RoiPoolBackward<double> roi_pool_backward_f64 = nullptr;
+  PsRoiForward<float> ps_roi_align_forward_f32 = nullptr, ps_roi_pool_forward_f32 = nullptr;
+  PsRoiForward<double> ps_roi_align_forward_f64 = nullptr, ps_roi_pool_forward_f64 = nullptr;
+  PsRoiBackward<float> ps_roi_align_backward_f32 = nullptr, ps_roi_pool_backward_f32 = nullptr;
+  PsRoiBackward<double> ps_roi_align_backward_f64 = nullptr, ps_roi_pool_backward_f64 = nullptr;
 };
 
 }  // namespace tvops::cpu

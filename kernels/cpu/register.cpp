@@ -4,6 +4,7 @@
 #include "kernels/cpu/box_iou.h"
 #include "kernels/cpu/nms.h"
 #include "kernels/cpu/roi_align.h"
+#include "kernels/cpu/roi_pool.h"
 
 namespace tvops::cpu::TVOPS_CPU_TIER {
 
@@ -17,6 +18,18 @@ void fill_kernel_table(KernelTable& table, bool /*base*/) {
   table.roi_align_forward_f64 = &roi_align_forward<double>;
   table.roi_align_backward_f32 = &roi_align_backward<float>;
   table.roi_align_backward_f64 = &roi_align_backward<double>;
+  table.roi_pool_forward_f32 = &roi_pool_forward<float>;
+  table.roi_pool_forward_f64 = &roi_pool_forward<double>;
+  table.roi_pool_backward_f32 = &roi_pool_backward<float>;
+  table.roi_pool_backward_f64 = &roi_pool_backward<double>;
+  table.ps_roi_align_forward_f32 = &ps_roi_align_forward<float>;
+  table.ps_roi_align_forward_f64 = &ps_roi_align_forward<double>;
+  table.ps_roi_align_backward_f32 = &ps_roi_align_backward<float>;
+  table.ps_roi_align_backward_f64 = &ps_roi_align_backward<double>;
+  table.ps_roi_pool_forward_f32 = &ps_roi_pool_forward<float>;
+  table.ps_roi_pool_forward_f64 = &ps_roi_pool_forward<double>;
+  table.ps_roi_pool_backward_f32 = &ps_roi_pool_backward<float>;
+  table.ps_roi_pool_backward_f64 = &ps_roi_pool_backward<double>;
 }
 
 }  // namespace tvops::cpu::TVOPS_CPU_TIER

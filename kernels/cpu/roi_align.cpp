@@ -2,7 +2,7 @@
 // vectorised over channels of a channels-last feature map.
 #include "kernels/cpu/roi_align.h"
 
-#include "core/check.h"
+#include "kernels/cpu/roi_common.h"
 
 #include <xsimd/xsimd.hpp>
 
@@ -13,29 +13,6 @@
 namespace tvops::cpu::TVOPS_CPU_TIER {
 
 namespace {
-
-// One bilinear sample: four pixel offsets (in pixels, y*W+x) and their weights.
-// Samples outside the map read pixel 0 with zero weights, as torchvision's forward
-// does (so a non-finite pixel 0 propagates the same way), and backward skips them.
-template <typename T>
-struct Sample {
-  int64_t pos[4];
-  T w[4];
-  bool valid;
-};
-
-// ceil(bin size) samples per bin axis, as torchvision; NaN sizes take none, and a
-// grid so large the op would run for hours is an error (torchvision just loops).
-template <typename T>
-int64_t adaptive_grid(T bin_size, int64_t roi) {
-  constexpr T kMaxGrid = T(1 << 14);
-  if (std::isnan(bin_size)) return 0;
-  if (std::ceil(bin_size) > kMaxGrid)
-    detail::fail(ErrorKind::Value, "roi_align: RoI ", roi, " would take ", double(std::ceil(bin_size)),
-                 " samples per bin side (its box is huge compared with the output size); pass sampling_ratio > 0 "
-                 "or check the boxes");
-  return std::ceil(bin_size) < -kMaxGrid ? -1 : static_cast<int64_t>(std::ceil(bin_size));
-}
 
 // The RoI's geometry, computed in T exactly as torchvision's kernels do.
 template <typename T>
@@ -48,7 +25,7 @@ struct RoiGeometry {
   // grid sizes: torchvision's loops then take none (while grid_h * grid_w may be 1).
   int64_t samples_per_bin;
 
-  RoiGeometry(const RoiAlignArgs<T>& a, int64_t k) {
+  RoiGeometry(const RoiArgs<T>& a, int64_t k) {
     const T* r = a.rois + 5 * k;
     batch = static_cast<int64_t>(r[0]);
     const T offset = a.aligned ? T(0.5) : T(0);
@@ -63,8 +40,8 @@ struct RoiGeometry {
     }
     bin_h = height / static_cast<T>(a.pooled_height);
     bin_w = width / static_cast<T>(a.pooled_width);
-    grid_h = a.sampling_ratio > 0 ? a.sampling_ratio : adaptive_grid(height / static_cast<T>(a.pooled_height), k);
-    grid_w = a.sampling_ratio > 0 ? a.sampling_ratio : adaptive_grid(width / static_cast<T>(a.pooled_width), k);
+    grid_h = a.sampling_ratio > 0 ? a.sampling_ratio : adaptive_grid("roi_align", height / static_cast<T>(a.pooled_height), k);
+    grid_w = a.sampling_ratio > 0 ? a.sampling_ratio : adaptive_grid("roi_align", width / static_cast<T>(a.pooled_width), k);
     count = static_cast<T>(std::max<int64_t>(grid_h * grid_w, 1));
     samples_per_bin = std::max<int64_t>(grid_h, 0) * std::max<int64_t>(grid_w, 0);
   }
@@ -77,42 +54,9 @@ struct RoiGeometry {
   }
 };
 
-template <typename T>
-Sample<T> bilinear_sample(int64_t height, int64_t width, T y, T x) {
-  Sample<T> s{{0, 0, 0, 0}, {0, 0, 0, 0}, false};
-  // Written negated so NaN coordinates count as outside.
-  if (!(y >= T(-1) && y <= T(height) && x >= T(-1) && x <= T(width))) return s;
-  if (y <= 0) y = 0;
-  if (x <= 0) x = 0;
-  int64_t y_low = static_cast<int64_t>(y), x_low = static_cast<int64_t>(x), y_high, x_high;
-  if (y_low >= height - 1) {
-    y_high = y_low = height - 1;
-    y = static_cast<T>(y_low);
-  } else {
-    y_high = y_low + 1;
-  }
-  if (x_low >= width - 1) {
-    x_high = x_low = width - 1;
-    x = static_cast<T>(x_low);
-  } else {
-    x_high = x_low + 1;
-  }
-  const T ly = y - static_cast<T>(y_low), lx = x - static_cast<T>(x_low), hy = T(1) - ly, hx = T(1) - lx;
-  s.w[0] = hy * hx;
-  s.w[1] = hy * lx;
-  s.w[2] = ly * hx;
-  s.w[3] = ly * lx;
-  s.pos[0] = y_low * width + x_low;
-  s.pos[1] = y_low * width + x_high;
-  s.pos[2] = y_high * width + x_low;
-  s.pos[3] = y_high * width + x_high;
-  s.valid = true;
-  return s;
-}
-
 // Samples of every bin of a RoI in (ph, pw, iy, ix) order.
 template <typename T>
-void precompute(const RoiAlignArgs<T>& a, const RoiGeometry<T>& g, std::vector<Sample<T>>& samples) {
+void precompute(const RoiArgs<T>& a, const RoiGeometry<T>& g, std::vector<Sample<T>>& samples) {
   samples.clear();
   for (int64_t ph = 0; ph < a.pooled_height; ++ph)
     for (int64_t pw = 0; pw < a.pooled_width; ++pw)
@@ -125,7 +69,7 @@ void precompute(const RoiAlignArgs<T>& a, const RoiGeometry<T>& g, std::vector<S
 }  // namespace
 
 template <typename T>
-void roi_align_forward(const RoiAlignArgs<T>& a, const T* input, int64_t roi_begin, int64_t roi_end, T* out) {
+void roi_align_forward(const RoiArgs<T>& a, const T* input, int64_t roi_begin, int64_t roi_end, T* out) {
   using B = xsimd::batch<T>;
   constexpr int64_t L = B::size;
   const int64_t C = a.channels, bins = a.pooled_height * a.pooled_width;
@@ -185,15 +129,12 @@ void roi_align_forward(const RoiAlignArgs<T>& a, const T* input, int64_t roi_beg
         dst[c] = v / g.count;
       }
     }
-    // [bin][channel] -> out[k][channel][bin]
-    T* o = out + k * C * bins;
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t bin = 0; bin < bins; ++bin) o[c * bins + bin] = acc[bin * C + c];
+    store_transposed(acc.data(), bins, C, out + k * C * bins);
   }
 }
 
 template <typename T>
-void roi_align_backward(const RoiAlignArgs<T>& a, const T* grad, int64_t c_begin, int64_t c_end, T* grad_input) {
+void roi_align_backward(const RoiArgs<T>& a, const T* grad, int64_t c_begin, int64_t c_end, T* grad_input) {
   using B = xsimd::batch<T>;
   constexpr int64_t L = B::size;
   const int64_t C = a.channels, bins = a.pooled_height * a.pooled_width, nc = c_end - c_begin;
@@ -225,9 +166,9 @@ void roi_align_backward(const RoiAlignArgs<T>& a, const T* grad, int64_t c_begin
   }
 }
 
-template void roi_align_forward<float>(const RoiAlignArgs<float>&, const float*, int64_t, int64_t, float*);
-template void roi_align_forward<double>(const RoiAlignArgs<double>&, const double*, int64_t, int64_t, double*);
-template void roi_align_backward<float>(const RoiAlignArgs<float>&, const float*, int64_t, int64_t, float*);
-template void roi_align_backward<double>(const RoiAlignArgs<double>&, const double*, int64_t, int64_t, double*);
+template void roi_align_forward<float>(const RoiArgs<float>&, const float*, int64_t, int64_t, float*);
+template void roi_align_forward<double>(const RoiArgs<double>&, const double*, int64_t, int64_t, double*);
+template void roi_align_backward<float>(const RoiArgs<float>&, const float*, int64_t, int64_t, float*);
+template void roi_align_backward<double>(const RoiArgs<double>&, const double*, int64_t, int64_t, double*);
 
 }  // namespace tvops::cpu::TVOPS_CPU_TIER

@@ -11,13 +11,13 @@ namespace tvops::cpu::TVOPS_CPU_TIER {
 
 // out [K, C, PH, PW] for RoIs [roi_begin, roi_end) of rois [K, 5]; input is NHWC.
 template <typename T>
-void roi_align_forward(const RoiAlignArgs<T>& a, const T* input_nhwc, int64_t roi_begin, int64_t roi_end, T* out);
+void roi_align_forward(const RoiArgs<T>& a, const T* input_nhwc, int64_t roi_begin, int64_t roi_end, T* out);
 
 // grad_input_nhwc (zeroed by the caller) += the gradient of grad [K, C, PH, PW] for
 // channels [c_begin, c_end). Contributions reach each element in torchvision's CPU
 // order (RoI, ph, pw, iy, ix, corner), so the sum is the same as its serial loop.
 template <typename T>
-void roi_align_backward(const RoiAlignArgs<T>& a, const T* grad, int64_t c_begin, int64_t c_end,
+void roi_align_backward(const RoiArgs<T>& a, const T* grad, int64_t c_begin, int64_t c_end,
                         T* grad_input_nhwc);
 
 }  // namespace tvops::cpu::TVOPS_CPU_TIER

@@ -178,6 +178,37 @@ PYBIND11_MODULE(_C, m) {
                                      sampling_ratio, aligned);
   });
 
+  m.def("roi_pool", [](const tvops::Tensor& input, const tvops::Tensor& rois, double scale, int64_t ph, int64_t pw) {
+    py::gil_scoped_release release;
+    return tvops::roi_pool(input, rois, scale, ph, pw);
+  });
+  m.def("roi_pool_backward", [](const tvops::Tensor& grad, const tvops::Tensor& rois, const tvops::Tensor& argmax,
+                                double scale, int64_t ph, int64_t pw, int64_t n, int64_t c, int64_t h, int64_t w) {
+    py::gil_scoped_release release;
+    return tvops::roi_pool_backward(grad, rois, argmax, scale, ph, pw, n, c, h, w);
+  });
+  m.def("ps_roi_align", [](const tvops::Tensor& input, const tvops::Tensor& rois, double scale, int64_t ph,
+                           int64_t pw, int64_t sampling_ratio) {
+    py::gil_scoped_release release;
+    return tvops::ps_roi_align(input, rois, scale, ph, pw, sampling_ratio);
+  });
+  m.def("ps_roi_align_backward", [](const tvops::Tensor& grad, const tvops::Tensor& rois, const tvops::Tensor& mapping,
+                                    double scale, int64_t ph, int64_t pw, int64_t sampling_ratio, int64_t n, int64_t c,
+                                    int64_t h, int64_t w) {
+    py::gil_scoped_release release;
+    return tvops::ps_roi_align_backward(grad, rois, mapping, scale, ph, pw, sampling_ratio, n, c, h, w);
+  });
+  m.def("ps_roi_pool", [](const tvops::Tensor& input, const tvops::Tensor& rois, double scale, int64_t ph,
+                          int64_t pw) {
+    py::gil_scoped_release release;
+    return tvops::ps_roi_pool(input, rois, scale, ph, pw);
+  });
+  m.def("ps_roi_pool_backward", [](const tvops::Tensor& grad, const tvops::Tensor& rois, const tvops::Tensor& mapping,
+                                   double scale, int64_t ph, int64_t pw, int64_t n, int64_t c, int64_t h, int64_t w) {
+    py::gil_scoped_release release;
+    return tvops::ps_roi_pool_backward(grad, rois, mapping, scale, ph, pw, n, c, h, w);
+  });
+
   m.def("build_info", &build_info_dict);
   m.def("cpu_features", &cpu_features_dict);
   m.def("check_cpu_compatibility", &tvops::check_cpu_compatibility);

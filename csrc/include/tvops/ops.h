@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 
 #include "tvops/export.h"
 #include "tvops/tensor.h"
@@ -58,5 +59,30 @@ TVOPS_API Tensor roi_align_backward(const Tensor& grad, const Tensor& rois, doub
                                     int64_t pooled_height, int64_t pooled_width, int64_t batch, int64_t channels,
                                     int64_t height, int64_t width, int64_t sampling_ratio, bool aligned,
                                     const Context& ctx = {});
+
+// torchvision.ops.roi_pool: max pooling over rounded integer bins. Returns (output
+// [K, C, PH, PW], argmax int32 [K, C, PH, PW] = the flat pixel index in the plane, or -1).
+TVOPS_API std::pair<Tensor, Tensor> roi_pool(const Tensor& input, const Tensor& rois, double spatial_scale,
+                                             int64_t pooled_height, int64_t pooled_width, const Context& ctx = {});
+TVOPS_API Tensor roi_pool_backward(const Tensor& grad, const Tensor& rois, const Tensor& argmax, double spatial_scale,
+                                   int64_t pooled_height, int64_t pooled_width, int64_t batch, int64_t channels,
+                                   int64_t height, int64_t width, const Context& ctx = {});
+
+// Position-sensitive RoI Align / RoI Pool (torchvision.ops.ps_roi_align / ps_roi_pool):
+// input channels C = C_out * PH * PW. Returns (output [K, C_out, PH, PW], channel_mapping
+// int32 of the same shape: the input channel each output read).
+TVOPS_API std::pair<Tensor, Tensor> ps_roi_align(const Tensor& input, const Tensor& rois, double spatial_scale,
+                                                 int64_t pooled_height, int64_t pooled_width, int64_t sampling_ratio,
+                                                 const Context& ctx = {});
+TVOPS_API Tensor ps_roi_align_backward(const Tensor& grad, const Tensor& rois, const Tensor& channel_mapping,
+                                       double spatial_scale, int64_t pooled_height, int64_t pooled_width,
+                                       int64_t sampling_ratio, int64_t batch, int64_t channels, int64_t height,
+                                       int64_t width, const Context& ctx = {});
+TVOPS_API std::pair<Tensor, Tensor> ps_roi_pool(const Tensor& input, const Tensor& rois, double spatial_scale,
+                                                int64_t pooled_height, int64_t pooled_width, const Context& ctx = {});
+TVOPS_API Tensor ps_roi_pool_backward(const Tensor& grad, const Tensor& rois, const Tensor& channel_mapping,
+                                      double spatial_scale, int64_t pooled_height, int64_t pooled_width,
+                                      int64_t batch, int64_t channels, int64_t height, int64_t width,
+                                      const Context& ctx = {});
 
 }  // namespace tvops

@@ -11,9 +11,9 @@ from .boxes import (
     nms,
     remove_small_boxes,
 )
-from .roi_align import roi_align
+from .roi import ps_roi_align, ps_roi_pool, roi_align, roi_pool
 
 __all__ = [
     "batched_nms", "box_area", "box_convert", "box_iou", "clip_boxes_to_image", "complete_box_iou",
-    "distance_box_iou", "generalized_box_iou", "nms", "remove_small_boxes", "roi_align",
+    "distance_box_iou", "generalized_box_iou", "nms", "ps_roi_align", "ps_roi_pool", "remove_small_boxes", "roi_align", "roi_pool",
 ]

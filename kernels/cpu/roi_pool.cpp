@@ -1,0 +1,259 @@
+// roi_pool, ps_roi_align and ps_roi_pool with torchvision's CPU arithmetic (OPS.md
+// §6-8): same rounding, bin bounds, clipping quirks and summation order, so results
+// and gradients are identical to torchvision's.
+#include "kernels/cpu/roi_pool.h"
+
+#include <xsimd/xsimd.hpp>
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <vector>
+
+#include "kernels/cpu/roi_common.h"
+
+namespace tvops::cpu::TVOPS_CPU_TIER {
+
+namespace {
+
+// Integer bin bounds of a pooling op, clipped to [0, limit].
+struct BinBounds {
+  int64_t hstart, hend, wstart, wend;
+  bool empty() const { return hend <= hstart || wend <= wstart; }
+};
+
+// Rounded integer RoI corners: roi_pool and ps_roi_pool's forward use round() in T,
+// ps_roi_pool's backward roundf() (so float precision even for double).
+template <typename T>
+struct PoolRoi {
+  int64_t batch, start_w, start_h;
+  T bin_h, bin_w;
+  PoolRoi(const RoiArgs<T>& a, int64_t k, bool plus_one, bool float_round) {
+    const T* r = a.rois + 5 * k;
+    batch = static_cast<int64_t>(r[0]);
+    auto rnd = [&](T v) -> int64_t {
+      return float_round ? static_cast<int64_t>(std::round(static_cast<float>(v)))
+                         : static_cast<int64_t>(std::round(v));
+    };
+    start_w = rnd(r[1] * a.spatial_scale);
+    start_h = rnd(r[2] * a.spatial_scale);
+    const int64_t end_w = rnd(r[3] * a.spatial_scale), end_h = rnd(r[4] * a.spatial_scale);
+    const int64_t extra = plus_one ? 1 : 0;  // roi_pool counts inclusive pixels, ps_roi_pool doesn't
+    const int64_t w = std::max<int64_t>(end_w - start_w + extra, 1), h = std::max<int64_t>(end_h - start_h + extra, 1);
+    bin_h = static_cast<T>(h) / static_cast<T>(a.pooled_height);
+    bin_w = static_cast<T>(w) / static_cast<T>(a.pooled_width);
+  }
+  BinBounds bin(int64_t ph, int64_t pw, int64_t h_limit, int64_t w_limit) const {
+    auto clip = [](int64_t v, int64_t hi) { return std::min(std::max<int64_t>(v, 0), hi); };
+    BinBounds b;
+    b.hstart = clip(static_cast<int64_t>(std::floor(static_cast<T>(ph) * bin_h)) + start_h, h_limit);
+    b.hend = clip(static_cast<int64_t>(std::ceil(static_cast<T>(ph + 1) * bin_h)) + start_h, h_limit);
+    b.wstart = clip(static_cast<int64_t>(std::floor(static_cast<T>(pw) * bin_w)) + start_w, w_limit);
+    b.wend = clip(static_cast<int64_t>(std::ceil(static_cast<T>(pw + 1) * bin_w)) + start_w, w_limit);
+    return b;
+  }
+};
+
+// ps_roi_align's geometry: always the half-pixel offset, no minimum size, and no
+// guard on the divisor (an empty grid gives 0/0 = NaN, as in torchvision).
+template <typename T>
+struct PsAlignRoi {
+  int64_t batch, grid_h, grid_w, samples_per_bin;
+  T start_h, start_w, bin_h, bin_w, count;
+  PsAlignRoi(const RoiArgs<T>& a, int64_t k) {
+    const T* r = a.rois + 5 * k;
+    batch = static_cast<int64_t>(r[0]);
+    start_w = r[1] * a.spatial_scale - static_cast<T>(0.5);
+    start_h = r[2] * a.spatial_scale - static_cast<T>(0.5);
+    const T width = (r[3] * a.spatial_scale - static_cast<T>(0.5)) - start_w;
+    const T height = (r[4] * a.spatial_scale - static_cast<T>(0.5)) - start_h;
+    bin_h = height / static_cast<T>(a.pooled_height);
+    bin_w = width / static_cast<T>(a.pooled_width);
+    grid_h = a.sampling_ratio > 0 ? a.sampling_ratio
+                                  : adaptive_grid("ps_roi_align", height / static_cast<T>(a.pooled_height), k);
+    grid_w = a.sampling_ratio > 0 ? a.sampling_ratio
+                                  : adaptive_grid("ps_roi_align", width / static_cast<T>(a.pooled_width), k);
+    count = static_cast<T>(grid_h * grid_w);
+    samples_per_bin = std::max<int64_t>(grid_h, 0) * std::max<int64_t>(grid_w, 0);
+  }
+  // Samples of bin (ph, pw) in (iy, ix) order.
+  void samples(const RoiArgs<T>& a, int64_t ph, int64_t pw, std::vector<Sample<T>>& out) const {
+    out.clear();
+    const T hstart = static_cast<T>(ph) * bin_h + start_h, wstart = static_cast<T>(pw) * bin_w + start_w;
+    for (int64_t iy = 0; iy < grid_h; ++iy) {
+      const T y = hstart + static_cast<T>(iy + .5f) * bin_h / static_cast<T>(grid_h);
+      for (int64_t ix = 0; ix < grid_w; ++ix)
+        out.push_back(bilinear_sample(a.height, a.width, y,
+                                      wstart + static_cast<T>(ix + .5f) * bin_w / static_cast<T>(grid_w)));
+    }
+  }
+};
+
+}  // namespace
+
+template <typename T>
+void roi_pool_forward(const RoiArgs<T>& a, const T* input, int64_t roi_begin, int64_t roi_end, T* out,
+                      int32_t* argmax) {
+  using B = xsimd::batch<T>;
+  constexpr int64_t L = B::size;
+  const int64_t C = a.channels, W = a.width, bins = a.pooled_height * a.pooled_width;
+  std::vector<T> best(static_cast<std::size_t>(bins * C)), where(static_cast<std::size_t>(bins * C));
+  for (int64_t r = roi_begin; r < roi_end; ++r) {
+    const int64_t k = a.order[r];
+    const PoolRoi<T> roi(a, k, /*plus_one=*/true, /*float_round=*/false);
+    const T* plane = input + roi.batch * a.height * W * C;
+    for (int64_t ph = 0; ph < a.pooled_height; ++ph)
+      for (int64_t pw = 0; pw < a.pooled_width; ++pw) {
+        const BinBounds bb = roi.bin(ph, pw, a.height, W);
+        T* m = best.data() + (ph * a.pooled_width + pw) * C;
+        T* at = where.data() + (ph * a.pooled_width + pw) * C;
+        // Empty bins give 0; otherwise the first strict maximum in row-major order
+        // (NaN is never taken), starting from -FLT_MAX even for double.
+        const T init = bb.empty() ? T(0) : T(-FLT_MAX);
+        int64_t c = 0;
+        for (; c + L <= C; c += L) {
+          B mv(init), av(T(-1));
+          for (int64_t h = bb.hstart; h < bb.hend; ++h)
+            for (int64_t w = bb.wstart; w < bb.wend; ++w) {
+              const B v = B::load_unaligned(plane + (h * W + w) * C + c);
+              const auto gt = v > mv;
+              mv = xsimd::select(gt, v, mv);
+              av = xsimd::select(gt, B(static_cast<T>(h * W + w)), av);
+            }
+          mv.store_unaligned(m + c);
+          av.store_unaligned(at + c);
+        }
+        for (; c < C; ++c) {
+          T mv = init, av = T(-1);
+          for (int64_t h = bb.hstart; h < bb.hend; ++h)
+            for (int64_t w = bb.wstart; w < bb.wend; ++w)
+              if (plane[(h * W + w) * C + c] > mv) {
+                mv = plane[(h * W + w) * C + c];
+                av = static_cast<T>(h * W + w);
+              }
+          m[c] = mv;
+          at[c] = av;
+        }
+      }
+    store_transposed(best.data(), bins, C, out + k * C * bins);
+    store_transposed(where.data(), bins, C, argmax + k * C * bins);
+  }
+}
+
+template <typename T>
+void roi_pool_backward(const RoiArgs<T>& a, const T* grad, const int32_t* argmax, int64_t c_begin, int64_t c_end,
+                       T* grad_input) {
+  const int64_t C = a.channels, HW = a.height * a.width, bins = a.pooled_height * a.pooled_width;
+  for (int64_t k = 0; k < a.num_rois; ++k) {
+    const int64_t batch = static_cast<int64_t>(a.rois[5 * k]);
+    for (int64_t c = c_begin; c < c_end; ++c) {
+      T* gi = grad_input + (batch * C + c) * HW;
+      const int64_t base = (k * C + c) * bins;
+      for (int64_t bin = 0; bin < bins; ++bin)
+        if (argmax[base + bin] != -1) gi[argmax[base + bin]] += grad[base + bin];
+    }
+  }
+}
+
+template <typename T>
+void ps_roi_align_forward(const RoiArgs<T>& a, const T* input, int64_t roi_begin, int64_t roi_end, T* out) {
+  const int64_t HW = a.height * a.width, bins = a.pooled_height * a.pooled_width, c_out = a.channels / bins;
+  std::vector<Sample<T>> s;
+  for (int64_t k = roi_begin; k < roi_end; ++k) {
+    const PsAlignRoi<T> roi(a, k);
+    for (int64_t ph = 0; ph < a.pooled_height; ++ph)
+      for (int64_t pw = 0; pw < a.pooled_width; ++pw) {
+        roi.samples(a, ph, pw, s);
+        const int64_t bin = ph * a.pooled_width + pw;
+        for (int64_t co = 0; co < c_out; ++co) {
+          const T* plane = input + (roi.batch * a.channels + co * bins + bin) * HW;
+          T sum = 0;
+          for (const Sample<T>& p : s)  // outside samples add 0 (not 0 * pixel)
+            if (p.valid)
+              sum += p.w[0] * plane[p.pos[0]] + p.w[1] * plane[p.pos[1]] + p.w[2] * plane[p.pos[2]] +
+                     p.w[3] * plane[p.pos[3]];
+            else
+              sum += T(0);
+          out[(k * c_out + co) * bins + bin] = sum / roi.count;
+        }
+      }
+  }
+}
+
+template <typename T>
+void ps_roi_align_backward(const RoiArgs<T>& a, const T* grad, int64_t cout_begin, int64_t cout_end,
+                           T* grad_input) {
+  const int64_t HW = a.height * a.width, bins = a.pooled_height * a.pooled_width, c_out = a.channels / bins;
+  std::vector<Sample<T>> s;
+  for (int64_t k = 0; k < a.num_rois; ++k) {
+    const PsAlignRoi<T> roi(a, k);
+    for (int64_t ph = 0; ph < a.pooled_height; ++ph)
+      for (int64_t pw = 0; pw < a.pooled_width; ++pw) {
+        roi.samples(a, ph, pw, s);
+        const int64_t bin = ph * a.pooled_width + pw;
+        for (int64_t co = cout_begin; co < cout_end; ++co) {
+          T* plane = grad_input + (roi.batch * a.channels + co * bins + bin) * HW;
+          const T g = grad[(k * c_out + co) * bins + bin];
+          for (const Sample<T>& p : s) {
+            if (!p.valid) continue;
+            for (int corner = 0; corner < 4; ++corner) plane[p.pos[corner]] += g * p.w[corner] / roi.count;
+          }
+        }
+      }
+  }
+}
+
+template <typename T>
+void ps_roi_pool_forward(const RoiArgs<T>& a, const T* input, int64_t roi_begin, int64_t roi_end, T* out) {
+  const int64_t W = a.width, HW = a.height * W, bins = a.pooled_height * a.pooled_width, c_out = a.channels / bins;
+  for (int64_t k = roi_begin; k < roi_end; ++k) {
+    const PoolRoi<T> roi(a, k, /*plus_one=*/false, /*float_round=*/false);
+    for (int64_t ph = 0; ph < a.pooled_height; ++ph)
+      for (int64_t pw = 0; pw < a.pooled_width; ++pw) {
+        const BinBounds bb = roi.bin(ph, pw, a.height - 1, W - 1);  // the forward clips to H-1, W-1
+        const T area = static_cast<T>((bb.hend - bb.hstart) * (bb.wend - bb.wstart));
+        const int64_t bin = ph * a.pooled_width + pw;
+        for (int64_t co = 0; co < c_out; ++co) {
+          const T* plane = input + (roi.batch * a.channels + co * bins + bin) * HW;
+          T sum = 0;
+          for (int64_t h = bb.hstart; h < bb.hend; ++h)
+            for (int64_t w = bb.wstart; w < bb.wend; ++w) sum += plane[h * W + w];
+          out[(k * c_out + co) * bins + bin] = bb.empty() ? T(0) : sum / area;
+        }
+      }
+  }
+}
+
+template <typename T>
+void ps_roi_pool_backward(const RoiArgs<T>& a, const T* grad, int64_t cout_begin, int64_t cout_end,
+                          T* grad_input) {
+  const int64_t W = a.width, HW = a.height * W, bins = a.pooled_height * a.pooled_width, c_out = a.channels / bins;
+  for (int64_t k = 0; k < a.num_rois; ++k) {
+    const PoolRoi<T> roi(a, k, /*plus_one=*/false, /*float_round=*/true);
+    for (int64_t ph = 0; ph < a.pooled_height; ++ph)
+      for (int64_t pw = 0; pw < a.pooled_width; ++pw) {
+        const BinBounds bb = roi.bin(ph, pw, a.height, W);  // the backward clips to H, W (upstream quirk)
+        const T area = static_cast<T>((bb.hend - bb.hstart) * (bb.wend - bb.wstart));
+        const int64_t bin = ph * a.pooled_width + pw;
+        for (int64_t co = cout_begin; co < cout_end; ++co) {
+          T* plane = grad_input + (roi.batch * a.channels + co * bins + bin) * HW;
+          const T diff = bb.empty() ? T(0) : grad[(k * c_out + co) * bins + bin] / area;
+          for (int64_t h = bb.hstart; h < bb.hend; ++h)
+            for (int64_t w = bb.wstart; w < bb.wend; ++w) plane[h * W + w] += diff;
+        }
+      }
+  }
+}
+
+#define TVOPS_INSTANTIATE(T)                                                                                   \
+  template void roi_pool_forward<T>(const RoiArgs<T>&, const T*, int64_t, int64_t, T*, int32_t*);              \
+  template void roi_pool_backward<T>(const RoiArgs<T>&, const T*, const int32_t*, int64_t, int64_t, T*);       \
+  template void ps_roi_align_forward<T>(const RoiArgs<T>&, const T*, int64_t, int64_t, T*);                    \
+  template void ps_roi_align_backward<T>(const RoiArgs<T>&, const T*, int64_t, int64_t, T*);                   \
+  template void ps_roi_pool_forward<T>(const RoiArgs<T>&, const T*, int64_t, int64_t, T*);                     \
+  template void ps_roi_pool_backward<T>(const RoiArgs<T>&, const T*, int64_t, int64_t, T*);
+TVOPS_INSTANTIATE(float)
+TVOPS_INSTANTIATE(double)
+#undef TVOPS_INSTANTIATE
+
+}  // namespace tvops::cpu::TVOPS_CPU_TIER
