@@ -117,6 +117,21 @@ def roi_setup(pooled, backward=False):
     return setup
 
 
+def psroi_setup():
+    """PERF.md psra7: x (2, 490, 64, 64) = 10 output channels x 7 x 7, the ra7 RoIs."""
+    def setup(device):
+        g = torch.Generator().manual_seed(SEED)
+        x = torch.randn(2, 490, 64, 64, generator=g).to(device)
+        boxes, _ = random_boxes(2000, device)
+        idx = torch.randint(0, 2, (2000, 1), generator=g).to(device=device, dtype=boxes.dtype)
+        return {"x": x, "rois": torch.cat([idx, boxes * 0.8], 1), "pooled": 7}
+    return setup
+
+
+def _roi_op(module, op, *extra):
+    return lambda a: getattr(module, op)(a["x"], a["rois"], a["pooled"], 0.25, *extra)
+
+
 def _roi_align(module, backward):
     def run(a):
         x = a["x"].detach().requires_grad_(backward)
@@ -150,6 +165,10 @@ WORKLOADS = [
              available=lambda: hasattr(tvn.ops, "roi_align")),
     Workload("ra7-bwd", roi_setup(7, backward=True), _roi_align(torchvision.ops, True), _roi_align(tvn.ops, True),
              available=lambda: hasattr(tvn.ops, "roi_align")),
+    Workload("rp7", roi_setup(7), _roi_op(torchvision.ops, "roi_pool"), _roi_op(tvn.ops, "roi_pool"),
+             available=lambda: hasattr(tvn.ops, "roi_pool")),
+    Workload("psra7", psroi_setup(), _roi_op(torchvision.ops, "ps_roi_align", 2), _roi_op(tvn.ops, "ps_roi_align", 2),
+             available=lambda: hasattr(tvn.ops, "ps_roi_align")),
     # Not in PERF.md's table: the IoU matrices of a detection matcher (2000 proposals x 2000 boxes).
     Workload("box_iou-2k", pairwise_setup(2000, 2000), *_pairwise("box_iou"), same=_close,
              available=lambda: hasattr(tvn.ops, "box_iou")),

@@ -2,6 +2,7 @@
 // (copied only when the input is not channels-last already), RoIs spread over the
 // thread pool for the forward and channel blocks for the backward (no atomics, so it
 // is deterministic).
+#include <cstring>
 #include <vector>
 
 #include "core/check.h"
@@ -53,7 +54,119 @@ Tensor backward_typed(const Tensor& grad, const Tensor& rois_in, double spatial_
   return detail::from_nhwc<T>(grad_nhwc, grad.dtype());
 }
 
+// The RoIs of each level in increasing index order (the order torchvision's per-level
+// calls visit them). Levels past the last map select no map: torchvision's
+// MultiScaleRoIAlign leaves those rows zero (its level range can exceed the maps given).
+std::vector<std::vector<int64_t>> rois_per_level(const char* op, const Tensor& levels, int64_t K, int64_t L) {
+  TVOPS_CHECK(levels.defined() && levels.dim() == 1 && levels.size(0) == K && !is_floating(levels.dtype()), Value,
+              op, ": levels should be an integer tensor [", K, "], got ",
+              levels.defined() ? levels.describe() : "undefined");
+  const Tensor lv = levels.to(DType::Int64);
+  std::vector<std::vector<int64_t>> members(L);
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t l = lv.data<int64_t>()[k];
+    TVOPS_CHECK(l >= 0, Value, op, ": levels[", k, "] = ", l, " is negative");
+    if (l < L) members[l].push_back(k);
+  }
+  return members;
+}
+
 }  // namespace
+
+Tensor multi_scale_roi_align(const std::vector<Tensor>& features, const std::vector<double>& scales,
+                             const Tensor& rois, const Tensor& levels, int64_t pooled_height, int64_t pooled_width,
+                             int64_t sampling_ratio, bool aligned, const Context& ctx) {
+  (void)ctx;
+  const char* op = "multi_scale_roi_align";
+  TVOPS_CHECK(!features.empty() && features.size() == scales.size(), Value, op, ": need one scale per feature map (",
+              features.size(), " maps, ", scales.size(), " scales)");
+  const Tensor& f0 = features[0];
+  for (std::size_t l = 0; l < features.size(); ++l) {
+    const Tensor& f = features[l];
+    TVOPS_CHECK(f.defined() && f.dim() == 4 && f.size(0) == f0.size(0) && f.size(1) == f0.size(1), Value, op,
+                ": feature maps should be [N, C, H, W] with the same N and C, got ", f.describe(), " for level ", l);
+    TVOPS_CHECK(f.dtype() == f0.dtype() && is_floating(f.dtype()), Type, op,
+                ": feature maps should share one floating dtype, got ", dtype_name(f.dtype()), " for level ", l);
+    TVOPS_CHECK(f.device().is_cpu(), Unsupported, op, ": CUDA kernels are not in this build yet");
+  }
+  check_rois(op, rois, f0.dtype(), f0.device());
+  check_pooling(op, pooled_height, pooled_width);
+  const int64_t K = rois.size(0), N = f0.size(0), C = f0.size(1), L = int64_t(features.size());
+  const auto members = rois_per_level(op, levels, K, L);
+  if (K == 0 || C == 0) return Tensor::zeros({K, C, pooled_height, pooled_width}, f0.dtype());
+  const cpu::KernelTable& kt = detail::cpu_kernels();
+  auto run = [&](auto tag, auto kernel) {
+    using T = decltype(tag);
+    const Tensor r = checked_rois<T>(op, rois, N);
+    Tensor out = Tensor::zeros({K, C, pooled_height, pooled_width}, compute_dtype(f0.dtype()));
+    // One work list over all levels: RoIs of level l are order[start[l] .. start[l+1]),
+    // each level's sorted spatially; the pool splits the whole list.
+    std::vector<Tensor> maps(L);
+    std::vector<cpu::RoiArgs<T>> args;
+    std::vector<int64_t> order, start = {0};
+    for (int64_t l = 0; l < L; ++l) {
+      const Tensor& f = features[l];
+      const bool direct = detail::is_channels_last(f) && f.dtype() == compute_dtype(f.dtype());
+      maps[l] = direct ? f : detail::to_nhwc<T>(f);
+      args.push_back(make_args<T>(r, C, f.size(2), f.size(3), pooled_height, pooled_width, sampling_ratio,
+                                  scales[l], aligned));
+      order.insert(order.end(), members[l].begin(), members[l].end());
+      start.push_back(int64_t(order.size()));
+    }
+    for (int64_t l = 0; l < L; ++l) args[l].order = order.data();
+    detail::parallel_for(0, start[L], 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t l = 0; l < L; ++l) {
+        const int64_t a = std::max(lo, start[l]), b = std::min(hi, start[l + 1]);
+        if (a < b) kernel(args[l], maps[l].template data<T>(), a, b, out.data<T>());
+      }
+    });
+    return out.to(f0.dtype());
+  };
+  if (f0.dtype() == DType::Float64) return run(double{}, kt.roi_align_forward_f64);
+  return run(float{}, kt.roi_align_forward_f32);
+}
+
+std::vector<Tensor> multi_scale_roi_align_backward(const Tensor& grad, const Tensor& rois, const Tensor& levels,
+                                                   const std::vector<double>& scales,
+                                                   const std::vector<std::vector<int64_t>>& shapes,
+                                                   int64_t sampling_ratio, bool aligned, const Context& ctx) {
+  (void)ctx;
+  const char* op = "multi_scale_roi_align_backward";
+  TVOPS_CHECK(!shapes.empty() && shapes.size() == scales.size(), Value, op, ": need one scale per feature map");
+  TVOPS_CHECK(grad.defined() && grad.dim() == 4 && is_floating(grad.dtype()), Value, op,
+              ": grad should be a floating [K, C, PH, PW] tensor");
+  check_rois(op, rois, grad.dtype(), grad.device());
+  TVOPS_CHECK(grad.device().is_cpu(), Unsupported, op, ": CUDA kernels are not in this build yet");
+  const int64_t K = rois.size(0), L = int64_t(shapes.size());
+  for (const auto& s : shapes)
+    TVOPS_CHECK(s.size() == 4 && s[1] == grad.size(1) && s[0] == shapes[0][0], Value, op,
+                ": feature shapes should be [N, C, H, W] with the grad's C");
+  TVOPS_CHECK(grad.size(0) == K, Value, op, ": grad has ", grad.size(0), " RoIs, rois ", K);
+  const auto members = rois_per_level(op, levels, K, L);
+  std::vector<Tensor> grads;
+  for (int64_t l = 0; l < L; ++l) {
+    const auto& s = shapes[l];
+    if (members[l].empty()) {
+      grads.push_back(Tensor::zeros(s, grad.dtype()));
+      continue;
+    }
+    // Each level is roi_align_backward over its RoIs, in index order.
+    std::vector<int64_t> idx = members[l];
+    Tensor sub_rois = Tensor::empty({int64_t(idx.size()), 5}, rois.dtype());
+    Tensor sub_grad = Tensor::empty({int64_t(idx.size()), grad.size(1), grad.size(2), grad.size(3)}, grad.dtype());
+    const Tensor rc = rois.contiguous(), gc = grad.contiguous();
+    const std::size_t roi_bytes = 5 * dtype_size(rois.dtype()), grad_bytes = gc.nbytes() / std::max<int64_t>(K, 1);
+    for (std::size_t i = 0; i < idx.size(); ++i) {
+      std::memcpy(static_cast<char*>(sub_rois.data_ptr()) + i * roi_bytes,
+                  static_cast<const char*>(rc.data_ptr()) + idx[i] * roi_bytes, roi_bytes);
+      std::memcpy(static_cast<char*>(sub_grad.data_ptr()) + i * grad_bytes,
+                  static_cast<const char*>(gc.data_ptr()) + idx[i] * grad_bytes, grad_bytes);
+    }
+    grads.push_back(roi_align_backward(sub_grad, sub_rois, scales[l], grad.size(2), grad.size(3), s[0], s[1], s[2],
+                                       s[3], sampling_ratio, aligned));
+  }
+  return grads;
+}
 
 Tensor roi_align(const Tensor& input, const Tensor& rois, double spatial_scale, int64_t pooled_height,
                  int64_t pooled_width, int64_t sampling_ratio, bool aligned, const Context& ctx) {

@@ -32,7 +32,7 @@ using PairwiseBoxIou = void (*)(const BoxSoA<T>& a, int64_t row_begin, int64_t r
 template <typename T>
 struct RoiArgs {
   const T* rois;  // [num_rois, 5]: batch index, x1, y1, x2, y2
-  const int64_t* order;  // forward visits rois order[roi_begin..roi_end) (spatially sorted)
+  const int64_t* order;  // forward kernels visit rois order[roi_begin..roi_end) (spatially sorted)
   int64_t num_rois, channels, height, width, pooled_height, pooled_width, sampling_ratio;
   T spatial_scale;
   bool aligned;

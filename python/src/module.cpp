@@ -178,6 +178,19 @@ PYBIND11_MODULE(_C, m) {
                                      sampling_ratio, aligned);
   });
 
+  m.def("multi_scale_roi_align", [](const std::vector<tvops::Tensor>& features, const std::vector<double>& scales,
+                                    const tvops::Tensor& rois, const tvops::Tensor& levels, int64_t ph, int64_t pw,
+                                    int64_t sampling_ratio, bool aligned) {
+    py::gil_scoped_release release;
+    return tvops::multi_scale_roi_align(features, scales, rois, levels, ph, pw, sampling_ratio, aligned);
+  });
+  m.def("multi_scale_roi_align_backward", [](const tvops::Tensor& grad, const tvops::Tensor& rois,
+                                             const tvops::Tensor& levels, const std::vector<double>& scales,
+                                             const std::vector<std::vector<int64_t>>& shapes, int64_t sampling_ratio,
+                                             bool aligned) {
+    py::gil_scoped_release release;
+    return tvops::multi_scale_roi_align_backward(grad, rois, levels, scales, shapes, sampling_ratio, aligned);
+  });
   m.def("roi_pool", [](const tvops::Tensor& input, const tvops::Tensor& rois, double scale, int64_t ph, int64_t pw) {
     py::gil_scoped_release release;
     return tvops::roi_pool(input, rois, scale, ph, pw);

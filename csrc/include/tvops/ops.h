@@ -3,6 +3,7 @@
 
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "tvops/export.h"
 #include "tvops/tensor.h"
@@ -59,6 +60,20 @@ TVOPS_API Tensor roi_align_backward(const Tensor& grad, const Tensor& rois, doub
                                     int64_t pooled_height, int64_t pooled_width, int64_t batch, int64_t channels,
                                     int64_t height, int64_t width, int64_t sampling_ratio, bool aligned,
                                     const Context& ctx = {});
+
+// MultiScaleRoIAlign's pooling step in one call: RoI k is pooled from features[levels[k]]
+// at scales[levels[k]] (feature maps [N, C, H_l, W_l] of one dtype). Returns
+// [K, C, pooled_height, pooled_width], the same values as one roi_align per level; rows
+// whose level is past the last map stay zero, as in torchvision's MultiScaleRoIAlign.
+TVOPS_API Tensor multi_scale_roi_align(const std::vector<Tensor>& features, const std::vector<double>& scales,
+                                       const Tensor& rois, const Tensor& levels, int64_t pooled_height,
+                                       int64_t pooled_width, int64_t sampling_ratio, bool aligned,
+                                       const Context& ctx = {});
+// Its gradient: one tensor per level, shaped like that level's feature map.
+TVOPS_API std::vector<Tensor> multi_scale_roi_align_backward(
+    const Tensor& grad, const Tensor& rois, const Tensor& levels, const std::vector<double>& scales,
+    const std::vector<std::vector<int64_t>>& feature_shapes, int64_t sampling_ratio, bool aligned,
+    const Context& ctx = {});
 
 // torchvision.ops.roi_pool: max pooling over rounded integer bins. Returns (output
 // [K, C, PH, PW], argmax int32 [K, C, PH, PW] = the flat pixel index in the plane, or -1).

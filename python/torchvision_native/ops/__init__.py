@@ -13,7 +13,13 @@ from .boxes import (
 )
 from .roi import ps_roi_align, ps_roi_pool, roi_align, roi_pool
 
+try:  # the module classes need torch
+    from .poolers import MultiScaleRoIAlign
+except ImportError:  # pragma: no cover - exercised by the torch-free import test
+    pass
+
 __all__ = [
+    "MultiScaleRoIAlign",
     "batched_nms", "box_area", "box_convert", "box_iou", "clip_boxes_to_image", "complete_box_iou",
     "distance_box_iou", "generalized_box_iou", "nms", "ps_roi_align", "ps_roi_pool", "remove_small_boxes", "roi_align", "roi_pool",
 ]
