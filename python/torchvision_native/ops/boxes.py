@@ -10,6 +10,11 @@ def nms(boxes, scores, iou_threshold):
     same dtype. Returns the int64 indices of the kept boxes in decreasing score
     order, as the same type (torch or numpy) and on the same device as `boxes`.
     """
+    if is_torch(boxes) and (boxes.is_quantized or scores.is_quantized):
+        # torchvision's quantized nms works on the integer representations (scale and
+        # zero point cancel in the IoU ratio and keep the score order): the same in float.
+        boxes = boxes.int_repr().float() if boxes.is_quantized else boxes
+        scores = scores.int_repr().float() if scores.is_quantized else scores
     out = _C.nms(to_native(boxes, "boxes"), to_native(scores, "scores"), float(iou_threshold),
                  stream_for(boxes))
     return from_native(out, boxes)

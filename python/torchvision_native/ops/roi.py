@@ -117,8 +117,23 @@ _ps_roi_pool = _RoiOp("ps_roi_pool", _C.ps_roi_pool, _C.ps_roi_pool_backward)
 
 def roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
     """RoI Align, as torchvision.ops.roi_align: [K, C, *output_size] features of `input`
-    [N, C, H, W] bilinearly pooled over `boxes` (Tensor[K, 5] or a list of Tensor[L, 4])."""
+    [N, C, H, W] bilinearly pooled over `boxes` (Tensor[K, 5] or a list of Tensor[L, 4]).
+    Quantized inputs (one image, as torchvision allows) give a result quantized like the input."""
+    if is_torch(input) and input.is_quantized:
+        return _quantized_roi_align(input, boxes, output_size, spatial_scale, sampling_ratio, aligned)
     return _roi_align(input, boxes, _Params(spatial_scale, output_size, sampling_ratio, aligned))
+
+
+def _quantized_roi_align(input, boxes, output_size, spatial_scale, sampling_ratio, aligned):
+    import torch
+
+    check_roi_boxes_shape(boxes)
+    rois = boxes if not isinstance(boxes, (list, tuple)) else convert_boxes_to_roi_format(boxes)
+    if input.shape[0] != 1:
+        raise RuntimeError("Only one image per batch is allowed in roi_align when quantized tensors are passed as input")
+    rois = rois.dequantize() if rois.is_quantized else rois
+    out = _roi_align(input.dequantize(), rois, _Params(spatial_scale, output_size, sampling_ratio, aligned))
+    return torch.quantize_per_tensor(out, input.q_scale(), input.q_zero_point(), input.dtype)
 
 
 def roi_pool(input, boxes, output_size, spatial_scale=1.0):
