@@ -21,6 +21,11 @@ template <typename... Args>
   throw Error(kind, concat(args...));
 }
 
+// For kernels compiled per ISA tier: they format the message themselves (snprintf)
+// and throw through this baseline function, so no shared template gets instantiated
+// with wide-ISA flags (see kernels/cpu/README.md).
+[[noreturn]] void throw_value_error(const char* message);
+
 }  // namespace tvops::detail
 
 #define TVOPS_CHECK(cond, kind, ...)                                        \

@@ -18,10 +18,11 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "kernels/cpu/buffer.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <vector>
 
 namespace tvops::cpu::TVOPS_CPU_TIER {
 
@@ -41,10 +42,10 @@ inline T iou_torchvision(T ix1, T iy1, T ix2, T iy2, T iarea, const T* b, T area
 // torchvision's loop, for thresholds where the pruning above does not hold.
 template <typename T>
 void nms_dense(const T* boxes, int64_t n, double threshold, uint8_t* keep) {
-  std::vector<T> areas(n);
+  Buffer<T> areas(n);
   for (int64_t i = 0; i < n; ++i)
     areas[i] = (boxes[4 * i + 2] - boxes[4 * i]) * (boxes[4 * i + 3] - boxes[4 * i + 1]);
-  std::vector<uint8_t> suppressed(n, 0);
+  Buffer<uint8_t> suppressed(n, 0);
   for (int64_t i = 0; i < n; ++i) {
     keep[i] = !suppressed[i];
     if (suppressed[i]) continue;
@@ -80,8 +81,8 @@ struct KeptGrid {
   using batch = xsimd::batch<T>;
   static constexpr int64_t W = batch::size;
 
-  std::vector<T> x1, y1, x2, y2, area;  // slot-ordered, padded by W
-  std::vector<int64_t> begin, count;    // per cell
+  Buffer<T> x1, y1, x2, y2, area;  // slot-ordered, padded by W
+  Buffer<int64_t> begin, count;    // per cell
   double min_x = 0, min_y = 0, cell_w = 1, cell_h = 1;
   int64_t gx = 1, gy = 1;
 
@@ -123,8 +124,8 @@ constexpr int64_t kOneCellBelow = 512;
 template <typename T>
 void nms_grid(const T* boxes, int64_t n, double threshold, uint8_t* keep) {
   // Which boxes can interact, their areas, centres and search radii.
-  std::vector<T> areas(n);
-  std::vector<int64_t> members;  // proper boxes, in score order
+  Buffer<T> areas(n);
+  Buffer<int64_t> members;  // proper boxes, in score order
   members.reserve(n);
   double max_w = 0, max_h = 0;
   for (int64_t i = 0; i < n; ++i) {
@@ -147,7 +148,7 @@ void nms_grid(const T* boxes, int64_t n, double threshold, uint8_t* keep) {
   // of near-identical boxes a hair above 1.)
   const double reach = t > 0 ? std::max({1 - t, 1 / (2 * t) - 0.5, 1e-3})
                              : std::numeric_limits<double>::infinity();
-  std::vector<double> cx(m), cy(m), rx(m), ry(m);
+  Buffer<double> cx(m), cy(m), rx(m), ry(m);
   double min_x = INFINITY, max_x = -INFINITY, min_y = INFINITY, max_y = -INFINITY, sum_rx = 0, sum_ry = 0;
   for (int64_t k = 0; k < m; ++k) {
     const T* b = boxes + 4 * members[k];
@@ -188,7 +189,7 @@ void nms_grid(const T* boxes, int64_t n, double threshold, uint8_t* keep) {
   g.gy = cells_along(min_y, max_y, sum_ry / double(m), g.cell_h);
 
   // Counting sort of the members by cell: each cell gets room for all its members.
-  std::vector<int64_t> cell(m);
+  Buffer<int64_t> cell(m);
   g.begin.assign(g.gx * g.gy + 1, 0);
   g.count.assign(g.gx * g.gy, 0);
   for (int64_t k = 0; k < m; ++k) {

@@ -6,9 +6,10 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "kernels/cpu/buffer.h"
+
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
 namespace tvops::cpu::TVOPS_CPU_TIER {
 
@@ -56,7 +57,7 @@ struct RoiGeometry {
 
 // Samples of every bin of a RoI in (ph, pw, iy, ix) order.
 template <typename T>
-void precompute(const RoiArgs<T>& a, const RoiGeometry<T>& g, std::vector<Sample<T>>& samples) {
+void precompute(const RoiArgs<T>& a, const RoiGeometry<T>& g, Buffer<Sample<T>>& samples) {
   samples.clear();
   for (int64_t ph = 0; ph < a.pooled_height; ++ph)
     for (int64_t pw = 0; pw < a.pooled_width; ++pw)
@@ -73,8 +74,8 @@ void roi_align_forward(const RoiArgs<T>& a, const T* input, int64_t roi_begin, i
   using B = xsimd::batch<T>;
   constexpr int64_t L = B::size;
   const int64_t C = a.channels, bins = a.pooled_height * a.pooled_width;
-  std::vector<Sample<T>> samples;
-  std::vector<T> acc(static_cast<std::size_t>(bins * C));  // [bin][channel]
+  Buffer<Sample<T>> samples;
+  Buffer<T> acc(static_cast<std::size_t>(bins * C));  // [bin][channel]
   for (int64_t r = roi_begin; r < roi_end; ++r) {
     const int64_t k = a.order[r];
     const RoiGeometry<T> g(a, k);
@@ -138,8 +139,8 @@ void roi_align_backward(const RoiArgs<T>& a, const T* grad, int64_t c_begin, int
   using B = xsimd::batch<T>;
   constexpr int64_t L = B::size;
   const int64_t C = a.channels, bins = a.pooled_height * a.pooled_width, nc = c_end - c_begin;
-  std::vector<Sample<T>> samples;
-  std::vector<T> g_bin(static_cast<std::size_t>(nc));
+  Buffer<Sample<T>> samples;
+  Buffer<T> g_bin(static_cast<std::size_t>(nc));
   for (int64_t k = 0; k < a.num_rois; ++k) {
     const RoiGeometry<T> geo(a, k);
     precompute(a, geo, samples);

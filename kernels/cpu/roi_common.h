@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 
 #include "core/check.h"
 #include "kernels/cpu/tier.h"
@@ -28,10 +29,14 @@ template <typename T>
 int64_t adaptive_grid(const char* op, T bin_size, int64_t roi) {
   constexpr T kMaxGrid = T(1 << 14);
   if (std::isnan(bin_size)) return 0;
-  if (std::ceil(bin_size) > kMaxGrid)
-    detail::fail(ErrorKind::Value, op, ": RoI ", roi, " would take ", double(std::ceil(bin_size)),
-                 " samples per bin side (its box is huge compared with the output size); pass sampling_ratio > 0 "
-                 "or check the boxes");
+  if (std::ceil(bin_size) > kMaxGrid) {
+    char message[256];
+    std::snprintf(message, sizeof(message),
+                  "%s: RoI %lld would take %g samples per bin side (its box is huge compared with the output "
+                  "size); pass sampling_ratio > 0 or check the boxes",
+                  op, static_cast<long long>(roi), double(std::ceil(bin_size)));
+    detail::throw_value_error(message);
+  }
   return std::ceil(bin_size) < -kMaxGrid ? -1 : static_cast<int64_t>(std::ceil(bin_size));
 }
 

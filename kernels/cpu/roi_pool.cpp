@@ -5,10 +5,11 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "kernels/cpu/buffer.h"
+
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
-#include <vector>
 
 #include "kernels/cpu/roi_common.h"
 
@@ -77,7 +78,7 @@ struct PsAlignRoi {
     samples_per_bin = std::max<int64_t>(grid_h, 0) * std::max<int64_t>(grid_w, 0);
   }
   // Samples of bin (ph, pw) in (iy, ix) order.
-  void samples(const RoiArgs<T>& a, int64_t ph, int64_t pw, std::vector<Sample<T>>& out) const {
+  void samples(const RoiArgs<T>& a, int64_t ph, int64_t pw, Buffer<Sample<T>>& out) const {
     out.clear();
     const T hstart = static_cast<T>(ph) * bin_h + start_h, wstart = static_cast<T>(pw) * bin_w + start_w;
     for (int64_t iy = 0; iy < grid_h; ++iy) {
@@ -97,7 +98,7 @@ void roi_pool_forward(const RoiArgs<T>& a, const T* input, int64_t roi_begin, in
   using B = xsimd::batch<T>;
   constexpr int64_t L = B::size;
   const int64_t C = a.channels, W = a.width, bins = a.pooled_height * a.pooled_width;
-  std::vector<T> best(static_cast<std::size_t>(bins * C)), where(static_cast<std::size_t>(bins * C));
+  Buffer<T> best(static_cast<std::size_t>(bins * C)), where(static_cast<std::size_t>(bins * C));
   for (int64_t r = roi_begin; r < roi_end; ++r) {
     const int64_t k = a.order[r];
     const PoolRoi<T> roi(a, k, /*plus_one=*/true, /*float_round=*/false);
@@ -158,7 +159,7 @@ void roi_pool_backward(const RoiArgs<T>& a, const T* grad, const int32_t* argmax
 template <typename T>
 void ps_roi_align_forward(const RoiArgs<T>& a, const T* input, int64_t roi_begin, int64_t roi_end, T* out) {
   const int64_t HW = a.height * a.width, bins = a.pooled_height * a.pooled_width, c_out = a.channels / bins;
-  std::vector<Sample<T>> s;
+  Buffer<Sample<T>> s;
   for (int64_t k = roi_begin; k < roi_end; ++k) {
     const PsAlignRoi<T> roi(a, k);
     for (int64_t ph = 0; ph < a.pooled_height; ++ph)
@@ -184,7 +185,7 @@ template <typename T>
 void ps_roi_align_backward(const RoiArgs<T>& a, const T* grad, int64_t cout_begin, int64_t cout_end,
                            T* grad_input) {
   const int64_t HW = a.height * a.width, bins = a.pooled_height * a.pooled_width, c_out = a.channels / bins;
-  std::vector<Sample<T>> s;
+  Buffer<Sample<T>> s;
   for (int64_t k = 0; k < a.num_rois; ++k) {
     const PsAlignRoi<T> roi(a, k);
     for (int64_t ph = 0; ph < a.pooled_height; ++ph)
