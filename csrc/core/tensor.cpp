@@ -197,11 +197,14 @@ Tensor Tensor::to(DType dtype) const {
     case DType::Int32: convert_from(src, out.data<int32_t>()); break;
     case DType::Float16:
     case DType::BFloat16: {
-      std::vector<float> f(static_cast<std::size_t>(numel()));
-      convert_from(src, f.data());
+      const Tensor f = src.to(DType::Float32);  // no copy when src is float32 already
+      const float* in = f.data<float>();
       auto* o = out.data<uint16_t>();
-      for (std::size_t i = 0; i < f.size(); ++i)
-        o[i] = dtype == DType::Float16 ? float_to_half(f[i]) : float_to_bfloat16(f[i]);
+      const int64_t n = numel();
+      if (dtype == DType::Float16)
+        for (int64_t i = 0; i < n; ++i) o[i] = float_to_half(in[i]);
+      else
+        for (int64_t i = 0; i < n; ++i) o[i] = float_to_bfloat16(in[i]);
       break;
     }
     default: detail::fail(ErrorKind::Type, "Tensor::to: cannot convert to ", dtype_name(dtype));

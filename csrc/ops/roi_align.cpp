@@ -38,6 +38,26 @@ Tensor forward_typed(const Tensor& input, const Tensor& rois_in, double spatial_
   return out.to(input.dtype());
 }
 
+// float16 / bfloat16 maps stay 16-bit (half the bytes to copy and read); the kernel
+// computes in float32 exactly as on the upcast map.
+Tensor forward_half(const Tensor& input, const Tensor& rois_in, double spatial_scale, int64_t ph, int64_t pw,
+                    int64_t sampling_ratio, bool aligned, cpu::RoiAlignForwardHalf kernel) {
+  const int64_t N = input.size(0), C = input.size(1), H = input.size(2), W = input.size(3);
+  const Tensor rois = checked_rois<float>("roi_align", rois_in, N);
+  const bool direct = detail::is_channels_last(input);
+  const Tensor nhwc = direct ? input : detail::to_nhwc<uint16_t>(input);
+  const int64_t K = rois.size(0);
+  Tensor out = Tensor::empty({K, C, ph, pw}, DType::Float32);
+  auto args = make_args<float>(rois, C, H, W, ph, pw, sampling_ratio, spatial_scale, aligned);
+  const std::vector<int64_t> order = detail::spatial_order<float>(rois, spatial_scale);
+  args.order = order.data();
+  const bool bf16 = input.dtype() == DType::BFloat16;
+  detail::parallel_for(0, K, 1, [&](int64_t lo, int64_t hi) {
+    kernel(args, nhwc.data<uint16_t>(), bf16, lo, hi, out.data<float>());
+  });
+  return out.to(input.dtype());
+}
+
 template <typename T>
 Tensor backward_typed(const Tensor& grad, const Tensor& rois_in, double spatial_scale, int64_t ph, int64_t pw,
                       int64_t N, int64_t C, int64_t H, int64_t W, int64_t sampling_ratio, bool aligned,
@@ -187,6 +207,9 @@ Tensor roi_align(const Tensor& input, const Tensor& rois, double spatial_scale, 
   if (input.dtype() == DType::Float64)
     return forward_typed<double>(input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio, aligned,
                                  k.roi_align_forward_f64);
+  if (input.dtype() == DType::Float16 || input.dtype() == DType::BFloat16)
+    return forward_half(input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio, aligned,
+                        k.roi_align_forward_half);
   return forward_typed<float>(input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio, aligned,
                               k.roi_align_forward_f32);
 }

@@ -24,9 +24,10 @@ inline bool is_channels_last(const Tensor& t) {
 
 // NCHW (any strides) -> contiguous NHWC of T. Channel blocks of 16 keep the reads in a
 // few streams and the writes contiguous.
+// T = uint16_t keeps float16/bfloat16 maps in their own dtype (the kernels upcast).
 template <typename T>
 inline Tensor to_nhwc(const Tensor& input) {
-  const Tensor src = input.to(compute_dtype(input.dtype()));
+  const Tensor src = sizeof(T) == 2 ? input : input.to(compute_dtype(input.dtype()));
   const int64_t N = src.size(0), C = src.size(1), H = src.size(2), W = src.size(3);
   Tensor out = Tensor::empty({N, H, W, C}, src.dtype());
   const T* s = src.data<T>();

@@ -40,6 +40,8 @@ struct RoiArgs {
 template <typename T>
 using RoiAlignForward = void (*)(const RoiArgs<T>& a, const T* input_nhwc, int64_t roi_begin, int64_t roi_end,
                                  T* out);
+using RoiAlignForwardHalf = void (*)(const RoiArgs<float>& a, const uint16_t* input_nhwc, bool bf16,
+                                     int64_t roi_begin, int64_t roi_end, float* out);
 template <typename T>
 using RoiAlignBackward = void (*)(const RoiArgs<T>& a, const T* grad, int64_t c_begin, int64_t c_end,
                                   T* grad_input_nhwc);
@@ -65,6 +67,7 @@ struct KernelTable {
   PairwiseBoxIou<double> pairwise_box_iou_f64 = nullptr;
   RoiAlignForward<float> roi_align_forward_f32 = nullptr;
   RoiAlignForward<double> roi_align_forward_f64 = nullptr;
+  RoiAlignForwardHalf roi_align_forward_half = nullptr;
   RoiAlignBackward<float> roi_align_backward_f32 = nullptr;
   RoiAlignBackward<double> roi_align_backward_f64 = nullptr;
   RoiPoolForward<float> roi_pool_forward_f32 = nullptr;

@@ -16,6 +16,7 @@ void fill_kernel_table(KernelTable& table, bool /*base*/) {
   table.pairwise_box_iou_f64 = &pairwise_box_iou<double>;
   table.roi_align_forward_f32 = &roi_align_forward<float>;
   table.roi_align_forward_f64 = &roi_align_forward<double>;
+  table.roi_align_forward_half = &roi_align_forward_half;
   table.roi_align_backward_f32 = &roi_align_backward<float>;
   table.roi_align_backward_f64 = &roi_align_backward<double>;
   table.roi_pool_forward_f32 = &roi_pool_forward<float>;

@@ -3,6 +3,7 @@
 #include "kernels/cpu/roi_align.h"
 
 #include "kernels/cpu/roi_common.h"
+#include "kernels/cpu/vec_half.h"
 
 #include <xsimd/xsimd.hpp>
 
@@ -67,10 +68,10 @@ void precompute(const RoiArgs<T>& a, const RoiGeometry<T>& g, Buffer<Sample<T>>&
       }
 }
 
-}  // namespace
-
-template <typename T>
-void roi_align_forward(const RoiArgs<T>& a, const T* input, int64_t roi_begin, int64_t roi_end, T* out) {
+// The forward for a map of Src (T, or uint16_t halves read through Source<>), in T.
+template <typename T, typename Src, bool BF16 = false>
+void forward_impl(const RoiArgs<T>& a, const Src* input, int64_t roi_begin, int64_t roi_end, T* out) {
+  using In = Source<Src, BF16>;
   using B = xsimd::batch<T>;
   constexpr int64_t L = B::size;
   const int64_t C = a.channels, bins = a.pooled_height * a.pooled_width;
@@ -80,7 +81,7 @@ void roi_align_forward(const RoiArgs<T>& a, const T* input, int64_t roi_begin, i
     const int64_t k = a.order[r];
     const RoiGeometry<T> g(a, k);
     precompute(a, g, samples);
-    const T* plane = input + g.batch * a.height * a.width * C;
+    const Src* plane = input + g.batch * a.height * a.width * C;
     const int64_t per_bin = g.samples_per_bin;
     for (int64_t bin = 0; bin < bins; ++bin) {
       const Sample<T>* s = samples.data() + bin * per_bin;
@@ -96,13 +97,13 @@ void roi_align_forward(const RoiArgs<T>& a, const T* input, int64_t roi_begin, i
         for (int64_t i = 0; i < per_bin; ++i) {
           const Sample<T>& p = s[i];
           const B w0(p.w[0]), w1(p.w[1]), w2(p.w[2]), w3(p.w[3]);
-          const T *v0 = plane + p.pos[0] * C + c, *v1 = plane + p.pos[1] * C + c, *v2 = plane + p.pos[2] * C + c,
-                  *v3 = plane + p.pos[3] * C + c;
+          const Src *v0 = plane + p.pos[0] * C + c, *v1 = plane + p.pos[1] * C + c, *v2 = plane + p.pos[2] * C + c,
+                    *v3 = plane + p.pos[3] * C + c;
           for (int64_t u = 0; u < U; ++u) {
             // torchvision: out += w1*v1 + w2*v2 + w3*v3 + w4*v4, left to right.
-            B t = w0 * B::load_unaligned(v0 + u * L) + w1 * B::load_unaligned(v1 + u * L);
-            t = t + w2 * B::load_unaligned(v2 + u * L);
-            t = t + w3 * B::load_unaligned(v3 + u * L);
+            B t = w0 * In::load(v0 + u * L) + w1 * In::load(v1 + u * L);
+            t = t + w2 * In::load(v2 + u * L);
+            t = t + w3 * In::load(v3 + u * L);
             v[u] = v[u] + t;
           }
         }
@@ -112,10 +113,10 @@ void roi_align_forward(const RoiArgs<T>& a, const T* input, int64_t roi_begin, i
         B v(T(0));
         for (int64_t i = 0; i < per_bin; ++i) {
           const Sample<T>& p = s[i];
-          B t = B(p.w[0]) * B::load_unaligned(plane + p.pos[0] * C + c) +
-                B(p.w[1]) * B::load_unaligned(plane + p.pos[1] * C + c);
-          t = t + B(p.w[2]) * B::load_unaligned(plane + p.pos[2] * C + c);
-          t = t + B(p.w[3]) * B::load_unaligned(plane + p.pos[3] * C + c);
+          B t = B(p.w[0]) * In::load(plane + p.pos[0] * C + c) +
+                B(p.w[1]) * In::load(plane + p.pos[1] * C + c);
+          t = t + B(p.w[2]) * In::load(plane + p.pos[2] * C + c);
+          t = t + B(p.w[3]) * In::load(plane + p.pos[3] * C + c);
           v = v + t;
         }
         (v / count).store_unaligned(dst + c);
@@ -124,14 +125,29 @@ void roi_align_forward(const RoiArgs<T>& a, const T* input, int64_t roi_begin, i
         T v = 0;
         for (int64_t i = 0; i < per_bin; ++i) {
           const Sample<T>& p = s[i];
-          v += p.w[0] * plane[p.pos[0] * C + c] + p.w[1] * plane[p.pos[1] * C + c] +
-               p.w[2] * plane[p.pos[2] * C + c] + p.w[3] * plane[p.pos[3] * C + c];
+          v += p.w[0] * In::scalar(plane + p.pos[0] * C + c) + p.w[1] * In::scalar(plane + p.pos[1] * C + c) +
+               p.w[2] * In::scalar(plane + p.pos[2] * C + c) + p.w[3] * In::scalar(plane + p.pos[3] * C + c);
         }
         dst[c] = v / g.count;
       }
     }
     store_transposed(acc.data(), bins, C, out + k * C * bins);
   }
+}
+
+}  // namespace
+
+template <typename T>
+void roi_align_forward(const RoiArgs<T>& a, const T* input, int64_t roi_begin, int64_t roi_end, T* out) {
+  forward_impl<T, T>(a, input, roi_begin, roi_end, out);
+}
+
+void roi_align_forward_half(const RoiArgs<float>& a, const uint16_t* input, bool bf16, int64_t roi_begin,
+                            int64_t roi_end, float* out) {
+  if (bf16)
+    forward_impl<float, uint16_t, true>(a, input, roi_begin, roi_end, out);
+  else
+    forward_impl<float, uint16_t, false>(a, input, roi_begin, roi_end, out);
 }
 
 template <typename T>

@@ -13,6 +13,10 @@ namespace tvops::cpu::TVOPS_CPU_TIER {
 template <typename T>
 void roi_align_forward(const RoiArgs<T>& a, const T* input_nhwc, int64_t roi_begin, int64_t roi_end, T* out);
 
+// The same on a float16 (bf16 = false) or bfloat16 NHWC map, computing in float32.
+void roi_align_forward_half(const RoiArgs<float>& a, const uint16_t* input_nhwc, bool bf16, int64_t roi_begin,
+                            int64_t roi_end, float* out);
+
 // grad_input_nhwc (zeroed by the caller) += the gradient of grad [K, C, PH, PW] for
 // channels [c_begin, c_end). Contributions reach each element in torchvision's CPU
 // order (RoI, ph, pw, iy, ix, corner), so the sum is the same as its serial loop.

@@ -91,6 +91,28 @@ TEST_P(RoiAlignPerIsa, MatchesDoubleReference) {
     }
 }
 
+// float16 / bfloat16 maps are read as 16-bit and computed in float32: the result must
+// equal the float32 op on the upcast map (the conversions are exact).
+TEST_P(RoiAlignPerIsa, HalfMapsGiveTheFloat32ResultOnTheUpcastMap) {
+  const int64_t N = 1, C = 37, H = 11, W = 13;
+  std::mt19937 rng(9);
+  std::normal_distribution<float> normal;
+  std::vector<float> x(N * C * H * W);
+  for (float& v : x) v = normal(rng);
+  std::vector<float> rois = {0, 3, 4, 30, 40, 0, -5, -5, 60, 20, 0, 10, 10, 11, 11};
+  auto tx = tvops::Tensor::from_blob(x.data(), {N, C, H, W}, {}, tvops::DType::Float32, {});
+  auto tr = tvops::Tensor::from_blob(rois.data(), {3, 5}, {}, tvops::DType::Float32, {});
+  for (tvops::DType half : {tvops::DType::Float16, tvops::DType::BFloat16}) {
+    tvops::Tensor xh = tx.to(half), rh = tr.to(half);
+    tvops::Tensor expected = tvops::roi_align(xh.to(tvops::DType::Float32), rh.to(tvops::DType::Float32), 0.25, 3,
+                                              2, -1, true).to(half);
+    tvops::Tensor got = tvops::roi_align(xh, rh, 0.25, 3, 2, -1, true);
+    ASSERT_EQ(got.dtype(), half);
+    for (int64_t i = 0; i < got.numel(); ++i)
+      ASSERT_EQ(got.data<uint16_t>()[i], expected.data<uint16_t>()[i]) << tvops::dtype_name(half) << " at " << i;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Isa, RoiAlignPerIsa, ::testing::ValuesIn(tvops::available_cpu_isas()),
                          [](const auto& info) {
                            std::string s = info.param;
