@@ -72,25 +72,50 @@ __global__ void iou_mask(const T* boxes, int64_t n, float threshold, uint64_t* m
   mask[row * words + col_block] = bits;
 }
 
-// Greedy sweep in one block: `removed` holds the suppressed bits of all boxes.
-// Threads may OR row i into removed[i/64] while others still read it, but row i
-// never has bit i set, so every thread sees the same verdict for box i.
+// Greedy sweep over the mask in one thread block, 64 boxes (one mask word) at a time:
+//  1. the 64 diagonal words of the current block go to shared memory, and one thread
+//     resolves the block in order against `removed` (bit operations only);
+//  2. every (kept row, later word) pair is ORed into `removed` by the whole block,
+//     so the global reads are spread over all threads and overlap.
+// One step per 64 boxes instead of one barrier per box.
 __global__ void sweep_mask(const uint64_t* mask, int64_t n, int64_t words, uint8_t* keep, int64_t* kept_count) {
-  extern __shared__ uint64_t removed[];
+  extern __shared__ unsigned long long removed[];
+  __shared__ unsigned long long diag[kBitsPerWord];
+  __shared__ int kept_rows[kBitsPerWord];
+  __shared__ int kept_in_block;
   for (int64_t w = threadIdx.x; w < words; w += blockDim.x) removed[w] = 0;
-  __syncthreads();
-  int64_t kept = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t word = i / kBitsPerWord;
-    const bool is_kept = !((removed[word] >> (i % kBitsPerWord)) & 1ull);
-    if (threadIdx.x == 0) keep[i] = is_kept;
-    if (is_kept) {
-      ++kept;
-      for (int64_t w = word + threadIdx.x; w < words; w += blockDim.x) removed[w] |= mask[i * words + w];
+  int64_t total = 0;
+  for (int64_t b = 0; b < words; ++b) {
+    const int rows = static_cast<int>(n - b * kBitsPerWord < kBitsPerWord ? n - b * kBitsPerWord : kBitsPerWord);
+    if (threadIdx.x < rows) diag[threadIdx.x] = mask[(b * kBitsPerWord + threadIdx.x) * words + b];
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      unsigned long long rem = removed[b];
+      int count = 0;
+      for (int r = 0; r < rows; ++r)
+        if (!((rem >> r) & 1ull)) {
+          kept_rows[count++] = r;
+          rem |= diag[r];
+        }
+      removed[b] = rem;
+      kept_in_block = count;
+      total += count;
+    }
+    __syncthreads();
+    const int count = kept_in_block;
+    for (int r = threadIdx.x; r < rows; r += blockDim.x) keep[b * kBitsPerWord + r] = 0;
+    __syncthreads();
+    for (int k = threadIdx.x; k < count; k += blockDim.x) keep[b * kBitsPerWord + kept_rows[k]] = 1;
+    const int64_t span = words - b - 1;
+    const int64_t pairs = span * count;
+    for (int64_t p = threadIdx.x; p < pairs; p += blockDim.x) {
+      const int64_t w = b + 1 + p % span;
+      const int64_t row = b * kBitsPerWord + kept_rows[p / span];
+      atomicOr(&removed[w], static_cast<unsigned long long>(mask[row * words + w]));
     }
     __syncthreads();
   }
-  if (threadIdx.x == 0) *kept_count = kept;
+  if (threadIdx.x == 0) *kept_count = total;
 }
 
 template <typename T>
