@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <tvops/tvops.h>
 
+#include "per_isa.h"
+
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -40,15 +42,7 @@ double reference(const double* a, const double* b, int kind, double eps) {
   return diou - v / (1 - iou + v + eps) * v;
 }
 
-class BoxIouPerIsa : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    previous_ = tvops::active_cpu_isa();
-    tvops::set_cpu_isa(GetParam());
-  }
-  void TearDown() override { tvops::set_cpu_isa(previous_); }
-  std::string previous_;
-};
+class BoxIouPerIsa : public tvops::testing::PerIsa {};
 
 TEST_P(BoxIouPerIsa, MatchesDoubleReference) {
   const int64_t n = 37, m = 53;  // not multiples of any vector width
@@ -78,12 +72,7 @@ TEST_P(BoxIouPerIsa, MatchesDoubleReference) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Isa, BoxIouPerIsa, ::testing::ValuesIn(tvops::available_cpu_isas()),
-                         [](const auto& info) {
-                           std::string s = info.param;
-                           std::replace(s.begin(), s.end(), '.', '_');
-                           return s;
-                         });
+TVOPS_INSTANTIATE_PER_ISA(BoxIouPerIsa);
 
 TEST(Boxes, ConvertRoundTripsAndAreas) {
   auto b = random_boxes(10, 3);

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <tvops/tvops.h>
 
+#include "per_isa.h"
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -57,15 +59,7 @@ std::vector<int64_t> run(const std::vector<double>& b, const std::vector<double>
   return std::vector<int64_t>(k.data<int64_t>(), k.data<int64_t>() + k.numel());
 }
 
-class NmsPerIsa : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    previous_ = tvops::active_cpu_isa();
-    tvops::set_cpu_isa(GetParam());
-  }
-  void TearDown() override { tvops::set_cpu_isa(previous_); }
-  std::string previous_;
-};
+class NmsPerIsa : public tvops::testing::PerIsa {};
 
 TEST_P(NmsPerIsa, MatchesReferenceOnRandomBoxes) {
   for (double thr : {0.0, 0.3, 0.5, 0.7, 0.95}) {
@@ -130,12 +124,7 @@ TEST_P(NmsPerIsa, BatchedMatchesPerCategoryReference) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Isa, NmsPerIsa, ::testing::ValuesIn(tvops::available_cpu_isas()),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           std::replace(n.begin(), n.end(), '.', '_');
-                           return n;
-                         });
+TVOPS_INSTANTIATE_PER_ISA(NmsPerIsa);
 
 TEST(Nms, BadShapesThrowNamingTheArgument) {
   std::vector<float> data(12, 0.f);

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <tvops/tvops.h>
 
+#include "per_isa.h"
+
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -49,15 +51,7 @@ std::vector<double> reference(const std::vector<double>& x, int64_t C, int64_t H
   return out;
 }
 
-class RoiAlignPerIsa : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    previous_ = tvops::active_cpu_isa();
-    tvops::set_cpu_isa(GetParam());
-  }
-  void TearDown() override { tvops::set_cpu_isa(previous_); }
-  std::string previous_;
-};
+class RoiAlignPerIsa : public tvops::testing::PerIsa {};
 
 TEST_P(RoiAlignPerIsa, MatchesDoubleReference) {
   const int64_t N = 2, C = 19, H = 13, W = 17;  // C not a multiple of any vector width
@@ -113,12 +107,7 @@ TEST_P(RoiAlignPerIsa, HalfMapsGiveTheFloat32ResultOnTheUpcastMap) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Isa, RoiAlignPerIsa, ::testing::ValuesIn(tvops::available_cpu_isas()),
-                         [](const auto& info) {
-                           std::string s = info.param;
-                           std::replace(s.begin(), s.end(), '.', '_');
-                           return s;
-                         });
+TVOPS_INSTANTIATE_PER_ISA(RoiAlignPerIsa);
 
 TEST(RoiAlign, BadBatchIndexIsAnErrorNotAnOutOfBoundsRead) {
   std::vector<float> x(1 * 2 * 4 * 4, 1.f), rois = {3, 0, 0, 2, 2};

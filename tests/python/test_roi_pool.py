@@ -11,23 +11,11 @@ import torch
 import torchvision
 
 import torchvision_native as tvn
+from boxes import feature_map, random_rois
 
 FLOATS = (torch.float32, torch.float64)
 
 
-def feature_map(n=2, c=13, h=23, w=31, seed=0, dtype=torch.float32):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, c, h, w, generator=g, dtype=torch.float64).to(dtype)
-
-
-def random_rois(k, n_images=2, extent=120.0, seed=1, dtype=torch.float32):
-    """RoIs in image coordinates (the map is the image at scale 1/4), some reaching past
-    the border, some smaller than a feature pixel."""
-    g = torch.Generator().manual_seed(seed)
-    xy = torch.rand(k, 2, generator=g, dtype=torch.float64) * extent - 8
-    wh = torch.rand(k, 2, generator=g, dtype=torch.float64) ** 2 * extent * 0.6
-    idx = torch.randint(0, n_images, (k, 1), generator=g).to(torch.float64)
-    return torch.cat([idx, xy, xy + wh], dim=1).to(dtype)
 
 
 def random_grad(k, c, output_size, seed=3, dtype=torch.float32):
