@@ -44,6 +44,7 @@ set(TVOPS_CPU_KERNEL_SOURCES
   kernels/cpu/nms.cpp
   kernels/cpu/roi_align.cpp
   kernels/cpu/roi_pool.cpp
+  kernels/cpu/transpose.cpp
   kernels/cpu/register.cpp
 )
 set(TVOPS_CPU_TIER_OBJECTS "")

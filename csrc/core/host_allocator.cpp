@@ -1,6 +1,7 @@
 #include "core/host_allocator.h"
 
 #include <pthread.h>
+#include <sys/mman.h>
 
 #include <cstdlib>
 #include <map>
@@ -14,6 +15,19 @@ namespace tvops {
 namespace {
 
 constexpr std::size_t kMinCached = std::size_t(4) << 20;
+// Large blocks are 2 MiB aligned and asked for as transparent huge pages: a RoI
+// touches hundreds of 4 KiB pages of a channels-last map, and the TLB misses cost
+// more than the arithmetic.
+constexpr std::size_t kHugePage = std::size_t(2) << 20;
+
+void* allocate_block(std::size_t bytes) {
+  if (bytes < kMinCached) return std::aligned_alloc(64, bytes);
+  void* p = std::aligned_alloc(kHugePage, bytes);
+#if defined(MADV_HUGEPAGE)
+  if (p) madvise(p, bytes, MADV_HUGEPAGE);  // advice only: failure leaves normal pages
+#endif
+  return p;
+}
 
 struct Cache {
   std::mutex mutex;
@@ -56,7 +70,8 @@ namespace detail {
 
 std::shared_ptr<void> allocate_host(std::size_t bytes) {
   // 64-byte alignment: a full AVX-512 vector or cache line.
-  const std::size_t rounded = bytes ? (bytes + 63) / 64 * 64 : 64;
+  std::size_t rounded = bytes ? (bytes + 63) / 64 * 64 : 64;
+  if (rounded >= kMinCached) rounded = (rounded + kHugePage - 1) / kHugePage * kHugePage;
   if (rounded >= kMinCached) {
     std::lock_guard<std::mutex> lock(g_cache->mutex);
     auto it = g_cache->free_blocks.lower_bound(rounded);
@@ -68,10 +83,10 @@ std::shared_ptr<void> allocate_host(std::size_t bytes) {
       return std::shared_ptr<void>(block, [capacity](void* p) { release(p, capacity); });
     }
   }
-  void* p = std::aligned_alloc(64, rounded);
+  void* p = allocate_block(rounded);
   if (!p) {  // memory held in the cache may be what is missing
     release_cached_memory();
-    p = std::aligned_alloc(64, rounded);
+    p = allocate_block(rounded);
   }
   TVOPS_CHECK(p != nullptr, Runtime, "out of host memory allocating ", bytes, " bytes");
   return std::shared_ptr<void>(p, [rounded](void* q) { release(q, rounded); });

@@ -10,6 +10,7 @@
 
 #include "core/check.h"
 #include "core/thread_pool.h"
+#include "dispatch/cpu_isa.h"
 #include "kernels/cpu/kernel_table.h"
 #include "tvops/tensor.h"
 
@@ -33,6 +34,17 @@ inline Tensor to_nhwc(const Tensor& input) {
   const T* s = src.data<T>();
   T* d = out.data<T>();
   const int64_t sn = src.stride(0), sc = src.stride(1), sh = src.stride(2), sw = src.stride(3);
+  if (sizeof(T) == 4 && sw == 1 && sh == W) {  // each channel plane contiguous: tiled transposes
+    const auto transpose = cpu_kernels().transpose_32;
+    const int64_t HW = H * W, block = 1024, blocks = (HW + block - 1) / block;
+    parallel_for(0, N * blocks, 1, [&](int64_t lo, int64_t hi) {
+      for (int64_t t = lo; t < hi; ++t) {
+        const int64_t n = t / blocks, p0 = (t % blocks) * block;
+        transpose(s + n * sn + p0, C, std::min(block, HW - p0), sc, d + (n * HW + p0) * C, C);
+      }
+    });
+    return out;
+  }
   parallel_for(0, N * H, 8, [&](int64_t lo, int64_t hi) {
     for (int64_t row = lo; row < hi; ++row) {
       const int64_t n = row / H, h = row % H;
@@ -58,6 +70,16 @@ inline Tensor from_nhwc(const Tensor& nhwc, DType dtype) {
   // Tiles of 64 pixels x all channels (64 KB for C=256) stay in L2 while their
   // channels are written out as 64-pixel runs.
   const int64_t HW = H * W, tile = 64, tiles = (HW + tile - 1) / tile;
+  if (sizeof(T) == 4) {
+    const auto transpose = cpu_kernels().transpose_32;
+    parallel_for(0, N * tiles, 4, [&](int64_t lo, int64_t hi) {
+      for (int64_t t = lo; t < hi; ++t) {
+        const int64_t n = t / tiles, p0 = (t % tiles) * tile;
+        transpose(s + (n * HW + p0) * C, std::min(tile, HW - p0), C, C, d + n * C * HW + p0, HW);
+      }
+    });
+    return out.to(dtype);
+  }
   parallel_for(0, N * tiles, 4, [&](int64_t lo, int64_t hi) {
     for (int64_t t = lo; t < hi; ++t) {
       const int64_t n = t / tiles, p0 = (t % tiles) * tile, p1 = std::min(HW, p0 + tile);

@@ -59,8 +59,12 @@ template <typename T>
 using PsRoiBackward = void (*)(const RoiArgs<T>& a, const T* grad, int64_t cout_begin, int64_t cout_end,
                                T* grad_input);
 
+// dst[j * dst_ld + i] = src[i * src_ld + j] for 4-byte elements; see transpose.h.
+using Transpose32 = void (*)(const void* src, int64_t rows, int64_t cols, int64_t src_ld, void* dst, int64_t dst_ld);
+
 struct KernelTable {
   const char* isa = nullptr;  // the tier that filled the last entry
+  Transpose32 transpose_32 = nullptr;
   NmsSortedF32 nms_sorted_f32 = nullptr;
   NmsSortedF64 nms_sorted_f64 = nullptr;
   PairwiseBoxIou<float> pairwise_box_iou_f32 = nullptr;

@@ -5,11 +5,13 @@
 #include "kernels/cpu/nms.h"
 #include "kernels/cpu/roi_align.h"
 #include "kernels/cpu/roi_pool.h"
+#include "kernels/cpu/transpose.h"
 
 namespace tvops::cpu::TVOPS_CPU_TIER {
 
 void fill_kernel_table(KernelTable& table, bool /*base*/) {
   table.isa = TVOPS_CPU_TIER_NAME;
+  table.transpose_32 = &transpose_32;
   table.nms_sorted_f32 = &nms_sorted<float>;
   table.nms_sorted_f64 = &nms_sorted<double>;
   table.pairwise_box_iou_f32 = &pairwise_box_iou<float>;

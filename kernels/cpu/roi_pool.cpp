@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <type_traits>
 
 #include "kernels/cpu/roi_common.h"
 
@@ -59,7 +60,7 @@ struct PoolRoi {
 // guard on the divisor (an empty grid gives 0/0 = NaN, as in torchvision).
 template <typename T>
 struct PsAlignRoi {
-  int64_t batch, grid_h, grid_w, samples_per_bin;
+  int64_t batch, grid_h, grid_w;
   T start_h, start_w, bin_h, bin_w, count;
   PsAlignRoi(const RoiArgs<T>& a, int64_t k) {
     const T* r = a.rois + 5 * k;
@@ -75,18 +76,39 @@ struct PsAlignRoi {
     grid_w = a.sampling_ratio > 0 ? a.sampling_ratio
                                   : adaptive_grid("ps_roi_align", width / static_cast<T>(a.pooled_width), k);
     count = static_cast<T>(grid_h * grid_w);
-    samples_per_bin = std::max<int64_t>(grid_h, 0) * std::max<int64_t>(grid_w, 0);
   }
-  // Samples of bin (ph, pw) in (iy, ix) order.
-  void samples(const RoiArgs<T>& a, int64_t ph, int64_t pw, Buffer<Sample<T>>& out) const {
-    out.clear();
-    const T hstart = static_cast<T>(ph) * bin_h + start_h, wstart = static_cast<T>(pw) * bin_w + start_w;
-    for (int64_t iy = 0; iy < grid_h; ++iy) {
-      const T y = hstart + static_cast<T>(iy + .5f) * bin_h / static_cast<T>(grid_h);
-      for (int64_t ix = 0; ix < grid_w; ++ix)
-        out.push_back(bilinear_sample(a.height, a.width, y,
-                                      wstart + static_cast<T>(ix + .5f) * bin_w / static_cast<T>(grid_w)));
+  // The valid samples of every bin, bin by bin in (iy, ix) order: bin b's are
+  // out[first[b] .. first[b + 1]). Samples outside the map add exactly 0 to
+  // torchvision's sums, so leaving them out changes no result; most RoIs of a
+  // position-sensitive head lie partly off its small map.
+  void valid_samples(const RoiArgs<T>& a, Buffer<AxisSample<T>>& ys, Buffer<AxisSample<T>>& xs,
+                     Buffer<Sample<T>>& out, Buffer<int64_t>& first) const {
+    ys.clear();
+    xs.clear();
+    for (int64_t ph = 0; ph < a.pooled_height; ++ph) {
+      const T hstart = static_cast<T>(ph) * bin_h + start_h;
+      for (int64_t iy = 0; iy < grid_h; ++iy)
+        ys.push_back(axis_sample(a.height, hstart + static_cast<T>(iy + .5f) * bin_h / static_cast<T>(grid_h)));
     }
+    for (int64_t pw = 0; pw < a.pooled_width; ++pw) {
+      const T wstart = static_cast<T>(pw) * bin_w + start_w;
+      for (int64_t ix = 0; ix < grid_w; ++ix)
+        xs.push_back(axis_sample(a.width, wstart + static_cast<T>(ix + .5f) * bin_w / static_cast<T>(grid_w)));
+    }
+    out.clear();
+    first.clear();
+    const int64_t gh = std::max<int64_t>(grid_h, 0), gw = std::max<int64_t>(grid_w, 0);
+    for (int64_t ph = 0; ph < a.pooled_height; ++ph)
+      for (int64_t pw = 0; pw < a.pooled_width; ++pw) {
+        first.push_back(static_cast<int64_t>(out.size()));
+        for (int64_t iy = 0; iy < gh; ++iy) {
+          const AxisSample<T>& y = ys[ph * gh + iy];
+          if (!y.valid) continue;
+          for (int64_t ix = 0; ix < gw; ++ix)
+            if (xs[pw * gw + ix].valid) out.push_back(combine(y, xs[pw * gw + ix], a.width));
+        }
+      }
+    first.push_back(static_cast<int64_t>(out.size()));
   }
 };
 
@@ -99,6 +121,7 @@ void roi_pool_forward(const RoiArgs<T>& a, const T* input, int64_t roi_begin, in
   constexpr int64_t L = B::size;
   const int64_t C = a.channels, W = a.width, bins = a.pooled_height * a.pooled_width;
   Buffer<T> best(static_cast<std::size_t>(bins * C)), where(static_cast<std::size_t>(bins * C));
+  Buffer<int32_t> where_index(static_cast<std::size_t>(bins * C));
   for (int64_t r = roi_begin; r < roi_end; ++r) {
     const int64_t k = a.order[r];
     const PoolRoi<T> roi(a, k, /*plus_one=*/true, /*float_round=*/false);
@@ -112,6 +135,31 @@ void roi_pool_forward(const RoiArgs<T>& a, const T* input, int64_t roi_begin, in
         // (NaN is never taken), starting from -FLT_MAX even for double.
         const T init = bb.empty() ? T(0) : T(-FLT_MAX);
         int64_t c = 0;
+        // U vectors of channels at once: each compare-select chain waits on the one
+        // before, so independent chains keep the core busy.
+        constexpr int64_t U = 4;
+        for (; c + U * L <= C; c += U * L) {
+          B mv[U], av[U];  // fully unrolled below, so they stay in registers
+#pragma GCC unroll 4
+          for (int64_t u = 0; u < U; ++u) mv[u] = B(init), av[u] = B(T(-1));
+          for (int64_t h = bb.hstart; h < bb.hend; ++h)
+            for (int64_t w = bb.wstart; w < bb.wend; ++w) {
+              const T* px = plane + (h * W + w) * C + c;
+              const B pos(static_cast<T>(h * W + w));
+#pragma GCC unroll 4
+              for (int64_t u = 0; u < U; ++u) {
+                const B v = B::load_unaligned(px + u * L);
+                const auto gt = v > mv[u];
+                mv[u] = xsimd::select(gt, v, mv[u]);
+                av[u] = xsimd::select(gt, pos, av[u]);
+              }
+            }
+#pragma GCC unroll 4
+          for (int64_t u = 0; u < U; ++u) {
+            mv[u].store_unaligned(m + c + u * L);
+            av[u].store_unaligned(at + c + u * L);
+          }
+        }
         for (; c + L <= C; c += L) {
           B mv(init), av(T(-1));
           for (int64_t h = bb.hstart; h < bb.hend; ++h)
@@ -137,7 +185,11 @@ void roi_pool_forward(const RoiArgs<T>& a, const T* input, int64_t roi_begin, in
         }
       }
     store_transposed(best.data(), bins, C, out + k * C * bins);
-    store_transposed(where.data(), bins, C, argmax + k * C * bins);
+    int64_t i = 0;
+    if constexpr (std::is_same_v<T, float>)  // -O2 leaves this loop scalar
+      for (; i + L <= bins * C; i += L) xsimd::to_int(B::load_unaligned(&where[i])).store_unaligned(&where_index[i]);
+    for (; i < bins * C; ++i) where_index[i] = static_cast<int32_t>(where[i]);
+    store_transposed(where_index.data(), bins, C, argmax + k * C * bins);
   }
 }
 
@@ -156,27 +208,31 @@ void roi_pool_backward(const RoiArgs<T>& a, const T* grad, const int32_t* argmax
   }
 }
 
+// Per RoI and output channel, the bins' outputs are contiguous: walk channels outer.
 template <typename T>
 void ps_roi_align_forward(const RoiArgs<T>& a, const T* input, int64_t roi_begin, int64_t roi_end, T* out) {
   const int64_t HW = a.height * a.width, bins = a.pooled_height * a.pooled_width, c_out = a.channels / bins;
+  Buffer<AxisSample<T>> ys, xs;
   Buffer<Sample<T>> s;
+  Buffer<int64_t> first;
   for (int64_t k = roi_begin; k < roi_end; ++k) {
     const PsAlignRoi<T> roi(a, k);
-    for (int64_t ph = 0; ph < a.pooled_height; ++ph)
-      for (int64_t pw = 0; pw < a.pooled_width; ++pw) {
-        roi.samples(a, ph, pw, s);
-        const int64_t bin = ph * a.pooled_width + pw;
-        for (int64_t co = 0; co < c_out; ++co) {
-          const T* plane = input + (roi.batch * a.channels + co * bins + bin) * HW;
-          T sum = 0;
-          for (const Sample<T>& p : s)  // outside samples add 0 (not 0 * pixel)
-            if (p.valid)
-              sum += p.w[0] * plane[p.pos[0]] + p.w[1] * plane[p.pos[1]] + p.w[2] * plane[p.pos[2]] +
-                     p.w[3] * plane[p.pos[3]];
-            else
-              sum += T(0);
-          out[(k * c_out + co) * bins + bin] = sum / roi.count;
+    roi.valid_samples(a, ys, xs, s, first);
+    T* o = out + k * c_out * bins;
+    if (s.size() == 0) {  // wholly off the map: every sum is 0 (0/0 = NaN for an empty grid)
+      for (int64_t i = 0; i < c_out * bins; ++i) o[i] = T(0) / roi.count;
+      continue;
+    }
+    for (int64_t co = 0; co < c_out; ++co)
+      for (int64_t bin = 0; bin < bins; ++bin) {
+        const T* plane = input + (roi.batch * a.channels + co * bins + bin) * HW;
+        T sum = 0;
+        for (int64_t i = first[bin]; i < first[bin + 1]; ++i) {
+          const Sample<T>& p = s[i];
+          sum += p.w[0] * plane[p.pos[0]] + p.w[1] * plane[p.pos[1]] + p.w[2] * plane[p.pos[2]] +
+                 p.w[3] * plane[p.pos[3]];
         }
+        o[co * bins + bin] = sum / roi.count;
       }
   }
 }
@@ -185,22 +241,24 @@ template <typename T>
 void ps_roi_align_backward(const RoiArgs<T>& a, const T* grad, int64_t cout_begin, int64_t cout_end,
                            T* grad_input) {
   const int64_t HW = a.height * a.width, bins = a.pooled_height * a.pooled_width, c_out = a.channels / bins;
+  Buffer<AxisSample<T>> ys, xs;
   Buffer<Sample<T>> s;
+  Buffer<int64_t> first;
   for (int64_t k = 0; k < a.num_rois; ++k) {
     const PsAlignRoi<T> roi(a, k);
-    for (int64_t ph = 0; ph < a.pooled_height; ++ph)
-      for (int64_t pw = 0; pw < a.pooled_width; ++pw) {
-        roi.samples(a, ph, pw, s);
-        const int64_t bin = ph * a.pooled_width + pw;
-        for (int64_t co = cout_begin; co < cout_end; ++co) {
-          T* plane = grad_input + (roi.batch * a.channels + co * bins + bin) * HW;
-          const T g = grad[(k * c_out + co) * bins + bin];
-          for (const Sample<T>& p : s) {
-            if (!p.valid) continue;
-            for (int corner = 0; corner < 4; ++corner) plane[p.pos[corner]] += g * p.w[corner] / roi.count;
-          }
+    roi.valid_samples(a, ys, xs, s, first);
+    if (s.size() == 0) continue;
+    for (int64_t bin = 0; bin < bins; ++bin) {
+      if (first[bin] == first[bin + 1]) continue;
+      for (int64_t co = cout_begin; co < cout_end; ++co) {
+        T* plane = grad_input + (roi.batch * a.channels + co * bins + bin) * HW;
+        const T g = grad[(k * c_out + co) * bins + bin];
+        for (int64_t i = first[bin]; i < first[bin + 1]; ++i) {
+          const Sample<T>& p = s[i];
+          for (int corner = 0; corner < 4; ++corner) plane[p.pos[corner]] += g * p.w[corner] / roi.count;
         }
       }
+    }
   }
 }
 
