@@ -122,17 +122,32 @@ int64_t dense_class_ids(const std::vector<double>& idxs, std::vector<int64_t>& i
   return static_cast<int64_t>(values.size());
 }
 
+// The same for integer categories (the usual dtype): a table over their range when
+// it is compact, else through the general path.
+int64_t dense_class_ids(const int64_t* idxs, int64_t n, std::vector<int64_t>& ids) {
+  int64_t lo = idxs[0], hi = idxs[0];
+  for (int64_t i = 1; i < n; ++i) lo = std::min(lo, idxs[i]), hi = std::max(hi, idxs[i]);
+  if (double(hi) - double(lo) >= double(4 * n + 1024)) {
+    const std::vector<double> values(idxs, idxs + n);  // exact for |v| < 2^53, as torch's own float compare
+    return dense_class_ids(values, ids);
+  }
+  std::vector<int64_t> table(static_cast<std::size_t>(hi - lo) + 1, -1);
+  for (int64_t i = 0; i < n; ++i) table[idxs[i] - lo] = 0;
+  int64_t k = 0;
+  for (int64_t& t : table)
+    if (t == 0) t = k++;
+  ids.resize(n);
+  for (int64_t i = 0; i < n; ++i) ids[i] = table[idxs[i] - lo];
+  return k;
+}
+
 // Per-category nms (torchvision's strategy above 1000 boxes): one sort, boxes
 // grouped by category in score order, categories spread over the thread pool.
 template <typename T>
-Tensor batched_nms_per_class(const T* boxes, const Tensor& scores, const std::vector<double>& idxs,
-                             double iou_threshold, NmsKernel<T> kernel, const Context& ctx) {
+Tensor batched_nms_per_class(const T* boxes, const Tensor& scores, const std::vector<int64_t>& class_id,
+                             int64_t num_classes, double iou_threshold, NmsKernel<T> kernel, const Context& ctx) {
   const int64_t n = scores.numel();
   std::vector<int64_t> order = detail::descending_order(scores);
-
-  // Dense category ids; NaN categories match nothing in torchvision and are dropped (-1).
-  std::vector<int64_t> class_id;
-  const int64_t num_classes = dense_class_ids(idxs, class_id);
 
   // Slots grouped by category, score order inside each group.
   std::vector<int64_t> start(num_classes + 1, 0), slot(n, -1), cls(n);
@@ -193,16 +208,29 @@ Tensor batched_nms(const Tensor& boxes, const Tensor& scores, const Tensor& idxs
   if (boxes.numel() == 0) return Tensor::empty({0}, DType::Int64, boxes.device(), ctx);
   const cpu::KernelTable& k = detail::cpu_kernels();
   const Tensor b = compute_view(boxes), s = compute_view(scores);
+  // torchvision switches strategy at boxes.numel() > 4000 on the CPU.
+  if (boxes.numel() > 4000) {
+    // Dense category ids; NaN categories match nothing in torchvision and are dropped (-1).
+    std::vector<int64_t> class_id;
+    int64_t num_classes;
+    if (is_floating(idxs.dtype())) {
+      const Tensor id = idxs.to(DType::Float64);
+      num_classes = dense_class_ids(std::vector<double>(id.data<double>(), id.data<double>() + id.numel()), class_id);
+    } else {
+      const Tensor id = idxs.to(DType::Int64);
+      num_classes = dense_class_ids(id.data<int64_t>(), id.numel(), class_id);
+    }
+    if (b.dtype() == DType::Float64)
+      return batched_nms_per_class<double>(b.data<double>(), s, class_id, num_classes, iou_threshold,
+                                           k.nms_sorted_f64, ctx);
+    return batched_nms_per_class<float>(b.data<float>(), s, class_id, num_classes, iou_threshold, k.nms_sorted_f32,
+                                        ctx);
+  }
   const Tensor id = idxs.to(DType::Float64);
   const std::vector<double> ids(id.data<double>(), id.data<double>() + id.numel());
-  // torchvision switches strategy at boxes.numel() > 4000 on the CPU.
-  const bool per_class = boxes.numel() > 4000;
-  if (b.dtype() == DType::Float64) {
-    auto run = per_class ? batched_nms_per_class<double> : batched_nms_offset<double>;
-    return run(b.data<double>(), s, ids, iou_threshold, k.nms_sorted_f64, ctx);
-  }
-  auto run = per_class ? batched_nms_per_class<float> : batched_nms_offset<float>;
-  return run(b.data<float>(), s, ids, iou_threshold, k.nms_sorted_f32, ctx);
+  if (b.dtype() == DType::Float64)
+    return batched_nms_offset<double>(b.data<double>(), s, ids, iou_threshold, k.nms_sorted_f64, ctx);
+  return batched_nms_offset<float>(b.data<float>(), s, ids, iou_threshold, k.nms_sorted_f32, ctx);
 }
 
 }  // namespace tvops
