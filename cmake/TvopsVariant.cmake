@@ -7,6 +7,8 @@
 # and TVOPS_ISA_FLAGS_<isa> / TVOPS_ISA_PARENT_<isa> for each matrix ISA.
 
 file(READ "${PROJECT_SOURCE_DIR}/cmake/variants.json" _matrix)
+# Edits to the matrix reconfigure the build (flags, tiers).
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${PROJECT_SOURCE_DIR}/cmake/variants.json")
 
 # Host architecture (the target, when cross-compiling).
 set(TVOPS_HOST_ARCH "${CMAKE_SYSTEM_PROCESSOR}")

@@ -117,19 +117,22 @@ def roi_setup(pooled, backward=False):
     return setup
 
 
-def psroi_setup():
-    """PERF.md psra7: x (2, 490, 64, 64) = 10 output channels x 7 x 7, the ra7 RoIs."""
+def psroi_setup(scale=0.25):
+    """PERF.md psra7: x (2, 490, 64, 64) = 10 output channels x 7 x 7, the ra7 RoIs.
+    At the ra7 scale (1/4) most RoIs lie off this small map (7% of samples land on it);
+    psra7-map takes an R-FCN head's stride instead (1/16 of a 1024-pixel image), where
+    the RoIs lie on the map."""
     def setup(device):
         g = torch.Generator().manual_seed(SEED)
         x = torch.randn(2, 490, 64, 64, generator=g).to(device)
         boxes, _ = random_boxes(2000, device)
         idx = torch.randint(0, 2, (2000, 1), generator=g).to(device=device, dtype=boxes.dtype)
-        return {"x": x, "rois": torch.cat([idx, boxes * 0.8], 1), "pooled": 7}
+        return {"x": x, "rois": torch.cat([idx, boxes * 0.8], 1), "pooled": 7, "scale": scale}
     return setup
 
 
 def _roi_op(module, op, *extra):
-    return lambda a: getattr(module, op)(a["x"], a["rois"], a["pooled"], 0.25, *extra)
+    return lambda a: getattr(module, op)(a["x"], a["rois"], a["pooled"], a.get("scale", 0.25), *extra)
 
 
 def _roi_align(module, backward):
@@ -169,6 +172,8 @@ WORKLOADS = [
              available=lambda: hasattr(tvn.ops, "roi_pool")),
     Workload("psra7", psroi_setup(), _roi_op(torchvision.ops, "ps_roi_align", 2), _roi_op(tvn.ops, "ps_roi_align", 2),
              available=lambda: hasattr(tvn.ops, "ps_roi_align")),
+    Workload("psra7-map", psroi_setup(1 / 16), _roi_op(torchvision.ops, "ps_roi_align", 2),
+             _roi_op(tvn.ops, "ps_roi_align", 2), available=lambda: hasattr(tvn.ops, "ps_roi_align")),
     # Not in PERF.md's table: the IoU matrices of a detection matcher (2000 proposals x 2000 boxes).
     Workload("box_iou-2k", pairwise_setup(2000, 2000), *_pairwise("box_iou"), same=_close,
              available=lambda: hasattr(tvn.ops, "box_iou")),

@@ -214,6 +214,40 @@ Tensor roi_align(const Tensor& input, const Tensor& rois, double spatial_scale, 
                               k.roi_align_forward_f32);
 }
 
+Tensor roi_align_quint8(const Tensor& input, int64_t zero_point, const Tensor& rois_in, double spatial_scale,
+                        int64_t pooled_height, int64_t pooled_width, int64_t sampling_ratio, bool aligned,
+                        const Context& ctx) {
+  (void)ctx;
+  const char* op = "roi_align_quint8";
+  TVOPS_CHECK(input.defined() && input.dim() == 4, Value, op, ": input should be a 4d tensor [N, C, H, W], got ",
+              input.defined() ? input.describe() : "undefined");
+  TVOPS_CHECK(input.dtype() == DType::UInt8, Type, op, ": input should hold quint8 values as uint8, got ",
+              dtype_name(input.dtype()));
+  TVOPS_CHECK(zero_point >= 0 && zero_point <= 255, Value, op, ": zero_point should be in [0, 255], got ",
+              zero_point);
+  check_rois(op, rois_in, DType::Float32, input.device());
+  check_pooling(op, pooled_height, pooled_width);
+  TVOPS_CHECK(input.device().is_cpu(), Unsupported, op, ": quantized tensors are CPU tensors");
+  const int64_t N = input.size(0), C = input.size(1), H = input.size(2), W = input.size(3), K = rois_in.size(0);
+  if (K == 0 || C == 0 || input.numel() == 0) {
+    TVOPS_CHECK(K == 0 || N > 0, Value, op, ": rois given for an empty batch");
+    Tensor out = Tensor::empty({K, C, pooled_height, pooled_width}, DType::UInt8);
+    std::memset(out.data_ptr(), static_cast<int>(zero_point), out.nbytes());  // empty maps average to 0
+    return out;
+  }
+  const Tensor rois = checked_rois<float>(op, rois_in, N);
+  const Tensor nhwc = detail::to_nhwc<uint8_t>(input);
+  Tensor out = Tensor::empty({K, C, pooled_height, pooled_width}, DType::UInt8);
+  auto args = make_args<float>(rois, C, H, W, pooled_height, pooled_width, sampling_ratio, spatial_scale, aligned);
+  const std::vector<int64_t> order = detail::spatial_order<float>(rois, spatial_scale);
+  args.order = order.data();
+  const cpu::RoiAlignForwardU8 kernel = detail::cpu_kernels().roi_align_forward_u8;
+  detail::parallel_for(0, K, 1, [&](int64_t lo, int64_t hi) {
+    kernel(args, nhwc.data<uint8_t>(), static_cast<int32_t>(zero_point), lo, hi, out.data<uint8_t>());
+  });
+  return out;
+}
+
 Tensor roi_align_backward(const Tensor& grad, const Tensor& rois, double spatial_scale, int64_t pooled_height,
                           int64_t pooled_width, int64_t batch, int64_t channels, int64_t height, int64_t width,
                           int64_t sampling_ratio, bool aligned, const Context& ctx) {

@@ -25,17 +25,18 @@ inline bool is_channels_last(const Tensor& t) {
 
 // NCHW (any strides) -> contiguous NHWC of T. Channel blocks of 16 keep the reads in a
 // few streams and the writes contiguous.
-// T = uint16_t keeps float16/bfloat16 maps in their own dtype (the kernels upcast).
+// T = uint16_t keeps float16/bfloat16 maps in their own dtype (the kernels upcast);
+// T = uint8_t moves quantized values.
 template <typename T>
 inline Tensor to_nhwc(const Tensor& input) {
-  const Tensor src = sizeof(T) == 2 ? input : input.to(compute_dtype(input.dtype()));
+  const Tensor src = sizeof(T) <= 2 ? input : input.to(compute_dtype(input.dtype()));
   const int64_t N = src.size(0), C = src.size(1), H = src.size(2), W = src.size(3);
   Tensor out = Tensor::empty({N, H, W, C}, src.dtype());
   const T* s = src.data<T>();
   T* d = out.data<T>();
   const int64_t sn = src.stride(0), sc = src.stride(1), sh = src.stride(2), sw = src.stride(3);
-  if (sizeof(T) == 4 && sw == 1 && sh == W) {  // each channel plane contiguous: tiled transposes
-    const auto transpose = cpu_kernels().transpose_32;
+  if ((sizeof(T) == 4 || sizeof(T) == 1) && sw == 1 && sh == W) {  // channel planes contiguous: tiled transposes
+    const auto transpose = sizeof(T) == 4 ? cpu_kernels().transpose_32 : cpu_kernels().transpose_8;
     const int64_t HW = H * W, block = 1024, blocks = (HW + block - 1) / block;
     parallel_for(0, N * blocks, 1, [&](int64_t lo, int64_t hi) {
       for (int64_t t = lo; t < hi; ++t) {

@@ -42,6 +42,10 @@ using RoiAlignForward = void (*)(const RoiArgs<T>& a, const T* input_nhwc, int64
                                  T* out);
 using RoiAlignForwardHalf = void (*)(const RoiArgs<float>& a, const uint16_t* input_nhwc, bool bf16,
                                      int64_t roi_begin, int64_t roi_end, float* out);
+// quint8 roi_align: the map's integer values and zero point in, quantized values at
+// the input's scale out; see roi_align.h.
+using RoiAlignForwardU8 = void (*)(const RoiArgs<float>& a, const uint8_t* input_nhwc, int32_t zero_point,
+                                   int64_t roi_begin, int64_t roi_end, uint8_t* out);
 template <typename T>
 using RoiAlignBackward = void (*)(const RoiArgs<T>& a, const T* grad, int64_t c_begin, int64_t c_end,
                                   T* grad_input_nhwc);
@@ -60,11 +64,12 @@ using PsRoiBackward = void (*)(const RoiArgs<T>& a, const T* grad, int64_t cout_
                                T* grad_input);
 
 // dst[j * dst_ld + i] = src[i * src_ld + j] for 4-byte elements; see transpose.h.
-using Transpose32 = void (*)(const void* src, int64_t rows, int64_t cols, int64_t src_ld, void* dst, int64_t dst_ld);
+// (transpose_8: the same for bytes.)
+using Transpose = void (*)(const void* src, int64_t rows, int64_t cols, int64_t src_ld, void* dst, int64_t dst_ld);
 
 struct KernelTable {
   const char* isa = nullptr;  // the tier that filled the last entry
-  Transpose32 transpose_32 = nullptr;
+  Transpose transpose_32 = nullptr, transpose_8 = nullptr;
   NmsSortedF32 nms_sorted_f32 = nullptr;
   NmsSortedF64 nms_sorted_f64 = nullptr;
   PairwiseBoxIou<float> pairwise_box_iou_f32 = nullptr;
@@ -72,6 +77,7 @@ struct KernelTable {
   RoiAlignForward<float> roi_align_forward_f32 = nullptr;
   RoiAlignForward<double> roi_align_forward_f64 = nullptr;
   RoiAlignForwardHalf roi_align_forward_half = nullptr;
+  RoiAlignForwardU8 roi_align_forward_u8 = nullptr;
   RoiAlignBackward<float> roi_align_backward_f32 = nullptr;
   RoiAlignBackward<double> roi_align_backward_f64 = nullptr;
   RoiPoolForward<float> roi_pool_forward_f32 = nullptr;

@@ -12,6 +12,7 @@ namespace tvops::cpu::TVOPS_CPU_TIER {
 void fill_kernel_table(KernelTable& table, bool /*base*/) {
   table.isa = TVOPS_CPU_TIER_NAME;
   table.transpose_32 = &transpose_32;
+  table.transpose_8 = &transpose_8;
   table.nms_sorted_f32 = &nms_sorted<float>;
   table.nms_sorted_f64 = &nms_sorted<double>;
   table.pairwise_box_iou_f32 = &pairwise_box_iou<float>;
@@ -19,6 +20,7 @@ void fill_kernel_table(KernelTable& table, bool /*base*/) {
   table.roi_align_forward_f32 = &roi_align_forward<float>;
   table.roi_align_forward_f64 = &roi_align_forward<double>;
   table.roi_align_forward_half = &roi_align_forward_half;
+  table.roi_align_forward_u8 = &roi_align_forward_u8;
   table.roi_align_backward_f32 = &roi_align_backward<float>;
   table.roi_align_backward_f64 = &roi_align_backward<double>;
   table.roi_pool_forward_f32 = &roi_pool_forward<float>;

@@ -7,6 +7,10 @@
 
 #include <xsimd/xsimd.hpp>
 
+#if defined(__AVX512VNNI__)
+#include <immintrin.h>
+#endif
+
 #include "kernels/cpu/buffer.h"
 
 #include <algorithm>
@@ -148,6 +152,143 @@ void roi_align_forward_half(const RoiArgs<float>& a, const uint16_t* input, bool
     forward_impl<float, uint16_t, true>(a, input, roi_begin, roi_end, out);
   else
     forward_impl<float, uint16_t, false>(a, input, roi_begin, roi_end, out);
+}
+
+namespace {
+
+// Integer bilinear weights: 14 bits, summing to exactly kWeightOne for every valid
+// sample, so (sum - zero_point * valid samples * kWeightOne) is the zero-point-free
+// sum. 127 * 128: each weight splits into two s8 halves (w = hi * 128 + lo) for
+// vpdpbusd, whose second operand is signed.
+constexpr int32_t kWeightOne = 127 * 128;
+// Flush the int32 sums to float this often: 256 samples of 255 * kWeightOne fit.
+constexpr int64_t kFlushSamples = 256;
+
+void integer_weights(const Sample<float>& p, int32_t w[4]) {
+  int32_t sum = 0, largest = 0;
+  for (int j = 0; j < 4; ++j) {
+    w[j] = static_cast<int32_t>(std::nearbyint(p.w[j] * float(kWeightOne)));
+    sum += w[j];
+    if (w[j] > w[largest]) largest = j;
+  }
+  w[largest] += kWeightOne - sum;
+}
+
+// out = zero_point + round((sum / kWeightOne - zero_point * valid) / count): the
+// average of the samples' zero-point-free values, rounded half to even like torch's
+// quantizer. `sum` is the integer sum of taps x weights over the bin's samples.
+inline uint8_t quantized_average(float sum, float offset, float count, int32_t zero_point) {
+  const float q = std::nearbyint((sum / float(kWeightOne) - offset) / count) + float(zero_point);
+  return static_cast<uint8_t>(std::min(255.f, std::max(0.f, q)));
+}
+
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+constexpr int64_t kU8Block = 64;
+
+// 64 channels of one bin straight to output bytes. Per sample, the four taps' bytes
+// are interleaved so each 32-bit lane holds one channel's four taps, then one
+// vpdpbusd per weight half (w = hi * 128 + lo; the weight operand is signed bytes).
+// Quad k lane (L, m) is channel 16L + 4k + m; a 4x4 transpose of 128-bit lanes puts
+// the sums back in channel order.
+void u8_block(const uint8_t* plane, const int64_t (*off)[4], const int32_t (*w)[4], int64_t n, float offset,
+              float count, int32_t zero_point, uint8_t* res) {
+  __m512i hi[4], lo[4];
+  for (int k = 0; k < 4; ++k) hi[k] = lo[k] = _mm512_setzero_si512();
+  for (int64_t s = 0; s < n; ++s) {
+    const __m512i t0 = _mm512_loadu_si512(plane + off[s][0]), t1 = _mm512_loadu_si512(plane + off[s][1]);
+    const __m512i t2 = _mm512_loadu_si512(plane + off[s][2]), t3 = _mm512_loadu_si512(plane + off[s][3]);
+    const __m512i p01l = _mm512_unpacklo_epi8(t0, t1), p01h = _mm512_unpackhi_epi8(t0, t1);
+    const __m512i p23l = _mm512_unpacklo_epi8(t2, t3), p23h = _mm512_unpackhi_epi8(t2, t3);
+    const __m512i q[4] = {_mm512_unpacklo_epi16(p01l, p23l), _mm512_unpackhi_epi16(p01l, p23l),
+                          _mm512_unpacklo_epi16(p01h, p23h), _mm512_unpackhi_epi16(p01h, p23h)};
+    const int32_t* ws = w[s];
+    const __m512i whi = _mm512_set1_epi32(int32_t(uint32_t(ws[0] >> 7) | uint32_t(ws[1] >> 7) << 8 |
+                                                  uint32_t(ws[2] >> 7) << 16 | uint32_t(ws[3] >> 7) << 24));
+    const __m512i wlo = _mm512_set1_epi32(int32_t(uint32_t(ws[0] & 127) | uint32_t(ws[1] & 127) << 8 |
+                                                  uint32_t(ws[2] & 127) << 16 | uint32_t(ws[3] & 127) << 24));
+    for (int k = 0; k < 4; ++k) {
+      hi[k] = _mm512_dpbusd_epi32(hi[k], q[k], whi);
+      lo[k] = _mm512_dpbusd_epi32(lo[k], q[k], wlo);
+    }
+  }
+  __m512i sum[4];
+  for (int k = 0; k < 4; ++k) sum[k] = _mm512_add_epi32(_mm512_slli_epi32(hi[k], 7), lo[k]);
+  const __m512i a0 = _mm512_shuffle_i32x4(sum[0], sum[1], 0x44), a1 = _mm512_shuffle_i32x4(sum[0], sum[1], 0xEE);
+  const __m512i a2 = _mm512_shuffle_i32x4(sum[2], sum[3], 0x44), a3 = _mm512_shuffle_i32x4(sum[2], sum[3], 0xEE);
+  const __m512i natural[4] = {_mm512_shuffle_i32x4(a0, a2, 0x88), _mm512_shuffle_i32x4(a0, a2, 0xDD),
+                              _mm512_shuffle_i32x4(a1, a3, 0x88), _mm512_shuffle_i32x4(a1, a3, 0xDD)};
+  const __m512 one(_mm512_set1_ps(float(kWeightOne))), off_v(_mm512_set1_ps(offset)), count_v(_mm512_set1_ps(count));
+  const __m512 zp(_mm512_set1_ps(float(zero_point))), lo_clamp(_mm512_setzero_ps()), hi_clamp(_mm512_set1_ps(255.f));
+  for (int j = 0; j < 4; ++j) {  // quantized_average, lane-wise
+    const __m512 v = _mm512_div_ps(_mm512_sub_ps(_mm512_div_ps(_mm512_cvtepi32_ps(natural[j]), one), off_v), count_v);
+    __m512 q = _mm512_add_ps(_mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zp);
+    q = _mm512_min_ps(hi_clamp, _mm512_max_ps(lo_clamp, q));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(res + 16 * j), _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(q)));
+  }
+}
+#else
+constexpr int64_t kU8Block = 0;
+#endif
+
+}  // namespace
+
+void roi_align_forward_u8(const RoiArgs<float>& a, const uint8_t* input, int32_t zero_point, int64_t roi_begin,
+                          int64_t roi_end, uint8_t* out) {
+  const int64_t C = a.channels, bins = a.pooled_height * a.pooled_width;
+  Buffer<Sample<float>> samples;
+  Buffer<int64_t> offsets;  // [valid sample][tap]: pixel offset * C
+  Buffer<int32_t> weights;  // [valid sample][tap]
+  Buffer<int32_t> acc(static_cast<std::size_t>(C));
+  Buffer<float> total(static_cast<std::size_t>(C));
+  Buffer<uint8_t> result(static_cast<std::size_t>(bins * C));  // [bin][channel]
+  for (int64_t r = roi_begin; r < roi_end; ++r) {
+    const int64_t k = a.order[r];
+    const RoiGeometry<float> g(a, k);
+    precompute(a, g, samples);
+    const uint8_t* plane = input + g.batch * a.height * a.width * C;
+    const int64_t per_bin = g.samples_per_bin;
+    for (int64_t bin = 0; bin < bins; ++bin) {
+      offsets.clear();
+      weights.clear();
+      for (int64_t i = 0; i < per_bin; ++i) {
+        const Sample<float>& p = samples[bin * per_bin + i];
+        if (!p.valid) continue;  // outside the map: adds 0
+        int32_t w[4];
+        integer_weights(p, w);
+        for (int j = 0; j < 4; ++j) offsets.push_back(p.pos[j] * C), weights.push_back(w[j]);
+      }
+      const int64_t valid = static_cast<int64_t>(weights.size()) / 4;
+      const float offset = float(zero_point) * float(valid);
+      const auto* off = reinterpret_cast<const int64_t(*)[4]>(offsets.data());
+      const auto* w = reinterpret_cast<const int32_t(*)[4]>(weights.data());
+      uint8_t* res = result.data() + bin * C;
+      int64_t c = 0;
+      if (valid <= kFlushSamples) {  // one int32 sum per channel holds the bin
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+        for (; c + kU8Block <= C; c += kU8Block) u8_block(plane + c, off, w, valid, offset, g.count, zero_point, res + c);
+#endif
+        for (int64_t i = c; i < C; ++i) acc[i] = 0;
+        for (int64_t s = 0; s < valid; ++s)
+          for (int64_t i = c; i < C; ++i)
+            acc[i] += int32_t(plane[off[s][0] + i]) * w[s][0] + int32_t(plane[off[s][1] + i]) * w[s][1] +
+                      int32_t(plane[off[s][2] + i]) * w[s][2] + int32_t(plane[off[s][3] + i]) * w[s][3];
+        for (; c < C; ++c) res[c] = quantized_average(float(acc[c]), offset, g.count, zero_point);
+        continue;
+      }
+      // Huge adaptive grids: int32 partial sums every kFlushSamples, totals in float.
+      for (int64_t i = 0; i < C; ++i) total[i] = 0.f;
+      for (int64_t s0 = 0; s0 < valid; s0 += kFlushSamples) {
+        for (int64_t i = 0; i < C; ++i) acc[i] = 0;
+        for (int64_t s = s0; s < std::min(valid, s0 + kFlushSamples); ++s)
+          for (int64_t i = 0; i < C; ++i)
+            acc[i] += int32_t(plane[off[s][0] + i]) * w[s][0] + int32_t(plane[off[s][1] + i]) * w[s][1] +
+                      int32_t(plane[off[s][2] + i]) * w[s][2] + int32_t(plane[off[s][3] + i]) * w[s][3];
+        for (int64_t i = 0; i < C; ++i) total[i] += float(acc[i]);
+      }
+      for (int64_t i = 0; i < C; ++i) res[i] = quantized_average(total[i], offset, g.count, zero_point);
+    }
+    store_transposed(result.data(), bins, C, out + k * C * bins);
+  }
 }
 
 template <typename T>

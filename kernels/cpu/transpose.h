@@ -1,4 +1,4 @@
-// Matrix transpose of 4-byte elements (tier namespace): the NCHW <-> NHWC copies of
+// Matrix transposes of 4-byte and 1-byte elements (tier namespace): the NCHW <-> NHWC copies of
 // the RoI ops. A scalar copy runs at a third of memory speed; 16x16 register tiles
 // (AVX-512) or 8x8 (AVX2) keep both the reads and the writes in whole cache lines.
 #pragma once
@@ -11,6 +11,9 @@ namespace tvops::cpu::TVOPS_CPU_TIER {
 
 // dst[j * dst_ld + i] = src[i * src_ld + j] for i < rows, j < cols. Walks row tiles
 // outermost: callers pass blocks whose column range fits in cache.
+// Elements move as 4-byte payloads, so NaN bit patterns survive.
 void transpose_32(const void* src, int64_t rows, int64_t cols, int64_t src_ld, void* dst, int64_t dst_ld);
+// The same for bytes (quantized maps).
+void transpose_8(const void* src, int64_t rows, int64_t cols, int64_t src_ld, void* dst, int64_t dst_ld);
 
 }  // namespace tvops::cpu::TVOPS_CPU_TIER

@@ -178,6 +178,12 @@ PYBIND11_MODULE(_C, m) {
                                      sampling_ratio, aligned);
   });
 
+  m.def("roi_align_quint8", [](const tvops::Tensor& input, int64_t zero_point, const tvops::Tensor& rois,
+                               double spatial_scale, int64_t ph, int64_t pw, int64_t sampling_ratio, bool aligned) {
+    py::gil_scoped_release release;
+    return tvops::roi_align_quint8(input, zero_point, rois, spatial_scale, ph, pw, sampling_ratio, aligned);
+  });
+
   m.def("multi_scale_roi_align", [](const std::vector<tvops::Tensor>& features, const std::vector<double>& scales,
                                     const tvops::Tensor& rois, const tvops::Tensor& levels, int64_t ph, int64_t pw,
                                     int64_t sampling_ratio, bool aligned) {

@@ -44,3 +44,34 @@ def test_quantized_roi_align_one_image_only():
     rois = quantize(torch.tensor([[0.0, 1, 1, 5, 5]]), 0.05, 0, torch.quint8)
     with pytest.raises(RuntimeError, match="Only one image per batch"):
         tvn.ops.roi_align(x, rois, 3)
+
+
+@pytest.mark.parametrize("channels", (64, 80, 200))
+@pytest.mark.parametrize("sampling_ratio", (2, -1))
+def test_quantized_roi_align_wide_maps(isa, channels, sampling_ratio):
+    # Wide enough for the 64-channel vpdpbusd blocks plus a scalar tail; adaptive grids
+    # of large boxes take more than the 256 samples a bin that one int32 flush holds.
+    g = torch.Generator().manual_seed(5)
+    x = quantize(torch.rand(1, channels, 24, 40, generator=g) * 6 - 3, 0.03, 100, torch.quint8)
+    boxes, _ = random_boxes(60, seed=6, origin=60.0, max_size=140.0)
+    rois = quantize(torch.cat([torch.zeros(60, 1), boxes], 1), 0.05, 0, torch.quint8)
+    ref = torchvision.ops.roi_align(x, rois, 3, 0.25, sampling_ratio, True)
+    out = tvn.ops.roi_align(x, rois, 3, 0.25, sampling_ratio, True)
+    diff = (out.int_repr().int() - ref.int_repr().int()).abs()
+    assert diff.max() <= 1 and (diff > 0).float().mean() <= 0.05
+
+
+def test_quantized_roi_align_same_bytes_on_every_isa():
+    g = torch.Generator().manual_seed(7)
+    x = quantize(torch.randn(1, 96, 16, 16, generator=g), 0.02, 120, torch.quint8)
+    boxes, _ = random_boxes(40, seed=8, origin=40.0, max_size=30.0)
+    rois = torch.cat([torch.zeros(40, 1), boxes], 1)
+    previous = tvn.active_cpu_isa()
+    try:
+        outs = []
+        for isa in tvn.available_cpu_isas():
+            tvn.set_cpu_isa(isa)
+            outs.append(tvn.ops.roi_align(x, rois, 5, 0.4, 2, False).int_repr())
+    finally:
+        tvn.set_cpu_isa(previous)
+    assert all(torch.equal(o, outs[0]) for o in outs)

@@ -54,6 +54,12 @@ TVOPS_API Tensor pairwise_box_iou(const Tensor& boxes1, const Tensor& boxes2, Bo
 // Returns [K, C, pooled_height, pooled_width]. float16/bfloat16 compute in float32.
 TVOPS_API Tensor roi_align(const Tensor& input, const Tensor& rois, double spatial_scale, int64_t pooled_height,
                            int64_t pooled_width, int64_t sampling_ratio, bool aligned, const Context& ctx = {});
+// roi_align of a quint8 map: input holds the quantized values [N, C, H, W] (uint8),
+// rois are float32. Returns uint8 [K, C, PH, PW] at the input's scale and zero point
+// (torchvision's quantized roi_align; within one quantum of it, see kernels/cpu).
+TVOPS_API Tensor roi_align_quint8(const Tensor& input, int64_t zero_point, const Tensor& rois, double spatial_scale,
+                                  int64_t pooled_height, int64_t pooled_width, int64_t sampling_ratio, bool aligned,
+                                  const Context& ctx = {});
 // Gradient of roi_align with respect to its input: [batch, channels, height, width].
 // Deterministic; the same sums in the same order as torchvision's CPU backward.
 TVOPS_API Tensor roi_align_backward(const Tensor& grad, const Tensor& rois, double spatial_scale,

@@ -132,6 +132,14 @@ def _quantized_roi_align(input, boxes, output_size, spatial_scale, sampling_rati
     if input.shape[0] != 1:
         raise RuntimeError("Only one image per batch is allowed in roi_align when quantized tensors are passed as input")
     rois = rois.dequantize() if rois.is_quantized else rois
+    if input.dtype == torch.quint8:  # integer kernel (vpdpbusd on avx512vnni)
+        ph, pw = _pair(output_size)
+        values = input.int_repr()
+        out = _C.roi_align_quint8(to_native(values, "input"), int(input.q_zero_point()),
+                                  to_native(rois.float(), "rois"), float(spatial_scale), ph, pw,
+                                  int(sampling_ratio), bool(aligned))
+        return torch._make_per_tensor_quantized_tensor(from_native(out, values), input.q_scale(),
+                                                       input.q_zero_point())
     out = _roi_align(input.dequantize(), rois, _Params(spatial_scale, output_size, sampling_ratio, aligned))
     return torch.quantize_per_tensor(out, input.q_scale(), input.q_zero_point(), input.dtype)
 
