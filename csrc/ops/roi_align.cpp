@@ -55,7 +55,7 @@ Tensor forward_half(const Tensor& input, const Tensor& rois_in, double spatial_s
   detail::parallel_for(0, K, 1, [&](int64_t lo, int64_t hi) {
     kernel(args, nhwc.data<uint16_t>(), bf16, lo, hi, out.data<float>());
   });
-  return out.to(input.dtype());
+  return detail::result_as(out, input.dtype());
 }
 
 template <typename T>

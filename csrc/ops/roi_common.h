@@ -35,8 +35,9 @@ inline Tensor to_nhwc(const Tensor& input) {
   const T* s = src.data<T>();
   T* d = out.data<T>();
   const int64_t sn = src.stride(0), sc = src.stride(1), sh = src.stride(2), sw = src.stride(3);
-  if ((sizeof(T) == 4 || sizeof(T) == 1) && sw == 1 && sh == W) {  // channel planes contiguous: tiled transposes
-    const auto transpose = sizeof(T) == 4 ? cpu_kernels().transpose_32 : cpu_kernels().transpose_8;
+  if (sizeof(T) <= 4 && sw == 1 && sh == W) {  // channel planes contiguous: tiled transposes
+    const cpu::KernelTable& k = cpu_kernels();
+    const auto transpose = sizeof(T) == 4 ? k.transpose_32 : sizeof(T) == 2 ? k.transpose_16 : k.transpose_8;
     const int64_t HW = H * W, block = 1024, blocks = (HW + block - 1) / block;
     parallel_for(0, N * blocks, 1, [&](int64_t lo, int64_t hi) {
       for (int64_t t = lo; t < hi; ++t) {
@@ -91,6 +92,18 @@ inline Tensor from_nhwc(const Tensor& nhwc, DType dtype) {
     }
   });
   return out.to(dtype);
+}
+
+// A float32 result in `dtype`: bfloat16 through the tier's vector downcast (the
+// same bits as Tensor::to), spread over the pool; other dtypes through Tensor::to.
+inline Tensor result_as(const Tensor& out, DType dtype) {
+  if (dtype != DType::BFloat16 || out.dtype() != DType::Float32) return out.to(dtype);
+  Tensor r = Tensor::empty(out.sizes(), DType::BFloat16);
+  const auto convert = cpu_kernels().float_to_bfloat16;
+  const float* in = out.data<float>();
+  uint16_t* o = r.data<uint16_t>();
+  parallel_for(0, out.numel(), 1 << 16, [&](int64_t lo, int64_t hi) { convert(in + lo, hi - lo, o + lo); });
+  return r;
 }
 
 inline void check_rois(const char* op, const Tensor& rois, DType dtype, Device device) {

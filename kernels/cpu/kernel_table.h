@@ -64,12 +64,16 @@ using PsRoiBackward = void (*)(const RoiArgs<T>& a, const T* grad, int64_t cout_
                                T* grad_input);
 
 // dst[j * dst_ld + i] = src[i * src_ld + j] for 4-byte elements; see transpose.h.
-// (transpose_8: the same for bytes.)
+// (transpose_16, transpose_8: the same for 2-byte and 1-byte elements.)
 using Transpose = void (*)(const void* src, int64_t rows, int64_t cols, int64_t src_ld, void* dst, int64_t dst_ld);
+
+// float32 -> bfloat16 bits (round to nearest even); see transpose.h.
+using FloatToBf16 = void (*)(const float* in, int64_t n, uint16_t* out);
 
 struct KernelTable {
   const char* isa = nullptr;  // the tier that filled the last entry
-  Transpose transpose_32 = nullptr, transpose_8 = nullptr;
+  Transpose transpose_32 = nullptr, transpose_16 = nullptr, transpose_8 = nullptr;
+  FloatToBf16 float_to_bfloat16 = nullptr;
   NmsSortedF32 nms_sorted_f32 = nullptr;
   NmsSortedF64 nms_sorted_f64 = nullptr;
   PairwiseBoxIou<float> pairwise_box_iou_f32 = nullptr;

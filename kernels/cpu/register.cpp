@@ -12,7 +12,9 @@ namespace tvops::cpu::TVOPS_CPU_TIER {
 void fill_kernel_table(KernelTable& table, bool /*base*/) {
   table.isa = TVOPS_CPU_TIER_NAME;
   table.transpose_32 = &transpose_32;
+  table.transpose_16 = &transpose_16;
   table.transpose_8 = &transpose_8;
+  table.float_to_bfloat16 = &float_to_bfloat16;
   table.nms_sorted_f32 = &nms_sorted<float>;
   table.nms_sorted_f64 = &nms_sorted<double>;
   table.pairwise_box_iou_f32 = &pairwise_box_iou<float>;

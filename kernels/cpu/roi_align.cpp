@@ -7,9 +7,10 @@
 
 #include <xsimd/xsimd.hpp>
 
-#if defined(__AVX512VNNI__)
+#if defined(__AVX512VNNI__) || defined(__AVX512BF16__)
 #include <immintrin.h>
 #endif
+#include <utility>
 
 #include "kernels/cpu/buffer.h"
 
@@ -139,6 +140,76 @@ void forward_impl(const RoiArgs<T>& a, const Src* input, int64_t roi_begin, int6
   }
 }
 
+#if defined(__AVX512BF16__)
+// bfloat16 maps on avx512bf16: vdpbf16ps multiplies bf16 pairs exactly and adds them in
+// float32. Taps 0,1 and taps 2,3 of each channel are interleaved into pairs; each
+// float32 weight is split into two bf16 (w = hi + lo, 16 significant bits), so the
+// result is within float32 rounding of the exact float path (not bit-identical: the
+// instruction's adds run in its own order). 32 channels a step: lanes m of 128-bit
+// lane L hold channel 8L + m (low interleave) and 8L + 4 + m (high). The instruction
+// treats bf16 denormals (below 1e-38) as zero.
+void forward_bf16_dot(const RoiArgs<float>& a, const uint16_t* input, int64_t roi_begin, int64_t roi_end,
+                      float* out) {
+  const int64_t C = a.channels, bins = a.pooled_height * a.pooled_width, blocked = C / 32 * 32;
+  Buffer<Sample<float>> samples;
+  Buffer<float> acc(static_cast<std::size_t>(bins * C));  // [bin][channel]
+  auto bf16_pair = [](float x, float y) {  // two floats -> (bf16(x), bf16(y)) and their remainders
+    const __m128 v = _mm_setr_ps(x, y, 0.f, 0.f);
+    const __m128bh hi = _mm_cvtneps_pbh(v);
+    const __m128 back = _mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(reinterpret_cast<__m128i>(hi)), 16));
+    const __m128bh lo = _mm_cvtneps_pbh(_mm_sub_ps(v, back));
+    return std::pair<__m512i, __m512i>(_mm512_set1_epi32(_mm_cvtsi128_si32(reinterpret_cast<__m128i>(hi))),
+                                       _mm512_set1_epi32(_mm_cvtsi128_si32(reinterpret_cast<__m128i>(lo))));
+  };
+  const __m512i to_channels_0 = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+  const __m512i to_channels_1 = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+  for (int64_t r = roi_begin; r < roi_end; ++r) {
+    const int64_t k = a.order[r];
+    const RoiGeometry<float> g(a, k);
+    precompute(a, g, samples);
+    const uint16_t* plane = input + g.batch * a.height * a.width * C;
+    const int64_t per_bin = g.samples_per_bin;
+    const __m512 count = _mm512_set1_ps(g.count);
+    for (int64_t bin = 0; bin < bins; ++bin) {
+      const Sample<float>* s = samples.data() + bin * per_bin;
+      float* dst = acc.data() + bin * C;
+      for (int64_t c = 0; c < blocked; c += 32) {
+        __m512 lo_acc = _mm512_setzero_ps(), hi_acc = _mm512_setzero_ps();
+        for (int64_t i = 0; i < per_bin; ++i) {
+          const Sample<float>& p = s[i];  // off-map samples: pixel 0 at weight 0, as the float path
+          const auto [w01h, w01l] = bf16_pair(p.w[0], p.w[1]);
+          const auto [w23h, w23l] = bf16_pair(p.w[2], p.w[3]);
+          const __m512i t0 = _mm512_loadu_si512(plane + p.pos[0] * C + c), t1 = _mm512_loadu_si512(plane + p.pos[1] * C + c);
+          const __m512i t2 = _mm512_loadu_si512(plane + p.pos[2] * C + c), t3 = _mm512_loadu_si512(plane + p.pos[3] * C + c);
+          const __m512bh p01l = (__m512bh)_mm512_unpacklo_epi16(t0, t1), p01h = (__m512bh)_mm512_unpackhi_epi16(t0, t1);
+          const __m512bh p23l = (__m512bh)_mm512_unpacklo_epi16(t2, t3), p23h = (__m512bh)_mm512_unpackhi_epi16(t2, t3);
+          lo_acc = _mm512_dpbf16_ps(lo_acc, p01l, (__m512bh)w01h);
+          hi_acc = _mm512_dpbf16_ps(hi_acc, p01h, (__m512bh)w01h);
+          lo_acc = _mm512_dpbf16_ps(lo_acc, p01l, (__m512bh)w01l);
+          hi_acc = _mm512_dpbf16_ps(hi_acc, p01h, (__m512bh)w01l);
+          lo_acc = _mm512_dpbf16_ps(lo_acc, p23l, (__m512bh)w23h);
+          hi_acc = _mm512_dpbf16_ps(hi_acc, p23h, (__m512bh)w23h);
+          lo_acc = _mm512_dpbf16_ps(lo_acc, p23l, (__m512bh)w23l);
+          hi_acc = _mm512_dpbf16_ps(hi_acc, p23h, (__m512bh)w23l);
+        }
+        _mm512_storeu_ps(dst + c, _mm512_div_ps(_mm512_permutex2var_ps(lo_acc, to_channels_0, hi_acc), count));
+        _mm512_storeu_ps(dst + c + 16, _mm512_div_ps(_mm512_permutex2var_ps(lo_acc, to_channels_1, hi_acc), count));
+      }
+      for (int64_t c = blocked; c < C; ++c) {  // tail channels: the float path's arithmetic
+        float v = 0;
+        for (int64_t i = 0; i < per_bin; ++i) {
+          const Sample<float>& p = s[i];
+          v += p.w[0] * bf16_to_float(plane[p.pos[0] * C + c]) + p.w[1] * bf16_to_float(plane[p.pos[1] * C + c]) +
+               p.w[2] * bf16_to_float(plane[p.pos[2] * C + c]) + p.w[3] * bf16_to_float(plane[p.pos[3] * C + c]);
+        }
+        dst[c] = v / g.count;
+      }
+    }
+    store_transposed(acc.data(), bins, C, out + k * C * bins);
+  }
+}
+#endif
+
 }  // namespace
 
 template <typename T>
@@ -149,7 +220,11 @@ void roi_align_forward(const RoiArgs<T>& a, const T* input, int64_t roi_begin, i
 void roi_align_forward_half(const RoiArgs<float>& a, const uint16_t* input, bool bf16, int64_t roi_begin,
                             int64_t roi_end, float* out) {
   if (bf16)
+#if defined(__AVX512BF16__)
+    forward_bf16_dot(a, input, roi_begin, roi_end, out);
+#else
     forward_impl<float, uint16_t, true>(a, input, roi_begin, roi_end, out);
+#endif
   else
     forward_impl<float, uint16_t, false>(a, input, roi_begin, roi_end, out);
 }

@@ -1,5 +1,9 @@
 #include "kernels/cpu/transpose.h"
 
+#include <xsimd/xsimd.hpp>
+
+#include <cstring>
+
 #if defined(__SSE2__)
 #include <immintrin.h>
 #endif
@@ -101,6 +105,29 @@ inline void tile8(const uint8_t* s, int64_t sld, uint8_t* d, int64_t dld) {
 }
 #endif
 
+// 16-bit elements (float16 / bfloat16 maps): 8x8 tiles, three rounds of interleaves
+// leaving column j in register bitreverse3(j).
+#if defined(__SSE2__)
+constexpr int64_t kTile16 = 8;
+
+inline void tile16(const uint16_t* s, int64_t sld, uint16_t* d, int64_t dld) {
+  __m128i r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i * sld));
+  for (int k = 0; k < 4; ++k) t[k] = _mm_unpacklo_epi16(r[2 * k], r[2 * k + 1]), t[k + 4] = _mm_unpackhi_epi16(r[2 * k], r[2 * k + 1]);
+  for (int k = 0; k < 4; ++k) r[k] = _mm_unpacklo_epi32(t[2 * k], t[2 * k + 1]), r[k + 4] = _mm_unpackhi_epi32(t[2 * k], t[2 * k + 1]);
+  for (int k = 0; k < 4; ++k) t[k] = _mm_unpacklo_epi64(r[2 * k], r[2 * k + 1]), t[k + 4] = _mm_unpackhi_epi64(r[2 * k], r[2 * k + 1]);
+  static constexpr int kColumn[8] = {0, 4, 2, 6, 1, 5, 3, 7};
+  for (int i = 0; i < 8; ++i) _mm_storeu_si128(reinterpret_cast<__m128i*>(d + kColumn[i] * dld), t[i]);
+}
+#else
+constexpr int64_t kTile16 = 8;
+
+inline void tile16(const uint16_t* s, int64_t sld, uint16_t* d, int64_t dld) {
+  for (int64_t j = 0; j < kTile16; ++j)
+    for (int64_t i = 0; i < kTile16; ++i) d[j * dld + i] = s[i * sld + j];
+}
+#endif
+
 template <typename E, int64_t Tile, typename TileFn>
 void transpose_tiled(const E* s, int64_t rows, int64_t cols, int64_t src_ld, E* d, int64_t dst_ld, TileFn tile_fn) {
   const int64_t rows_t = rows - rows % Tile, cols_t = cols - cols % Tile;
@@ -122,9 +149,38 @@ void transpose_8(const void* src, int64_t rows, int64_t cols, int64_t src_ld, vo
                                    dst_ld, tile8);
 }
 
+void transpose_16(const void* src, int64_t rows, int64_t cols, int64_t src_ld, void* dst, int64_t dst_ld) {
+  transpose_tiled<uint16_t, kTile16>(static_cast<const uint16_t*>(src), rows, cols, src_ld,
+                                     static_cast<uint16_t*>(dst), dst_ld, tile16);
+}
+
 void transpose_32(const void* src, int64_t rows, int64_t cols, int64_t src_ld, void* dst, int64_t dst_ld) {
   transpose_tiled<uint32_t, kTile>(static_cast<const uint32_t*>(src), rows, cols, src_ld, static_cast<uint32_t*>(dst),
                                    dst_ld, tile);
+}
+
+void float_to_bfloat16(const float* in, int64_t n, uint16_t* out) {
+  using U = xsimd::batch<uint32_t>;
+  constexpr int64_t L = U::size;
+  auto one = [](uint32_t u) -> uint16_t {
+    if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);
+    return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  };
+  alignas(64) uint32_t r[L];
+  int64_t i = 0;
+  for (; i + L <= n; i += L) {
+    U u;
+    std::memcpy(&u, in + i, sizeof(u));  // the float bits
+    const auto nan = (u & U(0x7fffffffu)) > U(0x7f800000u);
+    const U rounded = (u + U(0x7fffu) + ((u >> 16) & U(1u))) >> 16;
+    xsimd::select(nan, (u >> 16) | U(0x40u), rounded).store_aligned(r);
+    for (int64_t j = 0; j < L; ++j) out[i + j] = static_cast<uint16_t>(r[j]);
+  }
+  for (; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, in + i, 4);
+    out[i] = one(u);
+  }
 }
 
 }  // namespace tvops::cpu::TVOPS_CPU_TIER

@@ -79,12 +79,19 @@ def test_channels_last_and_strided_inputs_give_the_same_result():
 
 
 @pytest.mark.parametrize("dtype", (torch.float16, torch.bfloat16))
-def test_half_inputs_compute_in_float32(dtype):
-    x, rois = feature_map(dtype=dtype), random_rois(40, dtype=dtype)
+def test_half_inputs_compute_in_float32(isa, dtype):
+    # 40 channels: one 32-channel block of the avx512bf16 dot-product kernel and a tail.
+    x, rois = feature_map(c=40, dtype=dtype), random_rois(40, dtype=dtype)
     out = tvn.ops.roi_align(x, rois, 7, 0.25, 2, True)
     assert out.dtype == dtype
-    ref = torchvision.ops.roi_align(x.float(), rois.float(), 7, 0.25, 2, True).to(dtype)
-    assert torch.equal(out, ref)
+    exact = torchvision.ops.roi_align(x.float(), rois.float(), 7, 0.25, 2, True)
+    if dtype == torch.bfloat16 and isa == "avx512bf16":
+        # vdpbf16ps with 16-bit weights (two bf16 halves): the float32 sums move by ~1e-5,
+        # which changes the bfloat16 rounding only near ties.
+        assert torch.allclose(out.float(), exact, rtol=2**-8, atol=1e-4)
+        assert (out != exact.to(dtype)).float().mean() <= 0.01
+    else:
+        assert torch.equal(out, exact.to(dtype))
 
 
 def test_empty_rois_and_threads(num_threads):
