@@ -4,6 +4,8 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "kernels/cpu/vec_div.h"
+
 #include <algorithm>
 
 namespace tvops::cpu::TVOPS_CPU_TIER {
@@ -22,22 +24,22 @@ inline B pair_value(const BoxSoA<T>& a, int64_t i, const B& bx1, const B& by1, c
   const B h = clamp0(xsimd::min(ay2, by2) - xsimd::max(ay1, by1));
   const B inter = w * h;
   const B uni = (B(a.area[i]) + barea) - inter;
-  const B iou = inter / uni;
+  const B iou = div_exact(inter, uni);
   if constexpr (Kind == 0) return iou;
   // The enclosing box.
   const B wi = clamp0(xsimd::max(ax2, bx2) - xsimd::min(ax1, bx1));
   const B hi = clamp0(xsimd::max(ay2, by2) - xsimd::min(ay1, by1));
   if constexpr (Kind == 1) {
     const B area_i = wi * hi;
-    return iou - (area_i - uni) / area_i;
+    return iou - div_exact(area_i - uni, area_i);
   } else {
     const B diag = (wi * wi + hi * hi) + B(eps);
     const B dx = B(a.cx[i]) - bcx, dy = B(a.cy[i]) - bcy;
-    const B diou = iou - (dx * dx + dy * dy) / diag;
+    const B diou = iou - div_exact(dx * dx + dy * dy, diag);
     if constexpr (Kind == 2) return diou;
     const B d = B(a.atan_ratio[i]) - batan;
     const B v = B(T(4.0 / (3.14159265358979323846 * 3.14159265358979323846))) * (d * d);
-    const B alpha = v / (((B(T(1)) - iou) + v) + B(eps));
+    const B alpha = div_exact(v, ((B(T(1)) - iou) + v) + B(eps));
     return diou - alpha * v;
   }
 }

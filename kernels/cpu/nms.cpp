@@ -18,6 +18,8 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "kernels/cpu/vec_div.h"
+
 #include "kernels/cpu/buffer.h"
 
 #include <algorithm>
@@ -108,7 +110,7 @@ struct KeptGrid {
       batch w = xsimd::max(xx2 - xx1, zero);
       batch h = xsimd::max(yy2 - yy1, zero);
       batch inter = w * h;
-      batch ovr = inter / ((batch::load_unaligned(&area[s]) + barea) - inter);
+      batch ovr = div_exact(inter, (batch::load_unaligned(&area[s]) + barea) - inter);
       auto hit = ovr > tv;
       if (cnt - k < W) hit = hit && (batch::load_unaligned(Lanes<T>::value) < batch(T(cnt - k)));
       if (xsimd::any(hit)) return true;
@@ -150,7 +152,7 @@ void nms_small(const T* boxes, int64_t n, double threshold, uint8_t* keep) {
       const batch xx2 = xsimd::min(batch::load_unaligned(x2 + k), bx2);
       const batch yy2 = xsimd::min(batch::load_unaligned(y2 + k), by2);
       const batch inter = xsimd::max(xx2 - xx1, zero) * xsimd::max(yy2 - yy1, zero);
-      suppressed = xsimd::any(inter / ((batch::load_unaligned(area + k) + barea) - inter) > tvb);
+      suppressed = xsimd::any(div_exact(inter, (batch::load_unaligned(area + k) + barea) - inter) > tvb);
     }
     if (suppressed) {
       keep[i] = 0;

@@ -7,10 +7,17 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "kernels/cpu/vec_div.h"
+
 #if defined(__AVX512VNNI__) || defined(__AVX512BF16__)
 #include <immintrin.h>
 #endif
 #include <utility>
+#include <type_traits>
+
+#if defined(__ARM_FEATURE_SVE)
+#include <arm_sve.h>
+#endif
 
 #include "kernels/cpu/buffer.h"
 
@@ -73,6 +80,29 @@ void precompute(const RoiArgs<T>& a, const RoiGeometry<T>& g, Buffer<Sample<T>>&
       }
 }
 
+#if defined(__ARM_FEATURE_SVE)
+// armv9: one predicated SVE loop covers every channel count at any vector length
+// (whilelt masks the last vector), where the fixed-width path needs a scalar tail.
+// Same operations in the same order as torchvision, no fused multiply-add.
+void forward_bin_sve(const Sample<float>* s, int64_t per_bin, const float* plane, int64_t C, float count,
+                     float* dst) {
+  const svfloat32_t n = svdup_f32(count);
+  for (int64_t c = 0; c < C; c += int64_t(svcntw())) {
+    const svbool_t pg = svwhilelt_b32(c, C);
+    svfloat32_t v = svdup_f32(0.f);
+    for (int64_t i = 0; i < per_bin; ++i) {
+      const Sample<float>& p = s[i];
+      svfloat32_t t = svadd_f32_x(pg, svmul_n_f32_x(pg, svld1_f32(pg, plane + p.pos[0] * C + c), p.w[0]),
+                                  svmul_n_f32_x(pg, svld1_f32(pg, plane + p.pos[1] * C + c), p.w[1]));
+      t = svadd_f32_x(pg, t, svmul_n_f32_x(pg, svld1_f32(pg, plane + p.pos[2] * C + c), p.w[2]));
+      t = svadd_f32_x(pg, t, svmul_n_f32_x(pg, svld1_f32(pg, plane + p.pos[3] * C + c), p.w[3]));
+      v = svadd_f32_x(pg, v, t);
+    }
+    svst1_f32(pg, dst + c, svdiv_f32_x(pg, v, n));
+  }
+}
+#endif
+
 // The forward for a map of Src (T, or uint16_t halves read through Source<>), in T.
 template <typename T, typename Src, bool BF16 = false>
 void forward_impl(const RoiArgs<T>& a, const Src* input, int64_t roi_begin, int64_t roi_end, T* out) {
@@ -91,6 +121,12 @@ void forward_impl(const RoiArgs<T>& a, const Src* input, int64_t roi_begin, int6
     for (int64_t bin = 0; bin < bins; ++bin) {
       const Sample<T>* s = samples.data() + bin * per_bin;
       T* dst = acc.data() + bin * C;
+#if defined(__ARM_FEATURE_SVE)
+      if constexpr (std::is_same_v<T, float> && std::is_same_v<Src, float>) {
+        forward_bin_sve(s, per_bin, plane, C, g.count, dst);
+        continue;
+      }
+#endif
       // Groups of U vectors of channels stay in registers while the bin's samples
       // stream past; each channel still sums its samples in torchvision's order.
       constexpr int64_t U = 4;
@@ -112,7 +148,7 @@ void forward_impl(const RoiArgs<T>& a, const Src* input, int64_t roi_begin, int6
             v[u] = v[u] + t;
           }
         }
-        for (int64_t u = 0; u < U; ++u) (v[u] / count).store_unaligned(dst + c + u * L);
+        for (int64_t u = 0; u < U; ++u) div_exact(v[u], count).store_unaligned(dst + c + u * L);
       }
       for (; c + L <= C; c += L) {
         B v(T(0));
@@ -124,7 +160,7 @@ void forward_impl(const RoiArgs<T>& a, const Src* input, int64_t roi_begin, int6
           t = t + B(p.w[3]) * In::load(plane + p.pos[3] * C + c);
           v = v + t;
         }
-        (v / count).store_unaligned(dst + c);
+        div_exact(v, count).store_unaligned(dst + c);
       }
       for (; c < C; ++c) {
         T v = 0;
@@ -391,7 +427,7 @@ void roi_align_backward(const RoiArgs<T>& a, const T* grad, int64_t c_begin, int
           int64_t c = 0;
           // torchvision: g = grad * w / count, added corner by corner.
           for (; c + L <= nc; c += L)
-            (B::load_unaligned(dst + c) + (B::load_unaligned(&g_bin[c]) * B(w)) / B(count)).store_unaligned(dst + c);
+            (B::load_unaligned(dst + c) + div_exact(B::load_unaligned(&g_bin[c]) * B(w), B(count))).store_unaligned(dst + c);
           for (; c < nc; ++c) dst[c] += g_bin[c] * w / count;
         }
       }
