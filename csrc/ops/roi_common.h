@@ -11,6 +11,7 @@
 #include "core/check.h"
 #include "core/thread_pool.h"
 #include "kernels/cpu/kernel_table.h"
+#include "tvops/runtime.h"
 #include "tvops/tensor.h"
 
 namespace tvops::detail {
@@ -68,6 +69,19 @@ inline Tensor from_nhwc(const Tensor& nhwc, DType dtype) {
     }
   });
   return out.to(dtype);
+}
+
+// Raises for a CUDA tensor when this build has no CUDA kernels, else checks that
+// the device matches a built SM target. The caller then dispatches to tvops::cuda.
+inline void require_cuda(const char* op, Device device) {
+#if defined(TVOPS_WITH_CUDA)
+  (void)op;
+  check_cuda_device(device.index);
+#else
+  (void)device;
+  fail(ErrorKind::Unsupported, op, ": this tvops build (variant ", build_info().variant,
+       ") has no CUDA kernels; install a CUDA variant such as ", recommended_variant());
+#endif
 }
 
 inline void check_rois(const char* op, const Tensor& rois, DType dtype, Device device) {

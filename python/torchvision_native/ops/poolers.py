@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from .. import _C
-from .._convert import from_native, to_native
+from .._convert import from_native, stream_for, to_native
 from .boxes import box_area
 from .roi import convert_boxes_to_roi_format
 
@@ -36,7 +36,7 @@ class _MultiScaleFunction(torch.autograd.Function):
         scales, output_size, sampling_ratio = params
         out = _C.multi_scale_roi_align([to_native(f, "features") for f in features], list(scales),
                                        to_native(rois, "rois"), to_native(levels, "levels"), output_size[0],
-                                       output_size[1], sampling_ratio, False)
+                                       output_size[1], sampling_ratio, False, stream_for(rois))
         ctx.save_for_backward(rois, levels)
         ctx.params, ctx.shapes = params, [list(f.shape) for f in features]
         return from_native(out, features[0])
@@ -48,7 +48,8 @@ class _MultiScaleFunction(torch.autograd.Function):
         scales, _, sampling_ratio = ctx.params
         grads = _C.multi_scale_roi_align_backward(to_native(grad, "grad"), to_native(rois, "rois"),
                                                   to_native(levels, "levels"), list(scales), ctx.shapes,
-                                                  sampling_ratio, False)
+                                                  sampling_ratio, False, stream_for(grad),
+                                                  grad.is_cuda and torch.are_deterministic_algorithms_enabled())
         return (None, None, None, *[from_native(g, grad) for g in grads])
 
 
@@ -88,8 +89,6 @@ class MultiScaleRoIAlign(nn.Module):
             levels = torch.zeros(rois.shape[0], dtype=torch.int64, device=rois.device)
         else:
             levels = self.map_levels(boxes)
-        if features[0].is_cuda:
-            raise NotImplementedError("MultiScaleRoIAlign: tvops has no CUDA roi_align kernel in this build yet")
         params = (tuple(self.scales), self.output_size, int(self.sampling_ratio))
         return _MultiScaleFunction.apply(rois, levels, params, *features)
 
