@@ -175,10 +175,102 @@ __global__ void __launch_bounds__(kThreads)
         const AxisSample<A> X = x_sample(g, xs, pw, ix);
         if (X.lo < 0) continue;
         const A w1 = Y.h * X.h, w2 = Y.h * X.l, w3 = Y.l * X.h, w4 = Y.l * X.l;
-        sc.add(plane + Y.lo * s.h + X.lo, gv * w1 / count, unit);
-        sc.add(plane + Y.lo * s.h + X.hi, gv * w2 / count, unit);
-        sc.add(plane + Y.hi * s.h + X.lo, gv * w3 / count, unit);
-        sc.add(plane + Y.hi * s.h + X.hi, gv * w4 / count, unit);
+        sc.add(plane + Y.lo * s.h + X.lo * s.w, gv * w1 / count, unit);
+        sc.add(plane + Y.lo * s.h + X.hi * s.w, gv * w2 / count, unit);
+        sc.add(plane + Y.hi * s.h + X.lo * s.w, gv * w3 / count, unit);
+        sc.add(plane + Y.hi * s.h + X.hi * s.w, gv * w4 / count, unit);
+      }
+    }
+  }
+}
+
+// roi_align on channels-last maps: a block is one RoI and 32 channels, lane = channel,
+// the 8 warps share the bins. Every read and atomic of a warp touches one pixel's 32
+// neighbouring channels (one cache line). Outputs (and, backward, the incoming grads)
+// go through shared memory so that global memory sees [32 channels x bins] runs.
+constexpr int kLanes = 32;
+constexpr int kStageBytes = 32 * 1024;
+
+template <typename T, typename A>
+__global__ void __launch_bounds__(kThreads) align_forward_cl(AlignArgs<T, A> a, T* out) {
+  __shared__ AxisSample<A> ys[kTableCap], xs[kTableCap];
+  extern __shared__ __align__(16) unsigned char stage_raw[];
+  A* stage = reinterpret_cast<A*>(stage_raw);
+  const int k = blockIdx.x, c0 = blockIdx.y * kLanes;
+  const Geometry<A> g = roi_geometry<T, A, false>(a, k);
+  fill_tables(g, a.PH, a.PW, ys, xs);
+  __syncthreads();
+  const int lane = threadIdx.x % kLanes, warp = threadIdx.x / kLanes, warps = blockDim.x / kLanes;
+  const int c = c0 + lane, bins = a.PH * a.PW;
+  const bool active = c < a.C && g.b >= 0;
+  const A count = static_cast<A>(max(g.gh * g.gw, 1));
+  const Strides4 s = a.strides[g.b >= 0 ? g.level : 0];
+  const T* plane = active ? a.maps[g.level] + g.b * s.n + c * s.c : nullptr;
+  for (int bin = warp; bin < bins; bin += warps) {
+    const int ph = bin / a.PW, pw = bin % a.PW;
+    A acc = 0;
+    if (active) {
+      for (int iy = 0; iy < g.gh; ++iy) {
+        const AxisSample<A> Y = y_sample(g, ys, ph, iy);
+        if (Y.lo < 0) continue;
+        const T* r0 = plane + Y.lo * s.h;
+        const T* r1 = plane + Y.hi * s.h;
+        for (int ix = 0; ix < g.gw; ++ix) {
+          const AxisSample<A> X = x_sample(g, xs, pw, ix);
+          if (X.lo < 0) continue;
+          const A v1 = roi::load(r0 + X.lo * s.w), v2 = roi::load(r0 + X.hi * s.w);
+          const A v3 = roi::load(r1 + X.lo * s.w), v4 = roi::load(r1 + X.hi * s.w);
+          const A w1 = Y.h * X.h, w2 = Y.h * X.l, w3 = Y.l * X.h, w4 = Y.l * X.l;
+          acc += w1 * v1 + w2 * v2 + w3 * v3 + w4 * v4;
+        }
+      }
+      acc /= count;
+    }
+    stage[lane * bins + bin] = acc;
+  }
+  __syncthreads();
+  const int n = min(kLanes, a.C - c0) * bins;
+  T* dst = out + (int64_t(k) * a.C + c0) * bins;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) dst[i] = roi::store_cast<T>(stage[i]);
+}
+
+template <typename T, typename A, bool D>
+__global__ void __launch_bounds__(kThreads)
+    align_backward_cl(AlignArgs<T, A> a, const T* grad, Strides4 gs, roi::Scatter<A, D> sc) {
+  __shared__ AxisSample<A> ys[kTableCap], xs[kTableCap];
+  extern __shared__ __align__(16) unsigned char stage_raw[];
+  A* stage = reinterpret_cast<A*>(stage_raw);
+  const int k = blockIdx.x, c0 = blockIdx.y * kLanes;
+  const Geometry<A> g = roi_geometry<T, A, false>(a, k);
+  if (g.b < 0) return;  // uniform over the block
+  fill_tables(g, a.PH, a.PW, ys, xs);
+  const int bins = a.PH * a.PW, nc = min(kLanes, a.C - c0);
+  for (int i = threadIdx.x; i < nc * bins; i += blockDim.x) {
+    const int c = c0 + i / bins, bin = i % bins;
+    stage[i] = roi::load(grad + k * gs.n + c * gs.c + (bin / a.PW) * gs.h + (bin % a.PW) * gs.w);
+  }
+  __syncthreads();
+  const A unit = D ? sc.unit() : A(1);
+  const int lane = threadIdx.x % kLanes, warp = threadIdx.x / kLanes, warps = blockDim.x / kLanes;
+  if (lane >= nc) return;  // no barrier below
+  const int c = c0 + lane;
+  const A count = static_cast<A>(g.gh * g.gw);
+  const Strides4 s = a.strides[g.level];
+  const int64_t plane = a.base[g.level] + g.b * s.n + c * s.c;
+  for (int bin = warp; bin < bins; bin += warps) {
+    const int ph = bin / a.PW, pw = bin % a.PW;
+    const A gv = stage[lane * bins + bin];
+    for (int iy = 0; iy < g.gh; ++iy) {
+      const AxisSample<A> Y = y_sample(g, ys, ph, iy);
+      if (Y.lo < 0) continue;
+      for (int ix = 0; ix < g.gw; ++ix) {
+        const AxisSample<A> X = x_sample(g, xs, pw, ix);
+        if (X.lo < 0) continue;
+        const A w1 = Y.h * X.h, w2 = Y.h * X.l, w3 = Y.l * X.h, w4 = Y.l * X.l;
+        sc.add(plane + Y.lo * s.h + X.lo * s.w, gv * w1 / count, unit);
+        sc.add(plane + Y.lo * s.h + X.hi * s.w, gv * w2 / count, unit);
+        sc.add(plane + Y.hi * s.h + X.lo * s.w, gv * w3 / count, unit);
+        sc.add(plane + Y.hi * s.h + X.hi * s.w, gv * w4 / count, unit);
       }
     }
   }
@@ -204,6 +296,13 @@ AlignArgs<T, A> make_args(const Tensor& rois, const int64_t* level_of, int64_t b
   return a;
 }
 
+// roi_align uses the channels-last kernels when a block's [32 x bins] outputs fit the
+// staging buffer; ps_roi_align reads a different channel per bin, so it stays NCHW.
+template <typename A, bool PS>
+bool use_channels_last(int64_t PH, int64_t PW) {
+  return !PS && kLanes * PH * PW * int64_t(sizeof(A)) <= kStageBytes;
+}
+
 template <typename T, bool PS>
 void run_forward(AlignArgs<T, acc_t<T>> a, T* out, int32_t* mapping, cudaStream_t stream) {
   const dim3 grid(a.K, (a.C_out + a.chunk - 1) / a.chunk);
@@ -225,14 +324,28 @@ void forward(const char* op, const std::vector<Tensor>& maps, const std::vector<
     using A = acc_t<T>;
     auto a = make_args<T, A>(rois, level_of, N, C, C_out, PH, PW, sr, aligned);
     a.levels = static_cast<int>(maps.size());
+    const bool cl = use_channels_last<A, PS>(PH, PW) && (C + kLanes - 1) / kLanes <= 65535;
+    std::vector<Tensor> copies(maps.size());  // channels-last copies, alive until the kernel is queued
     for (std::size_t l = 0; l < maps.size(); ++l) {
-      a.maps[l] = maps[l].data<T>();
-      a.strides[l] = roi::strides_of(maps[l]);
       check_int_range(op, maps[l].size(2), "height");
       check_int_range(op, maps[l].size(3), "width");
+      if (cl) {
+        a.maps[l] = roi::channels_last_view<T>(maps[l], copies[l], a.strides[l], ctx);
+      } else {
+        a.maps[l] = maps[l].data<T>();
+        a.strides[l] = roi::strides_of(maps[l]);
+      }
       a.H[l] = static_cast<int>(maps[l].size(2));
       a.W[l] = static_cast<int>(maps[l].size(3));
       a.scale[l] = static_cast<A>(scales[l]);  // in A, as the CPU path does for half types
+    }
+    if constexpr (!PS) {
+      if (cl) {
+        const dim3 grid(a.K, unsigned((C + kLanes - 1) / kLanes));
+        align_forward_cl<T, A><<<grid, kThreads, kLanes * PH * PW * sizeof(A), stream>>>(a, out.data<T>());
+        TVOPS_CUDA_CHECK(cudaGetLastError());
+        return;
+      }
     }
     run_forward<T, PS>(a, out.data<T>(), mapping, stream);
   });
@@ -266,7 +379,10 @@ std::vector<Tensor> backward(const char* op, const Tensor& grad, const std::vect
     using T = decltype(tag);
     using A = acc_t<T>;
     constexpr bool same = std::is_same_v<T, A>;
-    roi::GradBuffers<A> buf(total, deterministic, K * PH * PW, same ? all.data_ptr() : nullptr, device.index, stream);
+    const bool cl = use_channels_last<A, PS>(PH, PW) && (C + kLanes - 1) / kLanes <= 65535;
+    // Channels-last sums need a layout change at the end, so they never alias the result.
+    roi::GradBuffers<A> buf(total, deterministic, K * PH * PW, same && !cl ? all.data_ptr() : nullptr,
+                            device.index, stream);
     if (grad.numel() > 0) {
       auto a = make_args<T, A>(rois, level_of, N, C, C_out, PH, PW, sr, aligned);
       a.levels = static_cast<int>(shapes.size());
@@ -276,21 +392,42 @@ std::vector<Tensor> backward(const char* op, const Tensor& grad, const std::vect
         check_int_range(op, s[3], "width");
         a.H[l] = static_cast<int>(s[2]);
         a.W[l] = static_cast<int>(s[3]);
-        a.strides[l] = {s[1] * s[2] * s[3], s[2] * s[3], s[3], 1};
+        a.strides[l] = cl ? roi::channels_last_strides(s[1], s[2], s[3])
+                          : Strides4{s[1] * s[2] * s[3], s[2] * s[3], s[3], 1};
         a.base[l] = base[l];
         a.scale[l] = static_cast<A>(scales[l]);
       }
       const Strides4 gs = roi::strides_of(grad);
       buf.measure(grad.data<T>(), gs, C_out, PH, PW, grad.numel(), stream);
-      const dim3 grid(a.K, (a.C_out + a.chunk - 1) / a.chunk);
-      if (deterministic)
-        align_backward<T, A, PS, true><<<grid, kThreads, 0, stream>>>(a, grad.data<T>(), gs, buf.template scatter<true>());
-      else
-        align_backward<T, A, PS, false><<<grid, kThreads, 0, stream>>>(a, grad.data<T>(), gs,
-                                                                      buf.template scatter<false>());
+      if (cl) {
+        if constexpr (!PS) {
+          const dim3 grid(a.K, unsigned((C + kLanes - 1) / kLanes));
+          const std::size_t smem = kLanes * PH * PW * sizeof(A);
+          if (deterministic)
+            align_backward_cl<T, A, true><<<grid, kThreads, smem, stream>>>(a, grad.data<T>(), gs,
+                                                                            buf.template scatter<true>());
+          else
+            align_backward_cl<T, A, false><<<grid, kThreads, smem, stream>>>(a, grad.data<T>(), gs,
+                                                                             buf.template scatter<false>());
+        }
+      } else {
+        const dim3 grid(a.K, (a.C_out + a.chunk - 1) / a.chunk);
+        if (deterministic)
+          align_backward<T, A, PS, true><<<grid, kThreads, 0, stream>>>(a, grad.data<T>(), gs,
+                                                                        buf.template scatter<true>());
+        else
+          align_backward<T, A, PS, false><<<grid, kThreads, 0, stream>>>(a, grad.data<T>(), gs,
+                                                                         buf.template scatter<false>());
+      }
       TVOPS_CUDA_CHECK(cudaGetLastError());
     }
-    buf.finish(all.data<T>(), 0, total, stream);
+    if (cl) {
+      for (std::size_t l = 0; l < shapes.size(); ++l)
+        buf.finish_channels_last(all.data<T>() + base[l], base[l], shapes[l][0], shapes[l][1],
+                                 shapes[l][2] * shapes[l][3], stream);
+    } else {
+      buf.finish(all.data<T>(), 0, total, stream);
+    }
   });
   return result;
 }

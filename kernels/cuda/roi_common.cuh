@@ -167,6 +167,96 @@ __global__ void cast_kernel(const A* in, int64_t n, T* out) {
     out[i] = store_cast<T>(in[i]);
 }
 
+// ---- Channels-last layout ----
+// With channels innermost, the 32 lanes of a warp read or add 32 neighbouring channels
+// of one pixel: one cache line per access, where NCHW planes give a line per lane.
+
+// [N, C, H, W] (any strides) -> contiguous [N, H, W, C]; 32x32 tiles through shared memory.
+template <typename T>
+__global__ void to_channels_last_kernel(const T* in, Strides4 s, int N, int C, int HW, int W, T* out) {
+  __shared__ T tile[32][33];
+  const int p0 = blockIdx.x * 32, c0 = blockIdx.y * 32;
+  for (int n = blockIdx.z; n < N; n += gridDim.z) {
+    for (int j = threadIdx.y; j < 32; j += blockDim.y) {
+      const int c = c0 + j, p = p0 + threadIdx.x;
+      if (c < C && p < HW) tile[j][threadIdx.x] = in[n * s.n + c * s.c + (p / W) * s.h + (p % W) * s.w];
+    }
+    __syncthreads();
+    for (int j = threadIdx.y; j < 32; j += blockDim.y) {
+      const int p = p0 + j, c = c0 + threadIdx.x;
+      if (c < C && p < HW) out[(int64_t(n) * HW + p) * C + c] = tile[threadIdx.x][j];
+    }
+    __syncthreads();
+  }
+}
+
+// Contiguous [N, H, W, C] of A (plus, in deterministic mode, the fixed-point sums) ->
+// contiguous [N, C, H, W] of T.
+template <typename T, typename A, bool Deterministic>
+__global__ void from_channels_last_kernel(const A* partial, const unsigned long long* fixed,
+                                          const FixedPointScale* scale, int headroom_bits, int N, int C, int HW,
+                                          T* out) {
+  __shared__ A tile[32][33];
+  double inv = 0;
+  if (Deterministic) {
+    const double m = __longlong_as_double(static_cast<long long>(scale->max_bits));
+    int e = 0;
+    if (m > 0) frexp(m, &e);
+    inv = ldexp(1.0, -(61 - headroom_bits - e));
+  }
+  const int c0 = blockIdx.x * 32, p0 = blockIdx.y * 32;
+  for (int n = blockIdx.z; n < N; n += gridDim.z) {
+    for (int j = threadIdx.y; j < 32; j += blockDim.y) {
+      const int p = p0 + j, c = c0 + threadIdx.x;
+      if (c < C && p < HW) {
+        const int64_t i = (int64_t(n) * HW + p) * C + c;
+        A v = partial[i];
+        if (Deterministic) v = static_cast<A>(double(static_cast<long long>(fixed[i])) * inv) + v;
+        tile[j][threadIdx.x] = v;
+      }
+    }
+    __syncthreads();
+    for (int j = threadIdx.y; j < 32; j += blockDim.y) {
+      const int c = c0 + j, p = p0 + threadIdx.x;
+      if (c < C && p < HW) out[(int64_t(n) * C + c) * HW + p] = store_cast<T>(tile[threadIdx.x][j]);
+    }
+    __syncthreads();
+  }
+}
+
+inline bool is_channels_last(const Tensor& t) {
+  const int64_t C = t.size(1), H = t.size(2), W = t.size(3);
+  return t.stride(1) == 1 && (W == 1 || t.stride(3) == C) && (H == 1 || t.stride(2) == W * C);
+}
+
+// The [N, H, W, C] strides of a contiguous channels-last buffer, as NCHW strides.
+inline Strides4 channels_last_strides(int64_t C, int64_t H, int64_t W) { return {H * W * C, 1, W * C, C}; }
+
+inline dim3 tile_grid(int64_t a, int64_t b, int64_t N) {
+  return dim3(unsigned((a + 31) / 32), unsigned((b + 31) / 32), unsigned(N < 65535 ? (N < 1 ? 1 : N) : 65535));
+}
+
+// Strides of `x` as a channels-last map: x itself when it already is one, else a
+// channels-last copy made into `copy`.
+template <typename T>
+const T* channels_last_view(const Tensor& x, Tensor& copy, Strides4& strides, const Context& ctx) {
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  if (is_channels_last(x)) {
+    strides = strides_of(x);
+    return x.data<T>();
+  }
+  copy = Tensor::empty({N, H, W, C}, x.dtype(), x.device(), ctx);
+  strides = channels_last_strides(C, H, W);
+  if (copy.numel() > 0) {
+    TVOPS_CHECK(H * W < (int64_t(1) << 31) && C < (int64_t(1) << 31) && (C + 31) / 32 < 65536, Value,
+                "RoI ops: feature map ", x.describe(), " is too large for the CUDA layout copy");
+    to_channels_last_kernel<T><<<tile_grid(H * W, C, N), dim3(32, 8), 0, static_cast<cudaStream_t>(ctx.cuda_stream)>>>(
+        x.data<T>(), strides_of(x), int(N), int(C), int(H * W), int(W), copy.data<T>());
+    TVOPS_CUDA_CHECK(cudaGetLastError());
+  }
+  return copy.data<T>();
+}
+
 // ---- Host helpers ----
 
 inline void check_int_range(const char* op, int64_t v, const char* what) {
@@ -248,6 +338,24 @@ struct GradBuffers {
     if (!fixed || count == 0) return;
     max_abs_kernel<<<capped_blocks(count, 256), 256, 0, stream>>>(grad, s, C, PH, PW, count,
                                                                   static_cast<FixedPointScale*>(scale.get()));
+    TVOPS_CUDA_CHECK(cudaGetLastError());
+  }
+
+  // Writes the channels-last [N, H, W, C] block at `offset` as contiguous [N, C, H, W] of T.
+  template <typename T>
+  void finish_channels_last(T* out, int64_t offset, int64_t N, int64_t C, int64_t HW, cudaStream_t stream) const {
+    if (N * C * HW == 0) return;
+    TVOPS_CHECK(HW < (int64_t(1) << 31) && C < (int64_t(1) << 31) && (HW + 31) / 32 < 65536, Value,
+                "RoI backward: ", N, "x", C, "x", HW, " gradient is too large for the CUDA layout copy");
+    const A* p = static_cast<const A*>(partial.get()) + offset;
+    const dim3 grid = tile_grid(C, HW, N), block(32, 8);
+    if (fixed)
+      from_channels_last_kernel<T, A, true><<<grid, block, 0, stream>>>(
+          p, static_cast<const unsigned long long*>(fixed.get()) + offset,
+          static_cast<const FixedPointScale*>(scale.get()), headroom_bits, int(N), int(C), int(HW), out);
+    else
+      from_channels_last_kernel<T, A, false><<<grid, block, 0, stream>>>(p, nullptr, nullptr, 0, int(N), int(C),
+                                                                         int(HW), out);
     TVOPS_CUDA_CHECK(cudaGetLastError());
   }
 

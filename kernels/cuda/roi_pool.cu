@@ -90,6 +90,54 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// roi_pool on a channels-last map (see roi_common.cuh): lane = channel, the warps share
+// the bins, outputs and argmaxes staged in shared memory for [32 channels x bins] writes.
+constexpr int kLanes = 32;
+constexpr int kStageBytes = 32 * 1024;
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads) roi_pool_forward_cl(const T* input, Strides4 s, const T* rois,
+                                                                acc_t<T> scale, PoolShape p, T* out,
+                                                                int32_t* argmax) {
+  using A = acc_t<T>;
+  extern __shared__ __align__(16) unsigned char stage_raw[];
+  const int bins = p.PH * p.PW;
+  A* stage = reinterpret_cast<A*>(stage_raw);
+  int32_t* stage_at = reinterpret_cast<int32_t*>(stage + kLanes * bins);
+  const int k = blockIdx.x, c0 = blockIdx.y * kLanes;
+  const IntRoi q = int_roi<false>(rois + int64_t(k) * 5, scale, p.batch);
+  const int lane = threadIdx.x % kLanes, warp = threadIdx.x / kLanes, warps = blockDim.x / kLanes;
+  const int c = c0 + lane;
+  const T* plane = q.b >= 0 && c < p.C ? input + q.b * s.n + c * s.c : nullptr;
+  for (int bin = warp; bin < bins; bin += warps) {
+    const int ph = bin / p.PW, pw = bin % p.PW;
+    int h0, h1, w0, w1;
+    bin_range<A>(ph, p.PH, q.height, q.start_h, p.H, h0, h1);
+    bin_range<A>(pw, p.PW, q.width, q.start_w, p.W, w0, w1);
+    const bool empty = h1 <= h0 || w1 <= w0 || !plane;
+    A best = empty ? A(0) : A(-FLT_MAX);
+    int where = -1;
+    if (!empty)
+      for (int h = h0; h < h1; ++h)
+        for (int w = w0; w < w1; ++w) {
+          const A v = roi::load(plane + h * s.h + w * s.w);
+          if (v > best) {
+            best = v;
+            where = h * p.W + w;
+          }
+        }
+    stage[lane * bins + bin] = best;
+    stage_at[lane * bins + bin] = where;
+  }
+  __syncthreads();
+  const int n = min(kLanes, p.C - c0) * bins;
+  const int64_t o = (int64_t(k) * p.C + c0) * bins;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    out[o + i] = roi::store_cast<T>(stage[i]);
+    argmax[o + i] = stage_at[i];
+  }
+}
+
 template <typename T, bool D>
 __global__ void __launch_bounds__(kThreads) roi_pool_backward(const T* grad, Strides4 gs, const int32_t* argmax,
                                                               const T* rois, PoolShape p,
@@ -213,9 +261,19 @@ std::pair<Tensor, Tensor> roi_pool(const Tensor& input, const Tensor& rois_in, d
   const Tensor rois = rois_in.contiguous(ctx);
   roi::dispatch(input.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    roi_pool_forward<T><<<grid_of(p), kThreads, 0, stream>>>(input.data<T>(), roi::strides_of(input), rois.data<T>(),
-                                                             static_cast<acc_t<T>>(spatial_scale), p, out.data<T>(),
-                                                             argmax.data<int32_t>());
+    using A = acc_t<T>;
+    const std::size_t stage = std::size_t(kLanes) * pooled_height * pooled_width * (sizeof(A) + sizeof(int32_t));
+    if (stage <= std::size_t(kStageBytes) && (C + kLanes - 1) / kLanes <= 65535) {
+      Tensor copy;
+      Strides4 s;
+      const T* x = roi::channels_last_view<T>(input, copy, s, ctx);
+      roi_pool_forward_cl<T><<<dim3(p.K, unsigned((C + kLanes - 1) / kLanes)), kThreads, stage, stream>>>(
+          x, s, rois.data<T>(), static_cast<A>(spatial_scale), p, out.data<T>(), argmax.data<int32_t>());
+    } else {
+      roi_pool_forward<T><<<grid_of(p), kThreads, 0, stream>>>(input.data<T>(), roi::strides_of(input),
+                                                               rois.data<T>(), static_cast<A>(spatial_scale), p,
+                                                               out.data<T>(), argmax.data<int32_t>());
+    }
   });
   TVOPS_CUDA_CHECK(cudaGetLastError());
   return {out, argmax};

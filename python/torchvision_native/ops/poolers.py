@@ -8,6 +8,14 @@ from torch import nn
 from .. import _C
 from .._convert import from_native, stream_for, to_native
 from .boxes import box_area
+
+
+def _area(boxes):
+    # tvops' box kernels are CPU-only; on CUDA torchvision's formula in torch (half upcast to float32).
+    if boxes.is_cuda:
+        b = boxes.float() if boxes.dtype in (torch.float16, torch.bfloat16) else boxes
+        return (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return box_area(boxes)
 from .roi import convert_boxes_to_roi_format
 
 
@@ -24,7 +32,7 @@ class _LevelMapper:
         self.k_min, self.k_max, self.s0, self.lvl0, self.eps = k_min, k_max, canonical_scale, canonical_level, eps
 
     def __call__(self, boxlists):
-        s = torch.sqrt(torch.cat([box_area(b) for b in boxlists]))
+        s = torch.sqrt(torch.cat([_area(b) for b in boxlists]))
         levels = torch.floor(self.lvl0 + torch.log2(s / self.s0) + torch.tensor(self.eps, dtype=s.dtype))
         levels = torch.clamp(levels, min=self.k_min, max=self.k_max)
         return (levels.to(torch.int64) - self.k_min).to(torch.int64)
