@@ -29,7 +29,7 @@ using roi::Strides4;
 
 constexpr int kThreads = 256;
 constexpr int kMaxLevels = 8;
-constexpr int kTableCap = 256;  // axis samples cached per RoI and axis; more are computed on use
+constexpr int kTableCap = 64;  // axis samples cached per RoI and axis; more are computed on use
 
 // The arguments of one launch. Levels: multi_scale_roi_align pools RoI k from map
 // level_of[k]; roi_align and ps_roi_align have one level.
@@ -191,7 +191,9 @@ __global__ void __launch_bounds__(kThreads)
 constexpr int kLanes = 32;
 constexpr int kStageBytes = 32 * 1024;
 
-template <typename T, typename A>
+// G > 0: the sampling grid is G x G for every RoI (sampling_ratio = G), known at compile
+// time so the sample loops unroll and all their loads are in flight together.
+template <typename T, typename A, int G>
 __global__ void __launch_bounds__(kThreads) align_forward_cl(AlignArgs<T, A> a, T* out) {
   __shared__ AxisSample<A> ys[kTableCap], xs[kTableCap];
   extern __shared__ __align__(16) unsigned char stage_raw[];
@@ -206,16 +208,19 @@ __global__ void __launch_bounds__(kThreads) align_forward_cl(AlignArgs<T, A> a, 
   const A count = static_cast<A>(max(g.gh * g.gw, 1));
   const Strides4 s = a.strides[g.b >= 0 ? g.level : 0];
   const T* plane = active ? a.maps[g.level] + g.b * s.n + c * s.c : nullptr;
+  const int gh = G > 0 ? G : g.gh, gw = G > 0 ? G : g.gw;
   for (int bin = warp; bin < bins; bin += warps) {
     const int ph = bin / a.PW, pw = bin % a.PW;
     A acc = 0;
     if (active) {
-      for (int iy = 0; iy < g.gh; ++iy) {
+#pragma unroll
+      for (int iy = 0; iy < gh; ++iy) {
         const AxisSample<A> Y = y_sample(g, ys, ph, iy);
         if (Y.lo < 0) continue;
         const T* r0 = plane + Y.lo * s.h;
         const T* r1 = plane + Y.hi * s.h;
-        for (int ix = 0; ix < g.gw; ++ix) {
+#pragma unroll
+        for (int ix = 0; ix < gw; ++ix) {
           const AxisSample<A> X = x_sample(g, xs, pw, ix);
           if (X.lo < 0) continue;
           const A v1 = roi::load(r0 + X.lo * s.w), v2 = roi::load(r0 + X.hi * s.w);
@@ -234,7 +239,7 @@ __global__ void __launch_bounds__(kThreads) align_forward_cl(AlignArgs<T, A> a, 
   for (int i = threadIdx.x; i < n; i += blockDim.x) dst[i] = roi::store_cast<T>(stage[i]);
 }
 
-template <typename T, typename A, bool D>
+template <typename T, typename A, bool D, int G>
 __global__ void __launch_bounds__(kThreads)
     align_backward_cl(AlignArgs<T, A> a, const T* grad, Strides4 gs, roi::Scatter<A, D> sc) {
   __shared__ AxisSample<A> ys[kTableCap], xs[kTableCap];
@@ -257,13 +262,16 @@ __global__ void __launch_bounds__(kThreads)
   const A count = static_cast<A>(g.gh * g.gw);
   const Strides4 s = a.strides[g.level];
   const int64_t plane = a.base[g.level] + g.b * s.n + c * s.c;
+  const int gh = G > 0 ? G : g.gh, gw = G > 0 ? G : g.gw;
   for (int bin = warp; bin < bins; bin += warps) {
     const int ph = bin / a.PW, pw = bin % a.PW;
     const A gv = stage[lane * bins + bin];
-    for (int iy = 0; iy < g.gh; ++iy) {
+#pragma unroll
+    for (int iy = 0; iy < gh; ++iy) {
       const AxisSample<A> Y = y_sample(g, ys, ph, iy);
       if (Y.lo < 0) continue;
-      for (int ix = 0; ix < g.gw; ++ix) {
+#pragma unroll
+      for (int ix = 0; ix < gw; ++ix) {
         const AxisSample<A> X = x_sample(g, xs, pw, ix);
         if (X.lo < 0) continue;
         const A w1 = Y.h * X.h, w2 = Y.h * X.l, w3 = Y.l * X.h, w4 = Y.l * X.l;
@@ -294,6 +302,22 @@ AlignArgs<T, A> make_args(const Tensor& rois, const int64_t* level_of, int64_t b
   a.chunk = chunk_for(C_out, PH * PW);
   a.aligned = aligned;
   return a;
+}
+
+// The RoI kernels reread neighbouring pixels (samples share corners, neighbouring
+// bins share rows): ask for no more shared memory than 8 resident blocks need, so the
+// rest of the SM's unified L1/shared storage caches those reads.
+template <typename Kernel>
+void prefer_l1(Kernel kernel, std::size_t dynamic_smem) {
+  cudaFuncAttributes attr;
+  if (cudaFuncGetAttributes(&attr, kernel) != cudaSuccess) {
+    cudaGetLastError();
+    return;
+  }
+  const double per_sm = 228.0 * 1024;
+  const int percent = static_cast<int>(std::min(100.0, 8.0 * (attr.sharedSizeBytes + dynamic_smem + 1024) / per_sm * 100 + 1));
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, percent) != cudaSuccess)
+    cudaGetLastError();  // only a hint
 }
 
 // roi_align uses the channels-last kernels when a block's [32 x bins] outputs fit the
@@ -342,7 +366,17 @@ void forward(const char* op, const std::vector<Tensor>& maps, const std::vector<
     if constexpr (!PS) {
       if (cl) {
         const dim3 grid(a.K, unsigned((C + kLanes - 1) / kLanes));
-        align_forward_cl<T, A><<<grid, kThreads, kLanes * PH * PW * sizeof(A), stream>>>(a, out.data<T>());
+        const std::size_t smem = kLanes * PH * PW * sizeof(A);
+        auto launch = [&](auto kernel) {
+          prefer_l1(kernel, smem);
+          kernel<<<grid, kThreads, smem, stream>>>(a, out.data<T>());
+        };
+        if (a.sampling_ratio == 2)
+          launch(align_forward_cl<T, A, 2>);
+        else if (a.sampling_ratio == 1)
+          launch(align_forward_cl<T, A, 1>);
+        else
+          launch(align_forward_cl<T, A, 0>);
         TVOPS_CUDA_CHECK(cudaGetLastError());
         return;
       }
@@ -403,12 +437,24 @@ std::vector<Tensor> backward(const char* op, const Tensor& grad, const std::vect
         if constexpr (!PS) {
           const dim3 grid(a.K, unsigned((C + kLanes - 1) / kLanes));
           const std::size_t smem = kLanes * PH * PW * sizeof(A);
+          auto launch = [&](auto kernel, auto scatter) {
+            prefer_l1(kernel, smem);
+            kernel<<<grid, kThreads, smem, stream>>>(a, grad.data<T>(), gs, scatter);
+          };
+          auto run = [&](auto d) {
+            constexpr bool D = decltype(d)::value;
+            auto sc = buf.template scatter<D>();
+            if (a.sampling_ratio == 2)
+              launch(align_backward_cl<T, A, D, 2>, sc);
+            else if (a.sampling_ratio == 1)
+              launch(align_backward_cl<T, A, D, 1>, sc);
+            else
+              launch(align_backward_cl<T, A, D, 0>, sc);
+          };
           if (deterministic)
-            align_backward_cl<T, A, true><<<grid, kThreads, smem, stream>>>(a, grad.data<T>(), gs,
-                                                                            buf.template scatter<true>());
+            run(std::true_type{});
           else
-            align_backward_cl<T, A, false><<<grid, kThreads, smem, stream>>>(a, grad.data<T>(), gs,
-                                                                             buf.template scatter<false>());
+            run(std::false_type{});
         }
       } else {
         const dim3 grid(a.K, (a.C_out + a.chunk - 1) / a.chunk);

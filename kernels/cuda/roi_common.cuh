@@ -175,11 +175,13 @@ __global__ void cast_kernel(const A* in, int64_t n, T* out) {
 template <typename T>
 __global__ void to_channels_last_kernel(const T* in, Strides4 s, int N, int C, int HW, int W, T* out) {
   __shared__ T tile[32][33];
+  const bool plain = s.w == 1 && s.h == W;
   const int p0 = blockIdx.x * 32, c0 = blockIdx.y * 32;
   for (int n = blockIdx.z; n < N; n += gridDim.z) {
     for (int j = threadIdx.y; j < 32; j += blockDim.y) {
       const int c = c0 + j, p = p0 + threadIdx.x;
-      if (c < C && p < HW) tile[j][threadIdx.x] = in[n * s.n + c * s.c + (p / W) * s.h + (p % W) * s.w];
+      if (c < C && p < HW)  // plain NCHW rows need no division
+        tile[j][threadIdx.x] = plain ? in[n * s.n + c * s.c + p] : in[n * s.n + c * s.c + (p / W) * s.h + (p % W) * s.w];
     }
     __syncthreads();
     for (int j = threadIdx.y; j < 32; j += blockDim.y) {

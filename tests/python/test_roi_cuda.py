@@ -18,7 +18,8 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
 
 DEV = "cuda"
 TOL = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.float64: dict(rtol=1e-10, atol=1e-12)}
-GRAD_TOL = {torch.float32: dict(rtol=1e-4, atol=1e-5), torch.float64: dict(rtol=1e-10, atol=1e-12)}
+# float32 atomics sum thousands of terms per pixel in any order (33x40 bins): absolute slack
+GRAD_TOL = {torch.float32: dict(rtol=1e-4, atol=1e-4), torch.float64: dict(rtol=1e-10, atol=1e-12)}
 
 
 class Op:
@@ -143,8 +144,8 @@ def test_deterministic_backward_is_reproducible(op):
     finally:
         torch.use_deterministic_algorithms(previous)
     assert torch.equal(first, second)
-    torch.testing.assert_close(first, atomic, rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(first, grad_of(torchvision, op, x, rois, grad), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(first, atomic, **GRAD_TOL[torch.float32])
+    torch.testing.assert_close(first, grad_of(torchvision, op, x, rois, grad), **GRAD_TOL[torch.float32])
 
 
 def test_deterministic_backward_keeps_non_finite_gradients():
