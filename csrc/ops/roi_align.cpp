@@ -256,6 +256,7 @@ Tensor roi_align_backward(const Tensor& grad, const Tensor& rois, double spatial
                           int64_t sampling_ratio, bool aligned, bool deterministic, const Context& ctx) {
   (void)ctx;  // used by the CUDA path only
   const char* op = "roi_align_backward";
+  (void)deterministic;  // CUDA only: the CPU backward is always deterministic
   TVOPS_CHECK(grad.defined() && is_floating(grad.dtype()), Type, op, ": grad must be a floating point tensor");
   check_rois(op, rois, grad.dtype(), grad.device());
   check_pooling(op, pooled_height, pooled_width);
