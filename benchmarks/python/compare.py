@@ -150,6 +150,29 @@ def _close(ours, theirs):
     return torch.allclose(ours, theirs.cpu(), rtol=1e-5, atol=1e-6, equal_nan=True)
 
 
+def _roi_same(rtol):
+    """CPU: bit-identical to torchvision. CUDA: both sum in their own order (and the
+    backward with atomics), so the results agree to rounding."""
+    def same(ours, theirs):
+        if not ours.is_cuda:
+            return ours.dtype == theirs.dtype and torch.equal(ours, theirs)
+        return ours.dtype == theirs.dtype and torch.allclose(ours, theirs, rtol=rtol, atol=1e-5, equal_nan=True)
+    return same
+
+
+def _deterministic(fn):
+    """fn under torch.use_deterministic_algorithms(True): tvops then uses its fixed-point
+    CUDA backward, torchvision its pure-PyTorch roi_align (its deterministic option)."""
+    def run(a):
+        previous = torch.are_deterministic_algorithms_enabled()
+        torch.use_deterministic_algorithms(True)
+        try:
+            return fn(a)
+        finally:
+            torch.use_deterministic_algorithms(previous)
+    return run
+
+
 def _pairwise(op):
     return (lambda a: getattr(torchvision.ops, op)(a["a"], a["b"]),
             lambda a: getattr(tvn.ops, op)(a["a"], a["b"]))
@@ -163,17 +186,22 @@ WORKLOADS = [
     Workload("bnms-20k-80", batched_nms_setup(20_000, 80), _bnms_tv, _bnms_tvn,
              available=lambda: hasattr(tvn.ops, "batched_nms"), same=_same_kept_set),
     Workload("ra7", roi_setup(7), _roi_align(torchvision.ops, False), _roi_align(tvn.ops, False),
-             available=lambda: hasattr(tvn.ops, "roi_align")),
+             available=lambda: hasattr(tvn.ops, "roi_align"), same=_roi_same(1e-5)),
     Workload("ra14", roi_setup(14), _roi_align(torchvision.ops, False), _roi_align(tvn.ops, False),
-             available=lambda: hasattr(tvn.ops, "roi_align")),
+             available=lambda: hasattr(tvn.ops, "roi_align"), same=_roi_same(1e-5)),
     Workload("ra7-bwd", roi_setup(7, backward=True), _roi_align(torchvision.ops, True), _roi_align(tvn.ops, True),
-             available=lambda: hasattr(tvn.ops, "roi_align")),
+             available=lambda: hasattr(tvn.ops, "roi_align"), same=_roi_same(1e-4)),
+    # Both sides deterministic (CUDA only differs from ra7-bwd; the CPU backward always is).
+    Workload("ra7-bwd-det", roi_setup(7, backward=True), _deterministic(_roi_align(torchvision.ops, True)),
+             _deterministic(_roi_align(tvn.ops, True)), available=lambda: hasattr(tvn.ops, "roi_align"),
+             same=_roi_same(1e-3)),
     Workload("rp7", roi_setup(7), _roi_op(torchvision.ops, "roi_pool"), _roi_op(tvn.ops, "roi_pool"),
-             available=lambda: hasattr(tvn.ops, "roi_pool")),
+             available=lambda: hasattr(tvn.ops, "roi_pool"), same=_roi_same(0)),
     Workload("psra7", psroi_setup(), _roi_op(torchvision.ops, "ps_roi_align", 2), _roi_op(tvn.ops, "ps_roi_align", 2),
-             available=lambda: hasattr(tvn.ops, "ps_roi_align")),
+             available=lambda: hasattr(tvn.ops, "ps_roi_align"), same=_roi_same(1e-5)),
     Workload("psra7-map", psroi_setup(1 / 16), _roi_op(torchvision.ops, "ps_roi_align", 2),
-             _roi_op(tvn.ops, "ps_roi_align", 2), available=lambda: hasattr(tvn.ops, "ps_roi_align")),
+             _roi_op(tvn.ops, "ps_roi_align", 2), available=lambda: hasattr(tvn.ops, "ps_roi_align"),
+             same=_roi_same(1e-5)),
     # Not in PERF.md's table: the IoU matrices of a detection matcher (2000 proposals x 2000 boxes).
     Workload("box_iou-2k", pairwise_setup(2000, 2000), *_pairwise("box_iou"), same=_close,
              available=lambda: hasattr(tvn.ops, "box_iou")),
@@ -261,6 +289,11 @@ def run(workloads, device, thread_counts, isas, policy, log=print):
                 log(f"# {w.name}: skipped (tvops has no such op yet)")
                 continue
             args = w.setup(device)
+            try:
+                w.tvops(args)
+            except NotImplementedError as e:  # e.g. box ops without CUDA kernels
+                log(f"# {w.name}: skipped on {device} ({e})")
+                continue
             for threads in thread_counts:
                 torch.set_num_threads(threads)
                 tvn.set_num_threads(threads)

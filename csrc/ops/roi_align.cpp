@@ -10,6 +10,11 @@
 #include "dispatch/cpu_isa.h"
 #include "ops/roi_common.h"
 #include "tvops/ops.h"
+#include "tvops/runtime.h"
+
+#if defined(TVOPS_WITH_CUDA)
+#include "kernels/cuda/ops.h"
+#endif
 
 namespace tvops {
 
@@ -77,6 +82,16 @@ Tensor backward_typed(const Tensor& grad, const Tensor& rois_in, double spatial_
 // The RoIs of each level in increasing index order (the order torchvision's per-level
 // calls visit them). Levels past the last map select no map: torchvision's
 // MultiScaleRoIAlign leaves those rows zero (its level range can exceed the maps given).
+// CUDA levels are read on the device: they must be int64 there already.
+void check_cuda_levels(const char* op, const Tensor& levels, const Tensor& rois) {
+  TVOPS_CHECK(levels.defined() && levels.dim() == 1 && levels.size(0) == rois.size(0) &&
+                  levels.dtype() == DType::Int64,
+              Value, op, ": levels should be an int64 tensor [", rois.size(0), "], got ",
+              levels.defined() ? levels.describe() : "undefined");
+  TVOPS_CHECK(levels.device() == rois.device(), Device, op, ": levels must be on the rois' device (",
+              device_name(rois.device()), "), got ", device_name(levels.device()));
+}
+
 std::vector<std::vector<int64_t>> rois_per_level(const char* op, const Tensor& levels, int64_t K, int64_t L) {
   TVOPS_CHECK(levels.defined() && levels.dim() == 1 && levels.size(0) == K && !is_floating(levels.dtype()), Value,
               op, ": levels should be an integer tensor [", K, "], got ",
@@ -96,7 +111,7 @@ std::vector<std::vector<int64_t>> rois_per_level(const char* op, const Tensor& l
 Tensor multi_scale_roi_align(const std::vector<Tensor>& features, const std::vector<double>& scales,
                              const Tensor& rois, const Tensor& levels, int64_t pooled_height, int64_t pooled_width,
                              int64_t sampling_ratio, bool aligned, const Context& ctx) {
-  (void)ctx;
+  (void)ctx;  // used by the CUDA path only
   const char* op = "multi_scale_roi_align";
   TVOPS_CHECK(!features.empty() && features.size() == scales.size(), Value, op, ": need one scale per feature map (",
               features.size(), " maps, ", scales.size(), " scales)");
@@ -107,10 +122,19 @@ Tensor multi_scale_roi_align(const std::vector<Tensor>& features, const std::vec
                 ": feature maps should be [N, C, H, W] with the same N and C, got ", f.describe(), " for level ", l);
     TVOPS_CHECK(f.dtype() == f0.dtype() && is_floating(f.dtype()), Type, op,
                 ": feature maps should share one floating dtype, got ", dtype_name(f.dtype()), " for level ", l);
-    TVOPS_CHECK(f.device().is_cpu(), Unsupported, op, ": CUDA kernels are not in this build yet");
+    TVOPS_CHECK(f.device() == f0.device(), Device, op, ": feature maps should be on one device, got ",
+                device_name(f.device()), " for level ", l, " and ", device_name(f0.device()), " for level 0");
   }
   check_rois(op, rois, f0.dtype(), f0.device());
   check_pooling(op, pooled_height, pooled_width);
+  if (f0.device().is_cuda()) {
+    check_cuda_levels(op, levels, rois);
+    detail::require_cuda(op, f0.device());
+#if defined(TVOPS_WITH_CUDA)
+    return cuda::multi_scale_roi_align(features, scales, rois, levels, pooled_height, pooled_width, sampling_ratio,
+                                       aligned, ctx);
+#endif
+  }
   const int64_t K = rois.size(0), N = f0.size(0), C = f0.size(1), L = int64_t(features.size());
   const auto members = rois_per_level(op, levels, K, L);
   if (K == 0 || C == 0) return Tensor::zeros({K, C, pooled_height, pooled_width}, f0.dtype());
@@ -149,19 +173,27 @@ Tensor multi_scale_roi_align(const std::vector<Tensor>& features, const std::vec
 std::vector<Tensor> multi_scale_roi_align_backward(const Tensor& grad, const Tensor& rois, const Tensor& levels,
                                                    const std::vector<double>& scales,
                                                    const std::vector<std::vector<int64_t>>& shapes,
-                                                   int64_t sampling_ratio, bool aligned, const Context& ctx) {
-  (void)ctx;
+                                                   int64_t sampling_ratio, bool aligned, bool deterministic,
+                                                   const Context& ctx) {
+  (void)ctx;  // used by the CUDA path only
   const char* op = "multi_scale_roi_align_backward";
   TVOPS_CHECK(!shapes.empty() && shapes.size() == scales.size(), Value, op, ": need one scale per feature map");
   TVOPS_CHECK(grad.defined() && grad.dim() == 4 && is_floating(grad.dtype()), Value, op,
               ": grad should be a floating [K, C, PH, PW] tensor");
   check_rois(op, rois, grad.dtype(), grad.device());
-  TVOPS_CHECK(grad.device().is_cpu(), Unsupported, op, ": CUDA kernels are not in this build yet");
   const int64_t K = rois.size(0), L = int64_t(shapes.size());
   for (const auto& s : shapes)
-    TVOPS_CHECK(s.size() == 4 && s[1] == grad.size(1) && s[0] == shapes[0][0], Value, op,
+    TVOPS_CHECK(s.size() == 4 && s[1] == grad.size(1) && s[0] == shapes[0][0] && s[2] >= 0 && s[3] >= 0, Value, op,
                 ": feature shapes should be [N, C, H, W] with the grad's C");
   TVOPS_CHECK(grad.size(0) == K, Value, op, ": grad has ", grad.size(0), " RoIs, rois ", K);
+  if (grad.device().is_cuda()) {
+    check_cuda_levels(op, levels, rois);
+    detail::require_cuda(op, grad.device());
+#if defined(TVOPS_WITH_CUDA)
+    return cuda::multi_scale_roi_align_backward(grad, rois, levels, scales, shapes, sampling_ratio, aligned,
+                                                deterministic, ctx);
+#endif
+  }
   const auto members = rois_per_level(op, levels, K, L);
   std::vector<Tensor> grads;
   for (int64_t l = 0; l < L; ++l) {
@@ -183,21 +215,26 @@ std::vector<Tensor> multi_scale_roi_align_backward(const Tensor& grad, const Ten
                   static_cast<const char*>(gc.data_ptr()) + idx[i] * grad_bytes, grad_bytes);
     }
     grads.push_back(roi_align_backward(sub_grad, sub_rois, scales[l], grad.size(2), grad.size(3), s[0], s[1], s[2],
-                                       s[3], sampling_ratio, aligned));
+                                       s[3], sampling_ratio, aligned, deterministic));
   }
   return grads;
 }
 
 Tensor roi_align(const Tensor& input, const Tensor& rois, double spatial_scale, int64_t pooled_height,
                  int64_t pooled_width, int64_t sampling_ratio, bool aligned, const Context& ctx) {
-  (void)ctx;
+  (void)ctx;  // used by the CUDA path only
   TVOPS_CHECK(input.defined() && input.dim() == 4, Value, "roi_align: input should be a 4d tensor [N, C, H, W], got ",
               input.defined() ? input.describe() : "undefined");
   TVOPS_CHECK(is_floating(input.dtype()), Type, "roi_align: input must be a floating point tensor, got ",
               dtype_name(input.dtype()));
   check_rois("roi_align", rois, input.dtype(), input.device());
   check_pooling("roi_align", pooled_height, pooled_width);
-  TVOPS_CHECK(input.device().is_cpu(), Unsupported, "roi_align: CUDA kernels are not in this build yet");
+  if (input.device().is_cuda()) {
+    detail::require_cuda("roi_align", input.device());
+#if defined(TVOPS_WITH_CUDA)
+    return cuda::roi_align(input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio, aligned, ctx);
+#endif
+  }
   const int64_t K = rois.size(0), C = input.size(1);
   if (K == 0 || C == 0 || input.numel() == 0) {
     TVOPS_CHECK(K == 0 || input.size(0) > 0, Value, "roi_align: rois given for an empty batch");
@@ -250,9 +287,10 @@ Tensor roi_align_quint8(const Tensor& input, int64_t zero_point, const Tensor& r
 
 Tensor roi_align_backward(const Tensor& grad, const Tensor& rois, double spatial_scale, int64_t pooled_height,
                           int64_t pooled_width, int64_t batch, int64_t channels, int64_t height, int64_t width,
-                          int64_t sampling_ratio, bool aligned, const Context& ctx) {
-  (void)ctx;
+                          int64_t sampling_ratio, bool aligned, bool deterministic, const Context& ctx) {
+  (void)ctx;  // used by the CUDA path only
   const char* op = "roi_align_backward";
+  (void)deterministic;  // CUDA only: the CPU backward is always deterministic
   TVOPS_CHECK(grad.defined() && is_floating(grad.dtype()), Type, op, ": grad must be a floating point tensor");
   check_rois(op, rois, grad.dtype(), grad.device());
   check_pooling(op, pooled_height, pooled_width);
@@ -262,7 +300,13 @@ Tensor roi_align_backward(const Tensor& grad, const Tensor& rois, double spatial
                   grad.size(2) == pooled_height && grad.size(3) == pooled_width,
               Value, op, ": grad should be [K, C, PH, PW] = [", rois.size(0), ", ", channels, ", ", pooled_height,
               ", ", pooled_width, "], got ", grad.describe());
-  TVOPS_CHECK(grad.device().is_cpu(), Unsupported, op, ": CUDA kernels are not in this build yet");
+  if (grad.device().is_cuda()) {
+    detail::require_cuda(op, grad.device());
+#if defined(TVOPS_WITH_CUDA)
+    return cuda::roi_align_backward(grad, rois, spatial_scale, pooled_height, pooled_width, batch, channels, height,
+                                    width, sampling_ratio, aligned, deterministic, ctx);
+#endif
+  }
   if (grad.numel() == 0 || batch * channels * height * width == 0)
     return Tensor::zeros({batch, channels, height, width}, grad.dtype());
   const cpu::KernelTable& k = detail::cpu_kernels();

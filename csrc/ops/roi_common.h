@@ -12,6 +12,7 @@
 #include "core/thread_pool.h"
 #include "dispatch/cpu_isa.h"
 #include "kernels/cpu/kernel_table.h"
+#include "tvops/runtime.h"
 #include "tvops/tensor.h"
 
 namespace tvops::detail {
@@ -104,6 +105,19 @@ inline Tensor result_as(const Tensor& out, DType dtype) {
   uint16_t* o = r.data<uint16_t>();
   parallel_for(0, out.numel(), 1 << 16, [&](int64_t lo, int64_t hi) { convert(in + lo, hi - lo, o + lo); });
   return r;
+}
+
+// Raises for a CUDA tensor when this build has no CUDA kernels, else checks that
+// the device matches a built SM target. The caller then dispatches to tvops::cuda.
+inline void require_cuda(const char* op, Device device) {
+#if defined(TVOPS_WITH_CUDA)
+  (void)op;
+  check_cuda_device(device.index);
+#else
+  (void)device;
+  fail(ErrorKind::Unsupported, op, ": this tvops build (variant ", build_info().variant,
+       ") has no CUDA kernels; install a CUDA variant such as ", recommended_variant());
+#endif
 }
 
 inline void check_rois(const char* op, const Tensor& rois, DType dtype, Device device) {

@@ -10,6 +10,10 @@
 #include "ops/roi_common.h"
 #include "tvops/ops.h"
 
+#if defined(TVOPS_WITH_CUDA)
+#include "kernels/cuda/ops.h"
+#endif
+
 namespace tvops {
 
 namespace {
@@ -27,7 +31,7 @@ void check_input(const char* op, const Tensor& input, const Tensor& rois, int64_
               dtype_name(input.dtype()));
   check_rois(op, rois, input.dtype(), input.device());
   check_pooling(op, ph, pw);
-  TVOPS_CHECK(input.device().is_cpu(), Unsupported, op, ": CUDA kernels are not in this build yet");
+  if (input.device().is_cuda()) detail::require_cuda(op, input.device());
 }
 
 void check_backward(const char* op, const Tensor& grad, const Tensor& rois, const Tensor& index, int64_t ph,
@@ -43,7 +47,9 @@ void check_backward(const char* op, const Tensor& grad, const Tensor& rois, cons
   TVOPS_CHECK(index.defined() && index.sizes() == shape && index.dtype() == DType::Int32, Value, op,
               ": the int32 index tensor of the forward should be [", shape[0], ", ", shape[1], ", ", ph, ", ", pw,
               "], got ", index.defined() ? index.describe() : "undefined");
-  TVOPS_CHECK(grad.device().is_cpu(), Unsupported, op, ": CUDA kernels are not in this build yet");
+  TVOPS_CHECK(index.device() == grad.device(), Device, op, ": the index tensor must be on the grad's device (",
+              device_name(grad.device()), "), got ", device_name(index.device()));
+  if (grad.device().is_cuda()) detail::require_cuda(op, grad.device());
 }
 
 int64_t ps_channels_out(const char* op, int64_t channels, int64_t ph, int64_t pw) {
@@ -134,8 +140,11 @@ bool use_f64(const Tensor& t) { return t.dtype() == DType::Float64; }
 
 std::pair<Tensor, Tensor> roi_pool(const Tensor& input, const Tensor& rois, double spatial_scale,
                                    int64_t pooled_height, int64_t pooled_width, const Context& ctx) {
-  (void)ctx;
+  (void)ctx;  // used by the CUDA path only
   check_input("roi_pool", input, rois, pooled_height, pooled_width);
+#if defined(TVOPS_WITH_CUDA)
+  if (input.device().is_cuda()) return cuda::roi_pool(input, rois, spatial_scale, pooled_height, pooled_width, ctx);
+#endif
   const int64_t K = rois.size(0), C = input.size(1);
   if (K * C == 0 || input.numel() == 0) {
     Tensor argmax = Tensor::empty({K, C, pooled_height, pooled_width}, DType::Int32);
@@ -154,11 +163,18 @@ std::pair<Tensor, Tensor> roi_pool(const Tensor& input, const Tensor& rois, doub
 
 Tensor roi_pool_backward(const Tensor& grad, const Tensor& rois, const Tensor& argmax, double spatial_scale,
                          int64_t pooled_height, int64_t pooled_width, int64_t batch, int64_t channels, int64_t height,
-                         int64_t width, const Context& ctx) {
-  (void)ctx;
+                         int64_t width, bool deterministic, const Context& ctx) {
+  (void)ctx;  // used by the CUDA path only
   (void)spatial_scale;  // the argmax already says where each gradient goes
   check_backward("roi_pool_backward", grad, rois, argmax, pooled_height, pooled_width, channels, batch, channels,
                  height, width);
+#if defined(TVOPS_WITH_CUDA)
+  if (grad.device().is_cuda())
+    return cuda::roi_pool_backward(grad, rois, argmax, pooled_height, pooled_width, batch, channels, height, width,
+                                   deterministic, ctx);
+#else
+  (void)deterministic;
+#endif
   if (grad.numel() == 0 || batch * channels * height * width == 0)
     return Tensor::zeros({batch, channels, height, width}, grad.dtype());
   const cpu::KernelTable& k = detail::cpu_kernels();
@@ -172,9 +188,13 @@ Tensor roi_pool_backward(const Tensor& grad, const Tensor& rois, const Tensor& a
 std::pair<Tensor, Tensor> ps_roi_align(const Tensor& input, const Tensor& rois, double spatial_scale,
                                        int64_t pooled_height, int64_t pooled_width, int64_t sampling_ratio,
                                        const Context& ctx) {
-  (void)ctx;
+  (void)ctx;  // used by the CUDA path only
   check_input("ps_roi_align", input, rois, pooled_height, pooled_width);
   const int64_t c_out = ps_channels_out("ps_roi_align", input.size(1), pooled_height, pooled_width);
+#if defined(TVOPS_WITH_CUDA)
+  if (input.device().is_cuda())
+    return cuda::ps_roi_align(input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio, ctx);
+#endif
   const int64_t K = rois.size(0);
   if (K * c_out == 0 || input.numel() == 0)
     return {Tensor::zeros({K, c_out, pooled_height, pooled_width}, input.dtype()),
@@ -189,11 +209,20 @@ std::pair<Tensor, Tensor> ps_roi_align(const Tensor& input, const Tensor& rois, 
 
 Tensor ps_roi_align_backward(const Tensor& grad, const Tensor& rois, const Tensor& channel_mapping,
                              double spatial_scale, int64_t pooled_height, int64_t pooled_width, int64_t sampling_ratio,
-                             int64_t batch, int64_t channels, int64_t height, int64_t width, const Context& ctx) {
-  (void)ctx;
+                             int64_t batch, int64_t channels, int64_t height, int64_t width, bool deterministic,
+                             const Context& ctx) {
+  (void)ctx;  // used by the CUDA path only
   const char* op = "ps_roi_align_backward";
   const int64_t c_out = ps_channels_out(op, channels, pooled_height, pooled_width);
   check_backward(op, grad, rois, channel_mapping, pooled_height, pooled_width, c_out, batch, channels, height, width);
+#if defined(TVOPS_WITH_CUDA)
+  // The mapping is (c_out * PH + ph) * PW + pw by construction: the kernel recomputes it.
+  if (grad.device().is_cuda())
+    return cuda::ps_roi_align_backward(grad, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio, batch,
+                                       channels, height, width, deterministic, ctx);
+#else
+  (void)deterministic;
+#endif
   if (grad.numel() == 0 || batch * channels * height * width == 0)
     return Tensor::zeros({batch, channels, height, width}, grad.dtype());
   const cpu::KernelTable& k = detail::cpu_kernels();
@@ -206,9 +235,12 @@ Tensor ps_roi_align_backward(const Tensor& grad, const Tensor& rois, const Tenso
 
 std::pair<Tensor, Tensor> ps_roi_pool(const Tensor& input, const Tensor& rois, double spatial_scale,
                                       int64_t pooled_height, int64_t pooled_width, const Context& ctx) {
-  (void)ctx;
+  (void)ctx;  // used by the CUDA path only
   check_input("ps_roi_pool", input, rois, pooled_height, pooled_width);
   const int64_t c_out = ps_channels_out("ps_roi_pool", input.size(1), pooled_height, pooled_width);
+#if defined(TVOPS_WITH_CUDA)
+  if (input.device().is_cuda()) return cuda::ps_roi_pool(input, rois, spatial_scale, pooled_height, pooled_width, ctx);
+#endif
   const int64_t K = rois.size(0);
   if (K * c_out == 0 || input.numel() == 0)
     return {Tensor::zeros({K, c_out, pooled_height, pooled_width}, input.dtype()),
@@ -223,11 +255,19 @@ std::pair<Tensor, Tensor> ps_roi_pool(const Tensor& input, const Tensor& rois, d
 
 Tensor ps_roi_pool_backward(const Tensor& grad, const Tensor& rois, const Tensor& channel_mapping,
                             double spatial_scale, int64_t pooled_height, int64_t pooled_width, int64_t batch,
-                            int64_t channels, int64_t height, int64_t width, const Context& ctx) {
-  (void)ctx;
+                            int64_t channels, int64_t height, int64_t width, bool deterministic,
+                            const Context& ctx) {
+  (void)ctx;  // used by the CUDA path only
   const char* op = "ps_roi_pool_backward";
   const int64_t c_out = ps_channels_out(op, channels, pooled_height, pooled_width);
   check_backward(op, grad, rois, channel_mapping, pooled_height, pooled_width, c_out, batch, channels, height, width);
+#if defined(TVOPS_WITH_CUDA)
+  if (grad.device().is_cuda())
+    return cuda::ps_roi_pool_backward(grad, rois, spatial_scale, pooled_height, pooled_width, batch, channels, height,
+                                      width, deterministic, ctx);
+#else
+  (void)deterministic;
+#endif
   if (grad.numel() == 0 || batch * channels * height * width == 0)
     return Tensor::zeros({batch, channels, height, width}, grad.dtype());
   const cpu::KernelTable& k = detail::cpu_kernels();

@@ -2,10 +2,46 @@
 // argument checks. Each runs on ctx.cuda_stream and allocates through ctx.allocator.
 #pragma once
 
+#include <utility>
+#include <vector>
+
 #include "tvops/tensor.h"
 
 namespace tvops::cuda {
 
 Tensor nms(const Tensor& boxes, const Tensor& scores, double iou_threshold, const Context& ctx);
+
+// RoI family (roi_align.cu, roi_pool.cu). `deterministic` backward: fixed-point sums,
+// bit-identical from run to run (see README.md).
+Tensor roi_align(const Tensor& input, const Tensor& rois, double spatial_scale, int64_t pooled_height,
+                 int64_t pooled_width, int64_t sampling_ratio, bool aligned, const Context& ctx);
+Tensor roi_align_backward(const Tensor& grad, const Tensor& rois, double spatial_scale, int64_t pooled_height,
+                          int64_t pooled_width, int64_t batch, int64_t channels, int64_t height, int64_t width,
+                          int64_t sampling_ratio, bool aligned, bool deterministic, const Context& ctx);
+// levels: int64 [K] on the device; RoIs whose level is not a map index pool zeros.
+Tensor multi_scale_roi_align(const std::vector<Tensor>& features, const std::vector<double>& scales,
+                             const Tensor& rois, const Tensor& levels, int64_t pooled_height, int64_t pooled_width,
+                             int64_t sampling_ratio, bool aligned, const Context& ctx);
+std::vector<Tensor> multi_scale_roi_align_backward(const Tensor& grad, const Tensor& rois, const Tensor& levels,
+                                                   const std::vector<double>& scales,
+                                                   const std::vector<std::vector<int64_t>>& shapes,
+                                                   int64_t sampling_ratio, bool aligned, bool deterministic,
+                                                   const Context& ctx);
+std::pair<Tensor, Tensor> ps_roi_align(const Tensor& input, const Tensor& rois, double spatial_scale,
+                                       int64_t pooled_height, int64_t pooled_width, int64_t sampling_ratio,
+                                       const Context& ctx);
+Tensor ps_roi_align_backward(const Tensor& grad, const Tensor& rois, double spatial_scale, int64_t pooled_height,
+                             int64_t pooled_width, int64_t sampling_ratio, int64_t batch, int64_t channels,
+                             int64_t height, int64_t width, bool deterministic, const Context& ctx);
+std::pair<Tensor, Tensor> roi_pool(const Tensor& input, const Tensor& rois, double spatial_scale,
+                                   int64_t pooled_height, int64_t pooled_width, const Context& ctx);
+Tensor roi_pool_backward(const Tensor& grad, const Tensor& rois, const Tensor& argmax, int64_t pooled_height,
+                         int64_t pooled_width, int64_t batch, int64_t channels, int64_t height, int64_t width,
+                         bool deterministic, const Context& ctx);
+std::pair<Tensor, Tensor> ps_roi_pool(const Tensor& input, const Tensor& rois, double spatial_scale,
+                                      int64_t pooled_height, int64_t pooled_width, const Context& ctx);
+Tensor ps_roi_pool_backward(const Tensor& grad, const Tensor& rois, double spatial_scale, int64_t pooled_height,
+                            int64_t pooled_width, int64_t batch, int64_t channels, int64_t height, int64_t width,
+                            bool deterministic, const Context& ctx);
 
 }  // namespace tvops::cuda

@@ -165,18 +165,31 @@ PYBIND11_MODULE(_C, m) {
     return tvops::pairwise_box_iou(a, b, static_cast<tvops::BoxIouKind>(kind), eps);
   });
 
-  m.def("roi_align", [](const tvops::Tensor& input, const tvops::Tensor& rois, double spatial_scale, int64_t ph,
-                        int64_t pw, int64_t sampling_ratio, bool aligned) {
-    py::gil_scoped_release release;
-    return tvops::roi_align(input, rois, spatial_scale, ph, pw, sampling_ratio, aligned);
-  });
-  m.def("roi_align_backward", [](const tvops::Tensor& grad, const tvops::Tensor& rois, double spatial_scale,
-                                 int64_t ph, int64_t pw, int64_t batch, int64_t channels, int64_t height,
-                                 int64_t width, int64_t sampling_ratio, bool aligned) {
-    py::gil_scoped_release release;
-    return tvops::roi_align_backward(grad, rois, spatial_scale, ph, pw, batch, channels, height, width,
-                                     sampling_ratio, aligned);
-  });
+  // RoI ops: `stream` is the cudaStream_t (as an integer) CUDA tensors run on;
+  // `deterministic` picks the CUDA backward without float atomics.
+  auto context = [](uintptr_t stream) {
+    tvops::Context ctx;
+    ctx.cuda_stream = reinterpret_cast<void*>(stream);
+    return ctx;
+  };
+  m.def("roi_align", [context](const tvops::Tensor& input, const tvops::Tensor& rois, double spatial_scale, int64_t ph,
+                               int64_t pw, int64_t sampling_ratio, bool aligned, uintptr_t stream) {
+        py::gil_scoped_release release;
+        return tvops::roi_align(input, rois, spatial_scale, ph, pw, sampling_ratio, aligned, context(stream));
+      },
+      py::arg("input"), py::arg("rois"), py::arg("spatial_scale"), py::arg("pooled_height"), py::arg("pooled_width"),
+      py::arg("sampling_ratio"), py::arg("aligned"), py::arg("stream") = 0);
+  m.def("roi_align_backward", [context](const tvops::Tensor& grad, const tvops::Tensor& rois, double spatial_scale,
+                                        int64_t ph, int64_t pw, int64_t batch, int64_t channels, int64_t height,
+                                        int64_t width, int64_t sampling_ratio, bool aligned, uintptr_t stream,
+                                        bool deterministic) {
+        py::gil_scoped_release release;
+        return tvops::roi_align_backward(grad, rois, spatial_scale, ph, pw, batch, channels, height, width,
+                                         sampling_ratio, aligned, deterministic, context(stream));
+      },
+      py::arg("grad"), py::arg("rois"), py::arg("spatial_scale"), py::arg("pooled_height"), py::arg("pooled_width"),
+      py::arg("batch"), py::arg("channels"), py::arg("height"), py::arg("width"), py::arg("sampling_ratio"),
+      py::arg("aligned"), py::arg("stream") = 0, py::arg("deterministic") = false);
 
   m.def("roi_align_quint8", [](const tvops::Tensor& input, int64_t zero_point, const tvops::Tensor& rois,
                                double spatial_scale, int64_t ph, int64_t pw, int64_t sampling_ratio, bool aligned) {
@@ -184,49 +197,80 @@ PYBIND11_MODULE(_C, m) {
     return tvops::roi_align_quint8(input, zero_point, rois, spatial_scale, ph, pw, sampling_ratio, aligned);
   });
 
-  m.def("multi_scale_roi_align", [](const std::vector<tvops::Tensor>& features, const std::vector<double>& scales,
-                                    const tvops::Tensor& rois, const tvops::Tensor& levels, int64_t ph, int64_t pw,
-                                    int64_t sampling_ratio, bool aligned) {
-    py::gil_scoped_release release;
-    return tvops::multi_scale_roi_align(features, scales, rois, levels, ph, pw, sampling_ratio, aligned);
-  });
-  m.def("multi_scale_roi_align_backward", [](const tvops::Tensor& grad, const tvops::Tensor& rois,
-                                             const tvops::Tensor& levels, const std::vector<double>& scales,
-                                             const std::vector<std::vector<int64_t>>& shapes, int64_t sampling_ratio,
-                                             bool aligned) {
-    py::gil_scoped_release release;
-    return tvops::multi_scale_roi_align_backward(grad, rois, levels, scales, shapes, sampling_ratio, aligned);
-  });
-  m.def("roi_pool", [](const tvops::Tensor& input, const tvops::Tensor& rois, double scale, int64_t ph, int64_t pw) {
-    py::gil_scoped_release release;
-    return tvops::roi_pool(input, rois, scale, ph, pw);
-  });
-  m.def("roi_pool_backward", [](const tvops::Tensor& grad, const tvops::Tensor& rois, const tvops::Tensor& argmax,
-                                double scale, int64_t ph, int64_t pw, int64_t n, int64_t c, int64_t h, int64_t w) {
-    py::gil_scoped_release release;
-    return tvops::roi_pool_backward(grad, rois, argmax, scale, ph, pw, n, c, h, w);
-  });
-  m.def("ps_roi_align", [](const tvops::Tensor& input, const tvops::Tensor& rois, double scale, int64_t ph,
-                           int64_t pw, int64_t sampling_ratio) {
-    py::gil_scoped_release release;
-    return tvops::ps_roi_align(input, rois, scale, ph, pw, sampling_ratio);
-  });
-  m.def("ps_roi_align_backward", [](const tvops::Tensor& grad, const tvops::Tensor& rois, const tvops::Tensor& mapping,
-                                    double scale, int64_t ph, int64_t pw, int64_t sampling_ratio, int64_t n, int64_t c,
-                                    int64_t h, int64_t w) {
-    py::gil_scoped_release release;
-    return tvops::ps_roi_align_backward(grad, rois, mapping, scale, ph, pw, sampling_ratio, n, c, h, w);
-  });
-  m.def("ps_roi_pool", [](const tvops::Tensor& input, const tvops::Tensor& rois, double scale, int64_t ph,
-                          int64_t pw) {
-    py::gil_scoped_release release;
-    return tvops::ps_roi_pool(input, rois, scale, ph, pw);
-  });
-  m.def("ps_roi_pool_backward", [](const tvops::Tensor& grad, const tvops::Tensor& rois, const tvops::Tensor& mapping,
-                                   double scale, int64_t ph, int64_t pw, int64_t n, int64_t c, int64_t h, int64_t w) {
-    py::gil_scoped_release release;
-    return tvops::ps_roi_pool_backward(grad, rois, mapping, scale, ph, pw, n, c, h, w);
-  });
+  m.def("multi_scale_roi_align", [context](const std::vector<tvops::Tensor>& features,
+                                           const std::vector<double>& scales, const tvops::Tensor& rois,
+                                           const tvops::Tensor& levels, int64_t ph, int64_t pw, int64_t sampling_ratio,
+                                           bool aligned, uintptr_t stream) {
+        py::gil_scoped_release release;
+        return tvops::multi_scale_roi_align(features, scales, rois, levels, ph, pw, sampling_ratio, aligned,
+                                            context(stream));
+      },
+      py::arg("features"), py::arg("scales"), py::arg("rois"), py::arg("levels"), py::arg("pooled_height"),
+      py::arg("pooled_width"), py::arg("sampling_ratio"), py::arg("aligned"), py::arg("stream") = 0);
+  m.def("multi_scale_roi_align_backward", [context](const tvops::Tensor& grad, const tvops::Tensor& rois,
+                                                    const tvops::Tensor& levels, const std::vector<double>& scales,
+                                                    const std::vector<std::vector<int64_t>>& shapes,
+                                                    int64_t sampling_ratio, bool aligned, uintptr_t stream,
+                                                    bool deterministic) {
+        py::gil_scoped_release release;
+        return tvops::multi_scale_roi_align_backward(grad, rois, levels, scales, shapes, sampling_ratio, aligned,
+                                                     deterministic, context(stream));
+      },
+      py::arg("grad"), py::arg("rois"), py::arg("levels"), py::arg("scales"), py::arg("shapes"),
+      py::arg("sampling_ratio"), py::arg("aligned"), py::arg("stream") = 0, py::arg("deterministic") = false);
+  m.def("roi_pool", [context](const tvops::Tensor& input, const tvops::Tensor& rois, double scale, int64_t ph,
+                              int64_t pw, uintptr_t stream) {
+        py::gil_scoped_release release;
+        return tvops::roi_pool(input, rois, scale, ph, pw, context(stream));
+      },
+      py::arg("input"), py::arg("rois"), py::arg("spatial_scale"), py::arg("pooled_height"), py::arg("pooled_width"),
+      py::arg("stream") = 0);
+  m.def("roi_pool_backward", [context](const tvops::Tensor& grad, const tvops::Tensor& rois,
+                                       const tvops::Tensor& argmax, double scale, int64_t ph, int64_t pw, int64_t n,
+                                       int64_t c, int64_t h, int64_t w, uintptr_t stream, bool deterministic) {
+        py::gil_scoped_release release;
+        return tvops::roi_pool_backward(grad, rois, argmax, scale, ph, pw, n, c, h, w, deterministic, context(stream));
+      },
+      py::arg("grad"), py::arg("rois"), py::arg("argmax"), py::arg("spatial_scale"), py::arg("pooled_height"),
+      py::arg("pooled_width"), py::arg("batch"), py::arg("channels"), py::arg("height"), py::arg("width"),
+      py::arg("stream") = 0, py::arg("deterministic") = false);
+  m.def("ps_roi_align", [context](const tvops::Tensor& input, const tvops::Tensor& rois, double scale, int64_t ph,
+                                  int64_t pw, int64_t sampling_ratio, uintptr_t stream) {
+        py::gil_scoped_release release;
+        return tvops::ps_roi_align(input, rois, scale, ph, pw, sampling_ratio, context(stream));
+      },
+      py::arg("input"), py::arg("rois"), py::arg("spatial_scale"), py::arg("pooled_height"), py::arg("pooled_width"),
+      py::arg("sampling_ratio"), py::arg("stream") = 0);
+  m.def("ps_roi_align_backward", [context](const tvops::Tensor& grad, const tvops::Tensor& rois,
+                                           const tvops::Tensor& mapping, double scale, int64_t ph, int64_t pw,
+                                           int64_t sampling_ratio, int64_t n, int64_t c, int64_t h, int64_t w,
+                                           uintptr_t stream, bool deterministic) {
+        py::gil_scoped_release release;
+        return tvops::ps_roi_align_backward(grad, rois, mapping, scale, ph, pw, sampling_ratio, n, c, h, w,
+                                            deterministic, context(stream));
+      },
+      py::arg("grad"), py::arg("rois"), py::arg("channel_mapping"), py::arg("spatial_scale"),
+      py::arg("pooled_height"), py::arg("pooled_width"), py::arg("sampling_ratio"), py::arg("batch"),
+      py::arg("channels"), py::arg("height"), py::arg("width"), py::arg("stream") = 0,
+      py::arg("deterministic") = false);
+  m.def("ps_roi_pool", [context](const tvops::Tensor& input, const tvops::Tensor& rois, double scale, int64_t ph,
+                                 int64_t pw, uintptr_t stream) {
+        py::gil_scoped_release release;
+        return tvops::ps_roi_pool(input, rois, scale, ph, pw, context(stream));
+      },
+      py::arg("input"), py::arg("rois"), py::arg("spatial_scale"), py::arg("pooled_height"), py::arg("pooled_width"),
+      py::arg("stream") = 0);
+  m.def("ps_roi_pool_backward", [context](const tvops::Tensor& grad, const tvops::Tensor& rois,
+                                          const tvops::Tensor& mapping, double scale, int64_t ph, int64_t pw,
+                                          int64_t n, int64_t c, int64_t h, int64_t w, uintptr_t stream,
+                                          bool deterministic) {
+        py::gil_scoped_release release;
+        return tvops::ps_roi_pool_backward(grad, rois, mapping, scale, ph, pw, n, c, h, w, deterministic,
+                                           context(stream));
+      },
+      py::arg("grad"), py::arg("rois"), py::arg("channel_mapping"), py::arg("spatial_scale"),
+      py::arg("pooled_height"), py::arg("pooled_width"), py::arg("batch"), py::arg("channels"), py::arg("height"),
+      py::arg("width"), py::arg("stream") = 0, py::arg("deterministic") = false);
 
   m.def("build_info", &build_info_dict);
   m.def("cpu_features", &cpu_features_dict);

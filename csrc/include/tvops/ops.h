@@ -61,11 +61,14 @@ TVOPS_API Tensor roi_align_quint8(const Tensor& input, int64_t zero_point, const
                                   int64_t pooled_height, int64_t pooled_width, int64_t sampling_ratio, bool aligned,
                                   const Context& ctx = {});
 // Gradient of roi_align with respect to its input: [batch, channels, height, width].
-// Deterministic; the same sums in the same order as torchvision's CPU backward.
+// CPU: always deterministic, the same sums in the same order as torchvision's CPU
+// backward. CUDA: float atomics (like torchvision) unless `deterministic`, which sums in
+// 64-bit fixed point instead: bit-identical from run to run. The other backward
+// functions below take the same flag.
 TVOPS_API Tensor roi_align_backward(const Tensor& grad, const Tensor& rois, double spatial_scale,
                                     int64_t pooled_height, int64_t pooled_width, int64_t batch, int64_t channels,
                                     int64_t height, int64_t width, int64_t sampling_ratio, bool aligned,
-                                    const Context& ctx = {});
+                                    bool deterministic = false, const Context& ctx = {});
 
 // MultiScaleRoIAlign's pooling step in one call: RoI k is pooled from features[levels[k]]
 // at scales[levels[k]] (feature maps [N, C, H_l, W_l] of one dtype). Returns
@@ -79,7 +82,7 @@ TVOPS_API Tensor multi_scale_roi_align(const std::vector<Tensor>& features, cons
 TVOPS_API std::vector<Tensor> multi_scale_roi_align_backward(
     const Tensor& grad, const Tensor& rois, const Tensor& levels, const std::vector<double>& scales,
     const std::vector<std::vector<int64_t>>& feature_shapes, int64_t sampling_ratio, bool aligned,
-    const Context& ctx = {});
+    bool deterministic = false, const Context& ctx = {});
 
 // torchvision.ops.roi_pool: max pooling over rounded integer bins. Returns (output
 // [K, C, PH, PW], argmax int32 [K, C, PH, PW] = the flat pixel index in the plane, or -1).
@@ -87,7 +90,8 @@ TVOPS_API std::pair<Tensor, Tensor> roi_pool(const Tensor& input, const Tensor& 
                                              int64_t pooled_height, int64_t pooled_width, const Context& ctx = {});
 TVOPS_API Tensor roi_pool_backward(const Tensor& grad, const Tensor& rois, const Tensor& argmax, double spatial_scale,
                                    int64_t pooled_height, int64_t pooled_width, int64_t batch, int64_t channels,
-                                   int64_t height, int64_t width, const Context& ctx = {});
+                                   int64_t height, int64_t width, bool deterministic = false,
+                                   const Context& ctx = {});
 
 // Position-sensitive RoI Align / RoI Pool (torchvision.ops.ps_roi_align / ps_roi_pool):
 // input channels C = C_out * PH * PW. Returns (output [K, C_out, PH, PW], channel_mapping
@@ -98,12 +102,12 @@ TVOPS_API std::pair<Tensor, Tensor> ps_roi_align(const Tensor& input, const Tens
 TVOPS_API Tensor ps_roi_align_backward(const Tensor& grad, const Tensor& rois, const Tensor& channel_mapping,
                                        double spatial_scale, int64_t pooled_height, int64_t pooled_width,
                                        int64_t sampling_ratio, int64_t batch, int64_t channels, int64_t height,
-                                       int64_t width, const Context& ctx = {});
+                                       int64_t width, bool deterministic = false, const Context& ctx = {});
 TVOPS_API std::pair<Tensor, Tensor> ps_roi_pool(const Tensor& input, const Tensor& rois, double spatial_scale,
                                                 int64_t pooled_height, int64_t pooled_width, const Context& ctx = {});
 TVOPS_API Tensor ps_roi_pool_backward(const Tensor& grad, const Tensor& rois, const Tensor& channel_mapping,
                                       double spatial_scale, int64_t pooled_height, int64_t pooled_width,
                                       int64_t batch, int64_t channels, int64_t height, int64_t width,
-                                      const Context& ctx = {});
+                                      bool deterministic = false, const Context& ctx = {});
 
 }  // namespace tvops

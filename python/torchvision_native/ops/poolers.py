@@ -6,8 +6,16 @@ import torch
 from torch import nn
 
 from .. import _C
-from .._convert import from_native, to_native
+from .._convert import from_native, stream_for, to_native
 from .boxes import box_area
+
+
+def _area(boxes):
+    # tvops' box kernels are CPU-only; on CUDA torchvision's formula in torch (half upcast to float32).
+    if boxes.is_cuda:
+        b = boxes.float() if boxes.dtype in (torch.float16, torch.bfloat16) else boxes
+        return (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return box_area(boxes)
 from .roi import convert_boxes_to_roi_format
 
 
@@ -24,7 +32,7 @@ class _LevelMapper:
         self.k_min, self.k_max, self.s0, self.lvl0, self.eps = k_min, k_max, canonical_scale, canonical_level, eps
 
     def __call__(self, boxlists):
-        s = torch.sqrt(torch.cat([box_area(b) for b in boxlists]))
+        s = torch.sqrt(torch.cat([_area(b) for b in boxlists]))
         levels = torch.floor(self.lvl0 + torch.log2(s / self.s0) + torch.tensor(self.eps, dtype=s.dtype))
         levels = torch.clamp(levels, min=self.k_min, max=self.k_max)
         return (levels.to(torch.int64) - self.k_min).to(torch.int64)
@@ -36,7 +44,7 @@ class _MultiScaleFunction(torch.autograd.Function):
         scales, output_size, sampling_ratio = params
         out = _C.multi_scale_roi_align([to_native(f, "features") for f in features], list(scales),
                                        to_native(rois, "rois"), to_native(levels, "levels"), output_size[0],
-                                       output_size[1], sampling_ratio, False)
+                                       output_size[1], sampling_ratio, False, stream_for(rois))
         ctx.save_for_backward(rois, levels)
         ctx.params, ctx.shapes = params, [list(f.shape) for f in features]
         return from_native(out, features[0])
@@ -48,7 +56,8 @@ class _MultiScaleFunction(torch.autograd.Function):
         scales, _, sampling_ratio = ctx.params
         grads = _C.multi_scale_roi_align_backward(to_native(grad, "grad"), to_native(rois, "rois"),
                                                   to_native(levels, "levels"), list(scales), ctx.shapes,
-                                                  sampling_ratio, False)
+                                                  sampling_ratio, False, stream_for(grad),
+                                                  grad.is_cuda and torch.are_deterministic_algorithms_enabled())
         return (None, None, None, *[from_native(g, grad) for g in grads])
 
 
@@ -88,8 +97,6 @@ class MultiScaleRoIAlign(nn.Module):
             levels = torch.zeros(rois.shape[0], dtype=torch.int64, device=rois.device)
         else:
             levels = self.map_levels(boxes)
-        if features[0].is_cuda:
-            raise NotImplementedError("MultiScaleRoIAlign: tvops has no CUDA roi_align kernel in this build yet")
         params = (tuple(self.scales), self.output_size, int(self.sampling_ratio))
         return _MultiScaleFunction.apply(rois, levels, params, *features)
 

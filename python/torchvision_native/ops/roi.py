@@ -4,7 +4,7 @@ arrays in give numpy arrays out."""
 import numpy as np
 
 from .. import _C
-from .._convert import from_native, is_torch, to_native
+from .._convert import from_native, is_torch, stream_for, to_native
 
 
 def _pair(v):
@@ -34,9 +34,17 @@ def convert_boxes_to_roi_format(boxes):
     return np.concatenate([np.concatenate(ids, 0), np.concatenate(arrays, 0)], 1)
 
 
+def _deterministic():
+    """torch.use_deterministic_algorithms(True) picks the CUDA backward without float atomics."""
+    import torch
+
+    return torch.are_deterministic_algorithms_enabled()
+
+
 class _RoiOp:
     """One RoI op: its native forward (returning the output, or (output, index)) and
-    backward, wrapped in a torch.autograd.Function made on first use (torch is optional)."""
+    backward, wrapped in a torch.autograd.Function made on first use (torch is optional).
+    CUDA tensors run on torch's current stream of their device."""
 
     def __init__(self, name, forward, backward):
         self.name, self.forward, self.backward = name, forward, backward
@@ -63,7 +71,8 @@ class _RoiOp:
                     args = [to_native(grad, "grad"), to_native(rois, "rois")]
                     if index:
                         args.append(to_native(index[0], "index"))
-                    grad_input = op.backward(*args, *ctx.params.backward_args(ctx.shape))
+                    grad_input = op.backward(*args, *ctx.params.backward_args(ctx.shape), stream_for(grad),
+                                             grad.is_cuda and _deterministic())
                     return from_native(grad_input, grad), None, None
 
             Function.__name__ = f"{self.name}_function"
@@ -71,7 +80,8 @@ class _RoiOp:
         return self._function
 
     def native_forward(self, input, rois, params):
-        result = self.forward(to_native(input, "input"), to_native(rois, "rois"), *params.forward_args())
+        result = self.forward(to_native(input, "input"), to_native(rois, "rois"), *params.forward_args(),
+                              stream_for(input))
         if isinstance(result, tuple):
             return from_native(result[0], input), from_native(result[1], input)
         return from_native(result, input), None
@@ -82,8 +92,6 @@ class _RoiOp:
         if is_torch(input):
             import torch
 
-            if input.is_cuda:
-                raise NotImplementedError(f"{self.name}: tvops has no CUDA {self.name} kernel in this build yet")
             if torch.is_grad_enabled() and input.requires_grad:
                 return self.function().apply(input, rois, params)
         return self.native_forward(input, rois, params)[0]

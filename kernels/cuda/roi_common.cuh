@@ -1,0 +1,380 @@
+// Pieces shared by the CUDA RoI kernels (internal): the compute type of each dtype,
+// torchvision's RoIAlign bilinear sampler split per axis, and the scatter used by
+// the backward kernels (float atomics, or order-independent fixed-point sums).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+
+#include "core/cuda_backend.h"
+#include "kernels/cuda/common.cuh"
+#include "tvops/tensor.h"
+
+namespace tvops::cuda::roi {
+
+// float16/bfloat16 load 16 bits and compute in float32; float64 stays float64.
+template <typename T> struct Acc { using type = T; };
+template <> struct Acc<__half> { using type = float; };
+template <> struct Acc<__nv_bfloat16> { using type = float; };
+template <typename T> using acc_t = typename Acc<T>::type;
+
+template <typename T>
+__device__ inline acc_t<T> load(const T* p) { return static_cast<acc_t<T>>(*p); }
+
+template <typename T, typename A>
+__device__ inline T store_cast(A v) { return static_cast<T>(v); }
+
+// Strides (in elements) of an [N, C, H, W] view, so channels-last or sliced maps
+// need no copy.
+struct Strides4 {
+  int64_t n, c, h, w;
+};
+inline Strides4 strides_of(const Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2), t.stride(3)}; }
+
+// One axis of one RoIAlign sample: torchvision's bilinear_interpolate is separable
+// (the outside test is a product of a y test and an x test, the weights are products
+// of y and x weights), so a RoI needs PH*gh y samples and PW*gw x samples, not their
+// product. lo < 0 marks a coordinate outside [-1, size] (NaN included).
+template <typename A>
+struct AxisSample {
+  int lo, hi;
+  A l, h;
+};
+
+template <typename A>
+__device__ inline AxisSample<A> axis_sample(A v, int size) {
+  AxisSample<A> s;
+  if (!(v >= A(-1) && v <= A(size))) {
+    s.lo = s.hi = -1;
+    s.l = s.h = A(0);
+    return s;
+  }
+  if (v <= A(0)) v = A(0);
+  int lo = static_cast<int>(v), hi;
+  if (lo >= size - 1) {
+    lo = hi = size - 1;
+    v = static_cast<A>(lo);
+  } else {
+    hi = lo + 1;
+  }
+  s.lo = lo;
+  s.hi = hi;
+  s.l = v - static_cast<A>(lo);
+  s.h = A(1) - s.l;
+  return s;
+}
+
+// The adaptive grid ceil(extent / pooled), kept finite: torchvision casts it to int
+// unchecked (UB for NaN or huge RoIs); here NaN gives 0 samples and the grid is capped
+// at 2^20 per axis so index arithmetic cannot overflow.
+template <typename A>
+__device__ inline int grid_size(int sampling_ratio, A extent, int pooled) {
+  if (sampling_ratio > 0) return sampling_ratio;
+  A g = ceil(extent / static_cast<A>(pooled));
+  if (!(g == g)) return 0;
+  g = g > A(1 << 20) ? A(1 << 20) : g;
+  g = g < A(-(1 << 20)) ? A(-(1 << 20)) : g;
+  return static_cast<int>(g);
+}
+
+// Batch index of a RoI as torchvision reads it ((int) truncation), or -1 when it is
+// not an image of the batch: those RoIs pool zeros and get no gradient (the front-end
+// does not copy the RoIs to the host to check them; see README).
+template <typename A>
+__device__ inline int batch_index(A b, int batch) {
+  return (b > A(-1) && b < A(batch)) ? static_cast<int>(b) : -1;
+}
+
+// ---- Backward scatter ----
+
+// Deterministic mode sums finite contributions as 64-bit fixed point: integer adds
+// commute, so the result is the same bits whatever order the atomics land in. The
+// fixed-point unit is 2^-shift with shift chosen from max|grad| and a bound on how many
+// contributions a pixel can get, so the sum cannot overflow 2^62. Non-finite
+// contributions go to the float buffer with float atomics; inf/NaN sums do not depend
+// on the order either.
+struct FixedPointScale {
+  unsigned long long max_bits;  // max |grad| over finite values, as the bits of a double
+};
+
+template <typename A, bool Deterministic>
+struct Scatter {
+  static constexpr bool deterministic = Deterministic;
+  A* out;                       // float result (deterministic: non-finite parts only)
+  unsigned long long* fixed;    // deterministic: fixed-point sums, same indexing as out
+  const FixedPointScale* scale;  // deterministic: max |grad|, from max_abs_kernel
+  int headroom_bits;            // deterministic: ceil(log2(contributions bound)) + 2
+
+  __device__ inline A unit() const {
+    // 2^(61 - headroom - e) with max|grad| < 2^e; as a power of two it scales exactly.
+    const double m = __longlong_as_double(static_cast<long long>(scale->max_bits));
+    int e = 0;
+    if (m > 0) frexp(m, &e);
+    return static_cast<A>(ldexp(1.0, 61 - headroom_bits - e));
+  }
+
+  __device__ inline void add(int64_t i, A v, A u) const {
+    if constexpr (!Deterministic) {
+      atomicAdd(out + i, v);
+    } else {
+      if (isfinite(v)) {
+        const long long q = sizeof(A) == 8 ? __double2ll_rn(double(v) * double(u)) : __float2ll_rn(float(v) * float(u));
+        atomicAdd(fixed + i, static_cast<unsigned long long>(q));
+      } else {
+        atomicAdd(out + i, v);
+      }
+    }
+  }
+};
+
+// max |g| over the finite entries of a strided [K, C, PH, PW] grad.
+template <typename T>
+__global__ void max_abs_kernel(const T* g, Strides4 s, int64_t C, int64_t PH, int64_t PW, int64_t n,
+                               FixedPointScale* out) {
+  double m = 0;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t pw = i % PW, ph = i / PW % PH, c = i / (PW * PH) % C, k = i / (PW * PH * C);
+    const double v = fabs(double(load(g + k * s.n + c * s.c + ph * s.h + pw * s.w)));
+    if (isfinite(v) && v > m) m = v;
+  }
+  for (int o = 16; o > 0; o /= 2) m = fmax(m, __shfl_down_sync(0xffffffffu, m, o));
+  // Non-negative doubles order like their bit patterns.
+  if ((threadIdx.x & 31) == 0 && m > 0)
+    atomicMax(&out->max_bits, static_cast<unsigned long long>(__double_as_longlong(m)));
+}
+
+// out[i] = out[i] (non-finite part) + fixed[i] * 2^-shift, then cast to the output dtype.
+template <typename T, typename A>
+__global__ void finish_fixed_kernel(const A* partial, const unsigned long long* fixed, const FixedPointScale* scale,
+                                    int headroom_bits, int64_t n, T* out) {
+  const double m = __longlong_as_double(static_cast<long long>(scale->max_bits));
+  int e = 0;
+  if (m > 0) frexp(m, &e);
+  const double inv = ldexp(1.0, -(61 - headroom_bits - e));
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const A v = static_cast<A>(double(static_cast<long long>(fixed[i])) * inv) + partial[i];
+    out[i] = store_cast<T>(v);
+  }
+}
+
+template <typename T, typename A>
+__global__ void cast_kernel(const A* in, int64_t n, T* out) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    out[i] = store_cast<T>(in[i]);
+}
+
+// ---- Channels-last layout ----
+// With channels innermost, the 32 lanes of a warp read or add 32 neighbouring channels
+// of one pixel: one cache line per access, where NCHW planes give a line per lane.
+
+// [N, C, H, W] (any strides) -> contiguous [N, H, W, C]; 32x32 tiles through shared memory.
+template <typename T>
+__global__ void to_channels_last_kernel(const T* in, Strides4 s, int N, int C, int HW, int W, T* out) {
+  __shared__ T tile[32][33];
+  const bool plain = s.w == 1 && s.h == W;
+  const int p0 = blockIdx.x * 32, c0 = blockIdx.y * 32;
+  for (int n = blockIdx.z; n < N; n += gridDim.z) {
+    for (int j = threadIdx.y; j < 32; j += blockDim.y) {
+      const int c = c0 + j, p = p0 + threadIdx.x;
+      if (c < C && p < HW)  // plain NCHW rows need no division
+        tile[j][threadIdx.x] = plain ? in[n * s.n + c * s.c + p] : in[n * s.n + c * s.c + (p / W) * s.h + (p % W) * s.w];
+    }
+    __syncthreads();
+    for (int j = threadIdx.y; j < 32; j += blockDim.y) {
+      const int p = p0 + j, c = c0 + threadIdx.x;
+      if (c < C && p < HW) out[(int64_t(n) * HW + p) * C + c] = tile[threadIdx.x][j];
+    }
+    __syncthreads();
+  }
+}
+
+// Contiguous [N, H, W, C] of A (plus, in deterministic mode, the fixed-point sums) ->
+// contiguous [N, C, H, W] of T.
+template <typename T, typename A, bool Deterministic>
+__global__ void from_channels_last_kernel(const A* partial, const unsigned long long* fixed,
+                                          const FixedPointScale* scale, int headroom_bits, int N, int C, int HW,
+                                          T* out) {
+  __shared__ A tile[32][33];
+  double inv = 0;
+  if (Deterministic) {
+    const double m = __longlong_as_double(static_cast<long long>(scale->max_bits));
+    int e = 0;
+    if (m > 0) frexp(m, &e);
+    inv = ldexp(1.0, -(61 - headroom_bits - e));
+  }
+  const int c0 = blockIdx.x * 32, p0 = blockIdx.y * 32;
+  for (int n = blockIdx.z; n < N; n += gridDim.z) {
+    for (int j = threadIdx.y; j < 32; j += blockDim.y) {
+      const int p = p0 + j, c = c0 + threadIdx.x;
+      if (c < C && p < HW) {
+        const int64_t i = (int64_t(n) * HW + p) * C + c;
+        A v = partial[i];
+        if (Deterministic) v = static_cast<A>(double(static_cast<long long>(fixed[i])) * inv) + v;
+        tile[j][threadIdx.x] = v;
+      }
+    }
+    __syncthreads();
+    for (int j = threadIdx.y; j < 32; j += blockDim.y) {
+      const int c = c0 + j, p = p0 + threadIdx.x;
+      if (c < C && p < HW) out[(int64_t(n) * C + c) * HW + p] = store_cast<T>(tile[threadIdx.x][j]);
+    }
+    __syncthreads();
+  }
+}
+
+inline bool is_channels_last(const Tensor& t) {
+  const int64_t C = t.size(1), H = t.size(2), W = t.size(3);
+  return t.stride(1) == 1 && (W == 1 || t.stride(3) == C) && (H == 1 || t.stride(2) == W * C);
+}
+
+// The [N, H, W, C] strides of a contiguous channels-last buffer, as NCHW strides.
+inline Strides4 channels_last_strides(int64_t C, int64_t H, int64_t W) { return {H * W * C, 1, W * C, C}; }
+
+inline dim3 tile_grid(int64_t a, int64_t b, int64_t N) {
+  return dim3(unsigned((a + 31) / 32), unsigned((b + 31) / 32), unsigned(N < 65535 ? (N < 1 ? 1 : N) : 65535));
+}
+
+// Strides of `x` as a channels-last map: x itself when it already is one, else a
+// channels-last copy made into `copy`.
+template <typename T>
+const T* channels_last_view(const Tensor& x, Tensor& copy, Strides4& strides, const Context& ctx) {
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  if (is_channels_last(x)) {
+    strides = strides_of(x);
+    return x.data<T>();
+  }
+  copy = Tensor::empty({N, H, W, C}, x.dtype(), x.device(), ctx);
+  strides = channels_last_strides(C, H, W);
+  if (copy.numel() > 0) {
+    TVOPS_CHECK(H * W < (int64_t(1) << 31) && C < (int64_t(1) << 31) && (C + 31) / 32 < 65536, Value,
+                "RoI ops: feature map ", x.describe(), " is too large for the CUDA layout copy");
+    to_channels_last_kernel<T><<<tile_grid(H * W, C, N), dim3(32, 8), 0, static_cast<cudaStream_t>(ctx.cuda_stream)>>>(
+        x.data<T>(), strides_of(x), int(N), int(C), int(H * W), int(W), copy.data<T>());
+    TVOPS_CUDA_CHECK(cudaGetLastError());
+  }
+  return copy.data<T>();
+}
+
+// ---- Host helpers ----
+
+inline void check_int_range(const char* op, int64_t v, const char* what) {
+  TVOPS_CHECK(v >= 0 && v < (int64_t(1) << 31), Value, op, ": ", what, " = ", v,
+              " is too large for the CUDA kernels (int32 indexing)");
+}
+
+// Output channels per block: about 512 outputs a block, and no more than 65535 chunks.
+inline int chunk_for(int64_t C_out, int64_t bins) {
+  int64_t chunk = std::max<int64_t>(1, 512 / bins);
+  chunk = std::min(chunk, std::max<int64_t>(C_out, 1));
+  chunk = std::max(chunk, (C_out + 65534) / 65535);
+  return static_cast<int>(chunk);
+}
+
+inline void check_sizes(const char* op, int64_t K, int64_t N, int64_t C, int64_t PH, int64_t PW) {
+  check_int_range(op, K, "number of RoIs");
+  check_int_range(op, N, "batch");
+  check_int_range(op, C, "channels");
+  check_int_range(op, PH * PW, "pooled size");
+  check_int_range(op, N * C, "batch * channels");
+}
+
+// Calls f(T{}) with T the CUDA type of dtype.
+template <typename F>
+inline decltype(auto) dispatch(DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::Float64: return f(double{});
+    case DType::Float16: return f(__half{});
+    case DType::BFloat16: return f(__nv_bfloat16{});
+    default: return f(float{});
+  }
+}
+
+inline unsigned capped_blocks(int64_t n, int threads) {
+  const unsigned b = blocks_for(n, threads);
+  return b > 8192 ? 8192 : b;
+}
+
+inline int ceil_log2(int64_t v) {
+  int b = 0;
+  while ((int64_t(1) << b) < v && b < 62) ++b;
+  return b;
+}
+
+// Device buffers of one backward call: the float result (A) and, in deterministic
+// mode, the fixed-point sums and the scale. `finish` writes the dtype-T result.
+template <typename A>
+struct GradBuffers {
+  std::shared_ptr<void> partial, fixed, scale;
+  int headroom_bits = 0;
+  int64_t n = 0;
+
+  // `result`: the caller's output when its dtype is A (summed in place), else null.
+  GradBuffers(int64_t elements, bool deterministic, int64_t contributions_bound, void* result, int device,
+              cudaStream_t stream)
+      : n(elements) {
+    partial = result ? std::shared_ptr<void>(result, [](void*) {}) : allocate(std::size_t(n) * sizeof(A), device, stream);
+    TVOPS_CUDA_CHECK(cudaMemsetAsync(partial.get(), 0, std::size_t(n) * sizeof(A), stream));
+    if (deterministic) {
+      fixed = allocate(std::size_t(n) * sizeof(unsigned long long), device, stream);
+      TVOPS_CUDA_CHECK(cudaMemsetAsync(fixed.get(), 0, std::size_t(n) * sizeof(unsigned long long), stream));
+      scale = allocate(sizeof(FixedPointScale), device, stream);
+      TVOPS_CUDA_CHECK(cudaMemsetAsync(scale.get(), 0, sizeof(FixedPointScale), stream));
+      headroom_bits = ceil_log2(contributions_bound < 1 ? 1 : contributions_bound) + 2;
+      TVOPS_CHECK(headroom_bits < 48, Value, "deterministic RoI backward: too many contributions per pixel (",
+                  contributions_bound, ")");
+    }
+  }
+
+  template <bool D>
+  Scatter<A, D> scatter() const {
+    return Scatter<A, D>{static_cast<A*>(partial.get()), static_cast<unsigned long long*>(fixed.get()),
+                         static_cast<const FixedPointScale*>(scale.get()), headroom_bits};
+  }
+
+  template <typename T>
+  void measure(const T* grad, Strides4 s, int64_t C, int64_t PH, int64_t PW, int64_t count, cudaStream_t stream) {
+    if (!fixed || count == 0) return;
+    max_abs_kernel<<<capped_blocks(count, 256), 256, 0, stream>>>(grad, s, C, PH, PW, count,
+                                                                  static_cast<FixedPointScale*>(scale.get()));
+    TVOPS_CUDA_CHECK(cudaGetLastError());
+  }
+
+  // Writes the channels-last [N, H, W, C] block at `offset` as contiguous [N, C, H, W] of T.
+  template <typename T>
+  void finish_channels_last(T* out, int64_t offset, int64_t N, int64_t C, int64_t HW, cudaStream_t stream) const {
+    if (N * C * HW == 0) return;
+    TVOPS_CHECK(HW < (int64_t(1) << 31) && C < (int64_t(1) << 31) && (HW + 31) / 32 < 65536, Value,
+                "RoI backward: ", N, "x", C, "x", HW, " gradient is too large for the CUDA layout copy");
+    const A* p = static_cast<const A*>(partial.get()) + offset;
+    const dim3 grid = tile_grid(C, HW, N), block(32, 8);
+    if (fixed)
+      from_channels_last_kernel<T, A, true><<<grid, block, 0, stream>>>(
+          p, static_cast<const unsigned long long*>(fixed.get()) + offset,
+          static_cast<const FixedPointScale*>(scale.get()), headroom_bits, int(N), int(C), int(HW), out);
+    else
+      from_channels_last_kernel<T, A, false><<<grid, block, 0, stream>>>(p, nullptr, nullptr, 0, int(N), int(C),
+                                                                         int(HW), out);
+    TVOPS_CUDA_CHECK(cudaGetLastError());
+  }
+
+  // Writes elements [offset, offset + count) of the result into out (dtype T).
+  template <typename T>
+  void finish(T* out, int64_t offset, int64_t count, cudaStream_t stream) const {
+    if (count == 0) return;
+    const A* p = static_cast<const A*>(partial.get()) + offset;
+    if (fixed) {
+      finish_fixed_kernel<T, A><<<capped_blocks(count, 256), 256, 0, stream>>>(
+          p, static_cast<const unsigned long long*>(fixed.get()) + offset,
+          static_cast<const FixedPointScale*>(scale.get()), headroom_bits, count, out);
+    } else if (static_cast<const void*>(p) != static_cast<const void*>(out)) {
+      cast_kernel<T, A><<<capped_blocks(count, 256), 256, 0, stream>>>(p, count, out);
+    }
+    TVOPS_CUDA_CHECK(cudaGetLastError());
+  }
+};
+
+}  // namespace tvops::cuda::roi

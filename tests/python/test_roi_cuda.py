@@ -1,0 +1,300 @@
+"""The CUDA RoI family (roi_align, roi_pool, ps_roi_align, ps_roi_pool,
+MultiScaleRoIAlign) against torchvision's CUDA ops: forward and backward, every
+dtype, the deterministic backward, streams and bad inputs.
+
+CUDA sums in a different order than torchvision's kernels (and the backward uses
+atomics), so float results are compared with tolerances; float16/bfloat16 compute in
+float32, so they must equal our own float32 result on the upcast input, rounded.
+"""
+import pytest
+import torch
+import torchvision
+
+import torchvision_native as tvn
+from boxes import feature_map, random_rois
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
+                                reason="needs a CUDA device (torch.cuda.is_available() is False)")
+
+DEV = "cuda"
+TOL = {torch.float32: dict(rtol=1e-5, atol=1e-5), torch.float64: dict(rtol=1e-10, atol=1e-12)}
+# float32 atomics sum thousands of terms per pixel in any order (33x40 bins): absolute slack
+GRAD_TOL = {torch.float32: dict(rtol=1e-4, atol=1e-4), torch.float64: dict(rtol=1e-10, atol=1e-12)}
+
+
+class Op:
+    """One op under test: how torchvision and tvops are called, and its channel count."""
+
+    def __init__(self, name, output_size, extra=(), channels=13, scale=0.25):
+        self.name, self.output_size, self.extra, self.channels, self.scale = name, output_size, extra, channels, scale
+
+    def __call__(self, module, x, rois):
+        return getattr(module.ops, self.name)(x, rois, self.output_size, self.scale, *self.extra)
+
+    def __repr__(self):
+        return f"{self.name}{self.output_size}{self.extra}"
+
+
+OPS = [
+    Op("roi_align", (7, 7), (2, True)),
+    Op("roi_align", (7, 7), (2, False)),
+    Op("roi_align", (3, 5), (-1, True)),
+    Op("roi_align", (5, 4), (0, False), scale=0.125),
+    Op("roi_align", (2, 2), (3, True), scale=1.0),
+    Op("roi_align", (33, 40), (2, False)),  # too many bins to stage a block's outputs: the per-output kernel
+    Op("roi_pool", (7, 7)),
+    Op("roi_pool", (3, 5), scale=0.5),
+    Op("roi_pool", (30, 40), scale=0.5),  # too many bins to stage: the per-output kernel
+    Op("ps_roi_align", (3, 4), (2,), channels=24),
+    Op("ps_roi_align", (3, 3), (-1,), channels=18, scale=0.5),
+    Op("ps_roi_pool", (3, 4), channels=24),
+    Op("ps_roi_pool", (2, 2), channels=8, scale=0.5),
+]
+
+
+def inputs(op, dtype, k=150, n=2, h=23, w=31, seed=0):
+    x = feature_map(n, op.channels, h, w, seed=seed, dtype=dtype).to(DEV)
+    rois = random_rois(k, n_images=n, dtype=dtype).to(DEV)
+    return x, rois
+
+
+def grad_of(module, op, x, rois, grad):
+    xr = x.detach().clone().requires_grad_()
+    op(module, xr, rois).backward(grad)
+    return xr.grad
+
+
+@pytest.mark.parametrize("dtype", (torch.float32, torch.float64))
+@pytest.mark.parametrize("op", OPS, ids=repr)
+def test_forward_matches_torchvision(op, dtype):
+    x, rois = inputs(op, dtype)
+    ref = op(torchvision, x, rois)
+    out = op(tvn, x, rois)
+    assert out.device == x.device and out.dtype == dtype and out.shape == ref.shape
+    torch.testing.assert_close(out, ref, **TOL[dtype], equal_nan=True)
+    if op.name != "roi_align":  # the index output (argmax / channel mapping) must be identical
+        _, ours = getattr(tvn._C, op.name)(*_native(x, rois, op))
+        theirs = getattr(torch.ops.torchvision, op.name)(x, rois, op.scale, *op.output_size, *op.extra)[1]
+        assert torch.equal(torch.from_dlpack(ours), theirs)
+
+
+def _native(x, rois, op):
+    from torchvision_native._convert import stream_for, to_native
+
+    return (to_native(x, "input"), to_native(rois, "rois"), op.scale, *op.output_size, *op.extra, stream_for(x))
+
+
+@pytest.mark.parametrize("dtype", (torch.float32, torch.float64))
+@pytest.mark.parametrize("op", OPS, ids=repr)
+def test_backward_matches_torchvision(op, dtype):
+    x, rois = inputs(op, dtype)
+    out = op(torchvision, x, rois)
+    grad = torch.randn(out.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64).to(dtype).to(DEV)
+    ref = grad_of(torchvision, op, x, rois, grad)
+    ours = grad_of(tvn, op, x, rois, grad)
+    assert ours.dtype == dtype and ours.shape == x.shape
+    torch.testing.assert_close(ours, ref, **GRAD_TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", (torch.float16, torch.bfloat16))
+@pytest.mark.parametrize("op", OPS, ids=repr)
+def test_half_types_compute_in_float32(op, dtype):
+    x, rois = inputs(op, dtype)
+    out = op(tvn, x, rois)
+    assert out.dtype == dtype
+    # 16-bit loads, float32 arithmetic: exactly our float32 result on the upcast input, rounded
+    # (ps_roi_align gives NaN for RoIs that float16 rounding made empty, as torchvision does).
+    exact = dict(rtol=0, atol=0, equal_nan=True)
+    torch.testing.assert_close(out, op(tvn, x.float(), rois.float()).to(dtype), **exact)
+    theirs32 = op(torchvision, x.float(), rois.float())
+    if op.name.endswith("pool"):
+        # one thread per output, summed in torchvision's order: identical to its float32
+        torch.testing.assert_close(out, theirs32.to(dtype), **exact)
+        return  # torchvision's float16 pooling computes the bin edges in float16: other bins
+    torch.testing.assert_close(out.float(), theirs32, rtol=1e-2, atol=1e-2, equal_nan=True)
+    if dtype == torch.float16:
+        # torchvision computes the sample coordinates in float16 too, which moves samples
+        # by up to ~1/64 pixel and across the map border now and then: most agree closely.
+        close = torch.isclose(out, op(torchvision, x, rois), rtol=5e-2, atol=5e-2, equal_nan=True)
+        assert close.float().mean() > 0.99
+
+
+@pytest.mark.parametrize("dtype", (torch.float16, torch.bfloat16))
+@pytest.mark.parametrize("op", [OPS[0], OPS[6], OPS[9], OPS[11]], ids=repr)
+def test_half_types_backward(op, dtype):
+    x, rois = inputs(op, dtype)
+    grad = torch.randn(op(tvn, x, rois).shape, generator=torch.Generator().manual_seed(3)).to(dtype).to(DEV)
+    ours = grad_of(tvn, op, x, rois, grad)
+    assert ours.dtype == dtype
+    ref = grad_of(tvn, op, x.float(), rois.float(), grad.float())  # accumulated in float32 as well
+    torch.testing.assert_close(ours.float(), ref, rtol=1e-2, atol=1e-2)
+
+
+@pytest.mark.parametrize("op", OPS, ids=repr)
+def test_deterministic_backward_is_reproducible(op):
+    x, rois = inputs(op, torch.float32, k=400)
+    out = op(tvn, x, rois)
+    grad = torch.randn(out.shape, generator=torch.Generator().manual_seed(4)).to(DEV)
+    atomic = grad_of(tvn, op, x, rois, grad)
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        first = grad_of(tvn, op, x, rois, grad)
+        second = grad_of(tvn, op, x, rois, grad)
+    finally:
+        torch.use_deterministic_algorithms(previous)
+    assert torch.equal(first, second)
+    torch.testing.assert_close(first, atomic, **GRAD_TOL[torch.float32])
+    torch.testing.assert_close(first, grad_of(torchvision, op, x, rois, grad), **GRAD_TOL[torch.float32])
+
+
+def test_deterministic_backward_keeps_non_finite_gradients():
+    op = OPS[0]
+    x, rois = inputs(op, torch.float32)
+    grad = torch.randn(op(tvn, x, rois).shape, generator=torch.Generator().manual_seed(5)).to(DEV)
+    grad[3, 2, 1, 1] = float("inf")
+    grad[7, 1, 0, 0] = float("nan")
+    atomic = grad_of(tvn, op, x, rois, grad)
+    torch.use_deterministic_algorithms(True)
+    try:
+        det = grad_of(tvn, op, x, rois, grad)
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert torch.equal(torch.isnan(det), torch.isnan(atomic))
+    assert torch.equal(torch.isinf(det), torch.isinf(atomic))
+    finite = torch.isfinite(atomic)
+    torch.testing.assert_close(det[finite], atomic[finite], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("deterministic", (False, True))
+@pytest.mark.parametrize("op", [Op("roi_align", (3, 2), (1, True)), Op("roi_align", (3, 2), (1, False)),
+                                Op("roi_pool", (2, 2)), Op("ps_roi_align", (2, 2), (1,), channels=8),
+                                Op("ps_roi_pool", (2, 2), channels=8)], ids=repr)
+def test_gradcheck_float64(op, deterministic):
+    x = feature_map(1, op.channels, 9, 11, dtype=torch.float64).to(DEV).requires_grad_()
+    rois = torch.tensor([[0, 1.0, 1.5, 20.0, 30.0], [0, 0.5, 0.5, 3.0, 2.0], [0, 10.0, 5.0, 36.0, 30.0]],
+                        dtype=torch.float64, device=DEV)
+    torch.use_deterministic_algorithms(deterministic)
+    try:
+        # the atomic backward may round differently from run to run
+        assert torch.autograd.gradcheck(lambda t: op(tvn, t, rois), (x,), nondet_tol=0.0 if deterministic else 1e-12)
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
+def test_runs_on_the_current_stream():
+    op = OPS[0]
+    stream = torch.cuda.Stream()
+    x, rois = inputs(op, torch.float32)
+    torch.cuda.synchronize()
+    with torch.cuda.stream(stream):
+        # work queued on `stream` right before the op: the op must run after it
+        y = x * 2 + 1
+        out = op(tvn, y, rois)
+        ref = op(torchvision, y, rois)
+        xr = y.detach().clone().requires_grad_()
+        op(tvn, xr, rois).sum().backward()
+        g = xr.grad
+    stream.synchronize()
+    torch.testing.assert_close(out, ref, **TOL[torch.float32])
+    xt = (x * 2 + 1).requires_grad_()
+    op(torchvision, xt, rois).sum().backward()
+    torch.testing.assert_close(g, xt.grad, **GRAD_TOL[torch.float32])
+
+
+def test_strided_inputs():
+    op = OPS[0]
+    x, rois = inputs(op, torch.float32)
+    ref = op(torchvision, x, rois)
+    torch.testing.assert_close(op(tvn, x.to(memory_format=torch.channels_last), rois), ref, **TOL[torch.float32])
+    wide = torch.zeros(rois.shape[0], 8, device=DEV)
+    wide[:, 1:6] = rois
+    torch.testing.assert_close(op(tvn, x, wide[:, 1:6]), ref, **TOL[torch.float32])
+
+
+def test_empty_inputs():
+    x = feature_map(dtype=torch.float32).to(DEV)
+    none = torch.zeros(0, 5, device=DEV)
+    assert tvn.ops.roi_align(x, none, 7, 0.25, 2, True).shape == (0, x.shape[1], 7, 7)
+    assert tvn.ops.roi_pool(x, none, 7, 0.25).shape == (0, x.shape[1], 7, 7)
+    xe = torch.zeros(2, 3, 0, 5, device=DEV)
+    rois = random_rois(4).to(DEV)
+    assert torch.equal(tvn.ops.roi_align(xe, rois, 2, 0.25, 2, True), torch.zeros(4, 3, 2, 2, device=DEV))
+
+
+def test_out_of_range_batch_index_pools_zeros():
+    # Documented CUDA behaviour: checking on the host would cost a sync; such RoIs give
+    # zeros and no gradient (torchvision reads out of bounds).
+    x = feature_map(dtype=torch.float32).to(DEV).requires_grad_()
+    rois = random_rois(6).to(DEV)
+    rois[2, 0] = 7
+    rois[4, 0] = -3
+    for name, args in (("roi_align", (2, True)), ("roi_pool", ())):
+        out = getattr(tvn.ops, name)(x, rois, (3, 3), 0.25, *args)
+        assert torch.all(out[2] == 0) and torch.all(out[4] == 0)
+        good = [0, 1, 3, 5]
+        ref = getattr(torchvision.ops, name)(x.detach(), rois[good], (3, 3), 0.25, *args)
+        torch.testing.assert_close(out[good].detach(), ref, **TOL[torch.float32])
+        out.sum().backward()
+        assert torch.isfinite(x.grad).all()
+        x.grad = None
+    torch.cuda.synchronize()
+
+
+def test_bad_inputs_raise_clear_errors():
+    x = feature_map(dtype=torch.float32).to(DEV)
+    rois = random_rois(5)
+    with pytest.raises(RuntimeError, match="same device"):
+        tvn.ops.roi_align(x, rois, 7, 0.25, 2, True)  # CPU rois, CUDA input
+    with pytest.raises(RuntimeError, match="same device"):
+        tvn.ops.roi_pool(x, rois, 7, 0.25)
+    with pytest.raises(AssertionError):
+        tvn.ops.roi_align(x, rois[:, 1:].to(DEV), 7, 0.25, 2, True)  # [K, 4] tensor
+    with pytest.raises(TypeError, match="same type"):
+        tvn.ops.roi_align(x, rois.double().to(DEV), 7, 0.25, 2, True)
+    with pytest.raises(ValueError, match="multiple of pooling"):
+        tvn.ops.ps_roi_align(x, rois.to(DEV), 7, 0.25, 2)
+    with pytest.raises(ValueError, match="4d tensor"):
+        tvn.ops.roi_pool(x[0], rois.to(DEV), 7, 0.25)
+    # the device is still usable afterwards
+    out = tvn.ops.roi_align(x, rois.to(DEV), 7, 0.25, 2, True)
+    torch.testing.assert_close(out, torchvision.ops.roi_align(x, rois.to(DEV), 7, 0.25, 2, True),
+                               **TOL[torch.float32])
+    torch.cuda.synchronize()
+
+
+def test_boxes_as_list_of_tensors():
+    x = feature_map(dtype=torch.float32).to(DEV)
+    boxes = [random_rois(20, seed=5)[:, 1:].to(DEV), random_rois(7, seed=6)[:, 1:].to(DEV)]
+    ref = torchvision.ops.roi_align(x, boxes, 7, 0.25, 2, True)
+    torch.testing.assert_close(tvn.ops.roi_align(x, boxes, 7, 0.25, 2, True), ref, **TOL[torch.float32])
+
+
+@pytest.mark.parametrize("deterministic", (False, True))
+def test_multi_scale_roi_align(deterministic):
+    from torchvision_native.ops import MultiScaleRoIAlign
+
+    g = torch.Generator().manual_seed(0)
+    feats = {"p2": torch.randn(2, 8, 64, 48, generator=g), "p3": torch.randn(2, 8, 32, 24, generator=g),
+             "p4": torch.randn(2, 8, 16, 12, generator=g), "pool": torch.randn(2, 8, 8, 6, generator=g)}
+    feats = {k: v.to(DEV) for k, v in feats.items()}
+    boxes = [random_rois(60, extent=200.0, seed=s)[:, 1:].clamp(0, 190).to(DEV) for s in (1, 2)]
+    shapes = [(256, 192), (250, 190)]
+    names = ["p2", "p3", "p4"]
+    ref_mod = torchvision.ops.MultiScaleRoIAlign(names, 7, 2)
+    our_mod = MultiScaleRoIAlign(names, 7, 2)
+    grads = []
+    outs = []
+    for mod in (ref_mod, our_mod):
+        fs = {k: v.clone().requires_grad_() for k, v in feats.items()}
+        torch.use_deterministic_algorithms(deterministic and mod is our_mod)
+        try:
+            out = mod(fs, boxes, shapes)
+            out.backward(torch.ones_like(out))
+        finally:
+            torch.use_deterministic_algorithms(False)
+        outs.append(out)
+        grads.append([fs[n].grad for n in names])
+    torch.testing.assert_close(outs[1], outs[0], **TOL[torch.float32])
+    for ours, ref in zip(grads[1], grads[0]):
+        torch.testing.assert_close(ours, ref, **GRAD_TOL[torch.float32])
