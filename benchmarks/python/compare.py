@@ -72,6 +72,8 @@ class Workload:
     tvops: Callable[[Any], Any]             # inputs -> result
     available: Callable[[], bool] = lambda: True  # False: tvops lacks the op, skip
     same: Optional[Callable[[Any, Any], bool]] = None  # result check; default torch.equal on CPU copies
+    # What tvops' result is checked against, when not the timed torchvision call's result.
+    reference: Optional[Callable[[Any], Any]] = None
 
 
 def _nms_tv(a):
@@ -83,7 +85,7 @@ def _nms_tvn(a):
 
 
 def _same_kept_set(ours, theirs):
-    return torch.equal(ours.sort()[0], theirs.cpu().sort()[0])
+    return torch.equal(ours.cpu().sort()[0], theirs.cpu().sort()[0])
 
 
 def _bnms_tv(a):
@@ -192,9 +194,11 @@ WORKLOADS = [
     Workload("ra7-bwd", roi_setup(7, backward=True), _roi_align(torchvision.ops, True), _roi_align(tvn.ops, True),
              available=lambda: hasattr(tvn.ops, "roi_align"), same=_roi_same(1e-4)),
     # Both sides deterministic (CUDA only differs from ra7-bwd; the CPU backward always is).
+    # torchvision's deterministic CUDA path is a pure-PyTorch roi_align whose results differ
+    # from its own kernel (forward by up to 2.3 here), so tvops is checked against the kernel.
     Workload("ra7-bwd-det", roi_setup(7, backward=True), _deterministic(_roi_align(torchvision.ops, True)),
              _deterministic(_roi_align(tvn.ops, True)), available=lambda: hasattr(tvn.ops, "roi_align"),
-             same=_roi_same(1e-3)),
+             same=_roi_same(1e-4), reference=_roi_align(torchvision.ops, True)),
     Workload("rp7", roi_setup(7), _roi_op(torchvision.ops, "roi_pool"), _roi_op(tvn.ops, "roi_pool"),
              available=lambda: hasattr(tvn.ops, "roi_pool"), same=_roi_same(0)),
     Workload("psra7", psroi_setup(), _roi_op(torchvision.ops, "ps_roi_align", 2), _roi_op(tvn.ops, "ps_roi_align", 2),
@@ -306,7 +310,7 @@ def run(workloads, device, thread_counts, isas, policy, log=print):
                         "workload": w.name, "device": device, "isa": isa, "threads": threads,
                         "torchvision_ms": tv_s * 1e3, "tvops_ms": ours_s * 1e3, "speedup": tv_s / ours_s,
                         "torchvision_reps": tv_reps, "tvops_reps": ours_reps,
-                        "identical": bool(same_result(w, ours_out, tv_out)),
+                        "identical": bool(same_result(w, ours_out, w.reference(args) if w.reference else tv_out)),
                     }
                     rows.append(row)
                     log(f"# {w.name} isa={isa} threads={threads}: torchvision {row['torchvision_ms']:.3f} ms "

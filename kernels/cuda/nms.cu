@@ -74,9 +74,11 @@ __global__ void iou_mask(const T* boxes, int64_t n, float threshold, uint64_t* m
 
 // Greedy sweep over the mask in one thread block, 64 boxes (one mask word) at a time:
 //  1. the 64 diagonal words of the current block go to shared memory, and one thread
-//     resolves the block in order against `removed` (bit operations only);
-//  2. every (kept row, later word) pair is ORed into `removed` by the whole block,
-//     so the global reads are spread over all threads and overlap.
+//     resolves the block in order against `removed`, jumping from kept row to kept
+//     row (find-first-set) with bit operations only;
+//  2. each later word w gets the OR of the kept rows' mask words: threads own
+//     (word, group of kept rows) pairs and OR in registers, so few threads meet at
+//     one shared word (an atomicOr per kept row and word serialised 64 deep).
 // One step per 64 boxes instead of one barrier per box.
 __global__ void sweep_mask(const uint64_t* mask, int64_t n, int64_t words, uint8_t* keep, int64_t* kept_count) {
   extern __shared__ unsigned long long removed[];
@@ -90,13 +92,15 @@ __global__ void sweep_mask(const uint64_t* mask, int64_t n, int64_t words, uint8
     if (threadIdx.x < rows) diag[threadIdx.x] = mask[(b * kBitsPerWord + threadIdx.x) * words + b];
     __syncthreads();
     if (threadIdx.x == 0) {
+      const unsigned long long valid = rows == kBitsPerWord ? ~0ull : (1ull << rows) - 1;
       unsigned long long rem = removed[b];
       int count = 0;
-      for (int r = 0; r < rows; ++r)
-        if (!((rem >> r) & 1ull)) {
-          kept_rows[count++] = r;
-          rem |= diag[r];
-        }
+      for (unsigned long long open = ~rem & valid; open;) {
+        const int r = __ffsll(static_cast<long long>(open)) - 1;
+        kept_rows[count++] = r;
+        rem |= diag[r];
+        open = ~rem & valid & (r == kBitsPerWord - 1 ? 0ull : ~0ull << (r + 1));
+      }
       removed[b] = rem;
       kept_in_block = count;
       total += count;
@@ -107,11 +111,22 @@ __global__ void sweep_mask(const uint64_t* mask, int64_t n, int64_t words, uint8
     __syncthreads();
     for (int k = threadIdx.x; k < count; k += blockDim.x) keep[b * kBitsPerWord + kept_rows[k]] = 1;
     const int64_t span = words - b - 1;
-    const int64_t pairs = span * count;
-    for (int64_t p = threadIdx.x; p < pairs; p += blockDim.x) {
-      const int64_t w = b + 1 + p % span;
-      const int64_t row = b * kBitsPerWord + kept_rows[p / span];
-      atomicOr(&removed[w], static_cast<unsigned long long>(mask[row * words + w]));
+    if (span > 0 && count > 0) {
+      // groups of kept rows per word: enough to use the block, at most one row each
+      int64_t groups = blockDim.x / span;
+      groups = groups < 1 ? 1 : groups > count ? count : groups;
+      const int64_t per_group = (count + groups - 1) / groups;
+      for (int64_t t = threadIdx.x; t < span * groups; t += blockDim.x) {
+        const int64_t w = b + 1 + t % span, g = t / span;
+        const int64_t k0 = g * per_group, k1 = k0 + per_group < count ? k0 + per_group : count;
+        unsigned long long acc = 0;
+        for (int64_t k = k0; k < k1; ++k)
+          acc |= static_cast<unsigned long long>(mask[(b * kBitsPerWord + kept_rows[k]) * words + w]);
+        if (acc) {
+          if (groups == 1) removed[w] |= acc;
+          else atomicOr(&removed[w], acc);
+        }
+      }
     }
     __syncthreads();
   }
