@@ -81,51 +81,52 @@ inline void tile(const uint32_t* s, int64_t sld, uint32_t* d, int64_t dld) {
 }
 #endif
 
-// Bytes (quantized maps): 16x16 tiles from four rounds of SSE2 interleaves, which
-// leave column j in register bitreverse4(j).
+// 1- and 2-byte elements (quantized and half maps): an N x N tile of 16-byte rows
+// (N = 16 / sizeof(E)) by log2(N) rounds of SSE2 interleaves of doubling width, which
+// leave column j in register bitreverse(j).
 #if defined(__SSE2__)
-constexpr int64_t kTile8 = 16;
-
-inline void tile8(const uint8_t* s, int64_t sld, uint8_t* d, int64_t dld) {
-  __m128i r[16], t[16];
-  for (int i = 0; i < 16; ++i) r[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i * sld));
-  for (int k = 0; k < 8; ++k) t[k] = _mm_unpacklo_epi8(r[2 * k], r[2 * k + 1]), t[k + 8] = _mm_unpackhi_epi8(r[2 * k], r[2 * k + 1]);
-  for (int k = 0; k < 8; ++k) r[k] = _mm_unpacklo_epi16(t[2 * k], t[2 * k + 1]), r[k + 8] = _mm_unpackhi_epi16(t[2 * k], t[2 * k + 1]);
-  for (int k = 0; k < 8; ++k) t[k] = _mm_unpacklo_epi32(r[2 * k], r[2 * k + 1]), t[k + 8] = _mm_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
-  for (int k = 0; k < 8; ++k) r[k] = _mm_unpacklo_epi64(t[2 * k], t[2 * k + 1]), r[k + 8] = _mm_unpackhi_epi64(t[2 * k], t[2 * k + 1]);
-  static constexpr int kColumn[16] = {0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15};
-  for (int i = 0; i < 16; ++i) _mm_storeu_si128(reinterpret_cast<__m128i*>(d + kColumn[i] * dld), r[i]);
+template <int Bytes>  // interleave width of one round
+inline void interleave(const __m128i& a, const __m128i& b, __m128i& lo, __m128i& hi) {
+  if constexpr (Bytes == 1) lo = _mm_unpacklo_epi8(a, b), hi = _mm_unpackhi_epi8(a, b);
+  if constexpr (Bytes == 2) lo = _mm_unpacklo_epi16(a, b), hi = _mm_unpackhi_epi16(a, b);
+  if constexpr (Bytes == 4) lo = _mm_unpacklo_epi32(a, b), hi = _mm_unpackhi_epi32(a, b);
+  if constexpr (Bytes == 8) lo = _mm_unpacklo_epi64(a, b), hi = _mm_unpackhi_epi64(a, b);
 }
+
+template <typename E, int Bytes = sizeof(E)>
+inline void round_from(__m128i* in, __m128i* out) {
+  constexpr int N = 16 / sizeof(E);
+  for (int k = 0; k < N / 2; ++k) interleave<Bytes>(in[2 * k], in[2 * k + 1], out[k], out[k + N / 2]);
+  if constexpr (Bytes < 8) round_from<E, 2 * Bytes>(out, in);
+}
+
+template <typename E>
+inline void sse_tile(const E* s, int64_t sld, E* d, int64_t dld) {
+  constexpr int N = 16 / sizeof(E), bits = N == 16 ? 4 : 3;
+  __m128i r[N], t[N];
+  for (int i = 0; i < N; ++i) r[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i * sld));
+  round_from<E>(r, t);  // rounds alternate r -> t -> r ...: the result is in r (even count) or t
+  const __m128i* result = bits % 2 == 0 ? r : t;
+  for (int i = 0; i < N; ++i) {
+    int column = 0;
+    for (int b = 0; b < bits; ++b) column |= ((i >> b) & 1) << (bits - 1 - b);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + column * dld), result[i]);
+  }
+}
+constexpr int64_t kTile8 = 16, kTile16 = 8;
+inline void tile8(const uint8_t* s, int64_t sld, uint8_t* d, int64_t dld) { sse_tile(s, sld, d, dld); }
+inline void tile16(const uint16_t* s, int64_t sld, uint16_t* d, int64_t dld) { sse_tile(s, sld, d, dld); }
 #else
-constexpr int64_t kTile8 = 8;
+// No shuffle kernel for this tier (ARM): plain tile loops.
+constexpr int64_t kTile8 = 8, kTile16 = 8;
 
-inline void tile8(const uint8_t* s, int64_t sld, uint8_t* d, int64_t dld) {
-  for (int64_t j = 0; j < kTile8; ++j)
-    for (int64_t i = 0; i < kTile8; ++i) d[j * dld + i] = s[i * sld + j];
+template <typename E>
+inline void plain_tile(const E* s, int64_t sld, E* d, int64_t dld) {
+  for (int64_t j = 0; j < 8; ++j)
+    for (int64_t i = 0; i < 8; ++i) d[j * dld + i] = s[i * sld + j];
 }
-#endif
-
-// 16-bit elements (float16 / bfloat16 maps): 8x8 tiles, three rounds of interleaves
-// leaving column j in register bitreverse3(j).
-#if defined(__SSE2__)
-constexpr int64_t kTile16 = 8;
-
-inline void tile16(const uint16_t* s, int64_t sld, uint16_t* d, int64_t dld) {
-  __m128i r[8], t[8];
-  for (int i = 0; i < 8; ++i) r[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i * sld));
-  for (int k = 0; k < 4; ++k) t[k] = _mm_unpacklo_epi16(r[2 * k], r[2 * k + 1]), t[k + 4] = _mm_unpackhi_epi16(r[2 * k], r[2 * k + 1]);
-  for (int k = 0; k < 4; ++k) r[k] = _mm_unpacklo_epi32(t[2 * k], t[2 * k + 1]), r[k + 4] = _mm_unpackhi_epi32(t[2 * k], t[2 * k + 1]);
-  for (int k = 0; k < 4; ++k) t[k] = _mm_unpacklo_epi64(r[2 * k], r[2 * k + 1]), t[k + 4] = _mm_unpackhi_epi64(r[2 * k], r[2 * k + 1]);
-  static constexpr int kColumn[8] = {0, 4, 2, 6, 1, 5, 3, 7};
-  for (int i = 0; i < 8; ++i) _mm_storeu_si128(reinterpret_cast<__m128i*>(d + kColumn[i] * dld), t[i]);
-}
-#else
-constexpr int64_t kTile16 = 8;
-
-inline void tile16(const uint16_t* s, int64_t sld, uint16_t* d, int64_t dld) {
-  for (int64_t j = 0; j < kTile16; ++j)
-    for (int64_t i = 0; i < kTile16; ++i) d[j * dld + i] = s[i * sld + j];
-}
+inline void tile8(const uint8_t* s, int64_t sld, uint8_t* d, int64_t dld) { plain_tile(s, sld, d, dld); }
+inline void tile16(const uint16_t* s, int64_t sld, uint16_t* d, int64_t dld) { plain_tile(s, sld, d, dld); }
 #endif
 
 template <typename E, int64_t Tile, typename TileFn>

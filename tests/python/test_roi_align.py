@@ -146,3 +146,13 @@ def test_nan_and_huge_rois_give_clear_results():
     with pytest.raises(RuntimeError, match="samples per bin side"):
         tvn.ops.roi_align(x, huge, 3, 0.25, -1, True)
     assert torch.isfinite(tvn.ops.roi_align(x, huge, 3, 0.25, 2, True)).all()  # fixed sampling is fine
+
+
+@pytest.mark.parametrize("dtype", (torch.float32, torch.float16, torch.bfloat16))
+def test_channels_last_copy_of_every_width(isa, dtype):
+    # NCHW maps are copied to channels-last by 16x16 / 8x8 register tiles: sizes that
+    # are not multiples of the tiles exercise the edges.
+    x = torch.randn(2, 37, 19, 23, generator=torch.Generator().manual_seed(3)).to(dtype)
+    rois = torch.tensor([[0, 1.0, 2, 60, 70], [1, 5, 5, 30, 40], [1, -9, 3, 90, 20]]).to(dtype)
+    nchw = tvn.ops.roi_align(x, rois, 5, 0.25, 2, True)
+    assert torch.equal(nchw, tvn.ops.roi_align(x.contiguous(memory_format=torch.channels_last), rois, 5, 0.25, 2, True))
