@@ -5,6 +5,8 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "kernels/cpu/vec_div.h"
+
 #include "kernels/cpu/buffer.h"
 
 #include <algorithm>
@@ -237,12 +239,11 @@ void ps_roi_align_forward_per_roi(const RoiArgs<T>& a, const T* input, int64_t r
   }
 }
 
-// Channel-plane order: input channel (co, bin) feeds only bin `bin` of output
-// channel co, for every RoI. The per-RoI loop above touches a new plane for every
-// output and misses cache; here each plane (16 KiB at 64x64) stays in L1 while every
-// RoI reads it. Bin by bin, the valid samples of all RoIs are laid out once (compact:
-// 32-bit offsets) and reused by the bin's c_out planes. Sums run in torchvision's
-// order; off-map samples add an exact 0, so RoI-bins without samples are 0/count.
+// The samples of a range of RoIs laid out bin by bin (ps_roi_align visits one bin of
+// every RoI at a time, see below): geometry and separable axis samples per RoI once,
+// then for each bin the valid samples of all RoIs, compact (32-bit offsets). RoIs are
+// grouped by image. Off-map samples add an exact 0 to torchvision's sums, so they are
+// left out, and every output starts as 0/count for the bins left without samples.
 template <typename T>
 struct PlaneSample {
   int32_t pos[4];
@@ -250,85 +251,128 @@ struct PlaneSample {
 };
 
 template <typename T>
-bool ps_roi_align_forward_by_plane(const RoiArgs<T>& a, const T* input, int64_t roi_begin, int64_t roi_end,
-                                   T* out) {
-  const int64_t H = a.height, W = a.width, HW = H * W, PH = a.pooled_height, PW = a.pooled_width;
-  const int64_t bins = PH * PW, c_out = a.channels / bins, n = roi_end - roi_begin;
-  if (HW >= (int64_t(1) << 31) || n <= 0) return false;
-
-  // Geometry and axis samples of every RoI, RoIs grouped by image (plane locality).
-  Buffer<PsAlignRoi<T>> geo;
-  Buffer<int64_t> y_at(static_cast<std::size_t>(n + 1)), x_at(static_cast<std::size_t>(n + 1));
-  int64_t max_batch = 0;
-  y_at[0] = x_at[0] = 0;
-  for (int64_t r = 0; r < n; ++r) {
-    geo.push_back(PsAlignRoi<T>(a, roi_begin + r));
-    const PsAlignRoi<T>& g = geo[r];
-    max_batch = std::max(max_batch, g.batch);
-    y_at[r + 1] = y_at[r] + PH * std::max<int64_t>(g.grid_h, 0);
-    x_at[r + 1] = x_at[r] + PW * std::max<int64_t>(g.grid_w, 0);
-  }
-  if (y_at[n] + x_at[n] > (int64_t(1) << 24)) return false;  // huge adaptive grids: the per-RoI loop
-  Buffer<AxisSample<T>> ys(static_cast<std::size_t>(y_at[n])), xs(static_cast<std::size_t>(x_at[n]));
-  for (int64_t r = 0; r < n; ++r) {
-    const PsAlignRoi<T>& g = geo[r];
-    AxisSample<T>* y = ys.data() + y_at[r];
-    for (int64_t ph = 0; ph < PH; ++ph) {
-      const T hstart = static_cast<T>(ph) * g.bin_h + g.start_h;
-      for (int64_t iy = 0; iy < g.grid_h; ++iy)
-        *y++ = axis_sample(H, hstart + static_cast<T>(iy + .5f) * g.bin_h / static_cast<T>(g.grid_h));
-    }
-    AxisSample<T>* x = xs.data() + x_at[r];
-    for (int64_t pw = 0; pw < PW; ++pw) {
-      const T wstart = static_cast<T>(pw) * g.bin_w + g.start_w;
-      for (int64_t ix = 0; ix < g.grid_w; ++ix)
-        *x++ = axis_sample(W, wstart + static_cast<T>(ix + .5f) * g.bin_w / static_cast<T>(g.grid_w));
-    }
-    T* o = out + (roi_begin + r) * c_out * bins;
-    for (int64_t i = 0; i < c_out * bins; ++i) o[i] = T(0) / g.count;  // bins left without samples
-  }
-  Buffer<int64_t> image_start(static_cast<std::size_t>(max_batch + 2), 0), by_image(static_cast<std::size_t>(n));
-  for (int64_t r = 0; r < n; ++r) ++image_start[geo[r].batch + 1];
-  for (int64_t b = 0; b <= max_batch; ++b) image_start[b + 1] += image_start[b];
-  for (int64_t r = 0; r < n; ++r) by_image[image_start[geo[r].batch]++] = r;  // image_start[b] -> end of b
-
+class PsBinSamples {
+ public:
   struct Entry {
-    int64_t roi, begin, end;
+    int64_t roi, begin, end;  // roi: index into the range; samples [begin, end)
   };
-  Buffer<Entry> entries;
-  Buffer<PlaneSample<T>> samples;
-  for (int64_t bin = 0; bin < bins; ++bin) {
-    const int64_t ph = bin / PW, pw = bin % PW;
-    entries.clear();
-    samples.clear();
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t r = by_image[i];
-      const PsAlignRoi<T>& g = geo[r];
+
+  // False when the layout doesn't apply (offsets past 32 bits, huge adaptive grids).
+  bool build(const RoiArgs<T>& a, int64_t roi_begin, int64_t roi_end, T* out) {
+    const int64_t H = a.height, W = a.width, PH = a.pooled_height, PW = a.pooled_width;
+    const int64_t bins = PH * PW, c_out = a.channels / bins;
+    a_ = &a;
+    begin_ = roi_begin;
+    n_ = roi_end - roi_begin;
+    if (H * W >= (int64_t(1) << 31) || n_ <= 0) return false;
+    int64_t max_batch = 0;
+    y_at_.assign(static_cast<std::size_t>(n_ + 1), 0);
+    x_at_.assign(static_cast<std::size_t>(n_ + 1), 0);
+    for (int64_t r = 0; r < n_; ++r) {
+      geo_.push_back(PsAlignRoi<T>(a, roi_begin + r));
+      const PsAlignRoi<T>& g = geo_[r];
+      max_batch = std::max(max_batch, g.batch);
+      y_at_[r + 1] = y_at_[r] + PH * std::max<int64_t>(g.grid_h, 0);
+      x_at_[r + 1] = x_at_[r] + PW * std::max<int64_t>(g.grid_w, 0);
+    }
+    if (y_at_[n_] + x_at_[n_] > (int64_t(1) << 24)) return false;
+    ys_.assign(static_cast<std::size_t>(y_at_[n_]), AxisSample<T>{});
+    xs_.assign(static_cast<std::size_t>(x_at_[n_]), AxisSample<T>{});
+    for (int64_t r = 0; r < n_; ++r) {
+      const PsAlignRoi<T>& g = geo_[r];
+      AxisSample<T>* y = ys_.data() + y_at_[r];
+      for (int64_t ph = 0; ph < PH; ++ph) {
+        const T hstart = static_cast<T>(ph) * g.bin_h + g.start_h;
+        for (int64_t iy = 0; iy < g.grid_h; ++iy)
+          *y++ = axis_sample(H, hstart + static_cast<T>(iy + .5f) * g.bin_h / static_cast<T>(g.grid_h));
+      }
+      AxisSample<T>* x = xs_.data() + x_at_[r];
+      for (int64_t pw = 0; pw < PW; ++pw) {
+        const T wstart = static_cast<T>(pw) * g.bin_w + g.start_w;
+        for (int64_t ix = 0; ix < g.grid_w; ++ix)
+          *x++ = axis_sample(W, wstart + static_cast<T>(ix + .5f) * g.bin_w / static_cast<T>(g.grid_w));
+      }
+      T* o = out + (roi_begin + r) * c_out * bins;
+      for (int64_t i = 0; i < c_out * bins; ++i) o[i] = T(0) / g.count;
+    }
+    // Visit RoIs by image, then top to bottom in bands of 8 rows (a counting sort): a
+    // bin's taps then sweep its plane in order instead of jumping (cache and prefetch).
+    const int64_t bands = H / 8 + 2, keys = (max_batch + 1) * bands;
+    Buffer<int64_t> key(static_cast<std::size_t>(n_)), start(static_cast<std::size_t>(keys + 1), 0);
+    for (int64_t r = 0; r < n_; ++r) {
+      const T band = geo_[r].start_h / T(8) + T(1);
+      const int64_t b = band >= T(0) && band < T(bands) ? static_cast<int64_t>(band) : band < T(0) ? 0 : bands - 1;
+      key[r] = geo_[r].batch * bands + b;
+      ++start[key[r] + 1];
+    }
+    for (int64_t k = 0; k < keys; ++k) start[k + 1] += start[k];
+    by_image_.assign(static_cast<std::size_t>(n_), 0);
+    for (int64_t r = 0; r < n_; ++r) by_image_[start[key[r]]++] = r;
+    return true;
+  }
+
+  // Lays out bin `bin`: entries() and samples() until the next call.
+  void select_bin(int64_t bin) {
+    const int64_t PW = a_->pooled_width, ph = bin / PW, pw = bin % PW;
+    entries_.clear();
+    samples_.clear();
+    for (int64_t i = 0; i < n_; ++i) {
+      const int64_t r = by_image_[i];
+      const PsAlignRoi<T>& g = geo_[r];
       const int64_t gh = std::max<int64_t>(g.grid_h, 0), gw = std::max<int64_t>(g.grid_w, 0);
-      const int64_t begin = static_cast<int64_t>(samples.size());
+      const int64_t first = static_cast<int64_t>(samples_.size());
       for (int64_t iy = 0; iy < gh; ++iy) {
-        const AxisSample<T>& y = ys[y_at[r] + ph * gh + iy];
+        const AxisSample<T>& y = ys_[y_at_[r] + ph * gh + iy];
         if (!y.valid) continue;
         for (int64_t ix = 0; ix < gw; ++ix) {
-          const AxisSample<T>& x = xs[x_at[r] + pw * gw + ix];
+          const AxisSample<T>& x = xs_[x_at_[r] + pw * gw + ix];
           if (!x.valid) continue;
-          const Sample<T> c = combine(y, x, W);
+          const Sample<T> c = combine(y, x, a_->width);
           PlaneSample<T> p;
           for (int t = 0; t < 4; ++t) p.pos[t] = static_cast<int32_t>(c.pos[t]), p.w[t] = c.w[t];
-          samples.push_back(p);
+          samples_.push_back(p);
         }
       }
-      if (static_cast<int64_t>(samples.size()) > begin)
-        entries.push_back(Entry{r, begin, static_cast<int64_t>(samples.size())});
+      if (static_cast<int64_t>(samples_.size()) > first)
+        entries_.push_back(Entry{r, first, static_cast<int64_t>(samples_.size())});
     }
+  }
+
+  const Buffer<Entry>& entries() const { return entries_; }
+  const PlaneSample<T>* samples() const { return samples_.data(); }
+  const PsAlignRoi<T>& roi(int64_t r) const { return geo_[r]; }
+  int64_t roi_index(int64_t r) const { return begin_ + r; }
+
+ private:
+  const RoiArgs<T>* a_ = nullptr;
+  int64_t begin_ = 0, n_ = 0;
+  Buffer<PsAlignRoi<T>> geo_;
+  Buffer<int64_t> y_at_, x_at_, by_image_;
+  Buffer<AxisSample<T>> ys_, xs_;
+  Buffer<Entry> entries_;
+  Buffer<PlaneSample<T>> samples_;
+};
+
+// Channel-plane order: input channel (co, bin) feeds only bin `bin` of output channel
+// co, for every RoI. The per-RoI loop above touches a new plane for every output and
+// misses cache; here each plane (16 KiB at 64x64) stays in L1 while every RoI reads
+// it, two planes a pass.
+template <typename T>
+bool ps_roi_align_forward_by_plane(const RoiArgs<T>& a, const T* input, int64_t roi_begin, int64_t roi_end,
+                                   T* out) {
+  const int64_t HW = a.height * a.width, bins = a.pooled_height * a.pooled_width, c_out = a.channels / bins;
+  PsBinSamples<T> layout;
+  if (!layout.build(a, roi_begin, roi_end, out)) return false;
+  for (int64_t bin = 0; bin < bins; ++bin) {
+    layout.select_bin(bin);
+    const PlaneSample<T>* samples = layout.samples();
     // U output channels at once: each sample's offsets and weights are read once for
     // U planes, and the U sums are independent chains.
     constexpr int64_t U = 2;
     for (int64_t co0 = 0; co0 < c_out; co0 += U) {
       const int64_t u_end = std::min<int64_t>(U, c_out - co0);
-      for (std::size_t e = 0; e < entries.size(); ++e) {
-        const Entry& en = entries[e];
-        const PsAlignRoi<T>& g = geo[en.roi];
+      for (const auto& en : layout.entries()) {
+        const PsAlignRoi<T>& g = layout.roi(en.roi);
         const T* plane[U];
         T sum[U];
         for (int64_t u = 0; u < U; ++u) {
@@ -342,7 +386,7 @@ bool ps_roi_align_forward_by_plane(const RoiArgs<T>& a, const T* input, int64_t 
             sum[u] += p.w[0] * plane[u][p.pos[0]] + p.w[1] * plane[u][p.pos[1]] + p.w[2] * plane[u][p.pos[2]] +
                       p.w[3] * plane[u][p.pos[3]];
         }
-        T* o = out + ((roi_begin + en.roi) * c_out + co0) * bins + bin;
+        T* o = out + (layout.roi_index(en.roi) * c_out + co0) * bins + bin;
         for (int64_t u = 0; u < u_end; ++u) o[u * bins] = sum[u] / g.count;
       }
     }
