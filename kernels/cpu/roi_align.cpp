@@ -12,7 +12,6 @@
 #if defined(__AVX512VNNI__) || defined(__AVX512BF16__)
 #include <immintrin.h>
 #endif
-#include <utility>
 #include <type_traits>
 
 #if defined(__ARM_FEATURE_SVE)
@@ -189,13 +188,16 @@ void forward_bf16_dot(const RoiArgs<float>& a, const uint16_t* input, int64_t ro
   const int64_t C = a.channels, bins = a.pooled_height * a.pooled_width, blocked = C / 32 * 32;
   Buffer<Sample<float>> samples;
   Buffer<float> acc(static_cast<std::size_t>(bins * C));  // [bin][channel]
+  struct Halves {  // not std::pair: no shared template instantiated with zmm types
+    __m512i hi, lo;
+  };
   auto bf16_pair = [](float x, float y) {  // two floats -> (bf16(x), bf16(y)) and their remainders
     const __m128 v = _mm_setr_ps(x, y, 0.f, 0.f);
     const __m128bh hi = _mm_cvtneps_pbh(v);
     const __m128 back = _mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(reinterpret_cast<__m128i>(hi)), 16));
     const __m128bh lo = _mm_cvtneps_pbh(_mm_sub_ps(v, back));
-    return std::pair<__m512i, __m512i>(_mm512_set1_epi32(_mm_cvtsi128_si32(reinterpret_cast<__m128i>(hi))),
-                                       _mm512_set1_epi32(_mm_cvtsi128_si32(reinterpret_cast<__m128i>(lo))));
+    return Halves{_mm512_set1_epi32(_mm_cvtsi128_si32(reinterpret_cast<__m128i>(hi))),
+                  _mm512_set1_epi32(_mm_cvtsi128_si32(reinterpret_cast<__m128i>(lo)))};
   };
   const __m512i to_channels_0 = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
   const __m512i to_channels_1 = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
