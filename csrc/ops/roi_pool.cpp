@@ -64,8 +64,9 @@ Tensor channel_mapping(int64_t K, int64_t c_out, int64_t ph, int64_t pw) {
   Tensor m = Tensor::empty({K, c_out, ph, pw}, DType::Int32);
   int32_t* p = m.data<int32_t>();
   const int64_t per_roi = c_out * ph * pw;
-  for (int64_t k = 0; k < K; ++k)
-    for (int64_t i = 0; i < per_roi; ++i) p[k * per_roi + i] = static_cast<int32_t>(i);
+  if (K == 0) return m;
+  for (int64_t i = 0; i < per_roi; ++i) p[i] = static_cast<int32_t>(i);
+  for (int64_t k = 1; k < K; ++k) std::memcpy(p + k * per_roi, p, static_cast<std::size_t>(per_roi) * 4);
   return m;
 }
 

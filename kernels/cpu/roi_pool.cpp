@@ -293,7 +293,11 @@ class PsBinSamples {
           *x++ = axis_sample(W, wstart + static_cast<T>(ix + .5f) * g.bin_w / static_cast<T>(g.grid_w));
       }
       T* o = out + (roi_begin + r) * c_out * bins;
-      for (int64_t i = 0; i < c_out * bins; ++i) o[i] = T(0) / g.count;
+      const T empty = T(0) / g.count;  // a bin without samples (NaN for an empty grid)
+      using B = xsimd::batch<T>;
+      int64_t i = 0;
+      for (; i + int64_t(B::size) <= c_out * bins; i += B::size) B(empty).store_unaligned(o + i);
+      for (; i < c_out * bins; ++i) o[i] = empty;
     }
     // Visit RoIs by image, then top to bottom in bands of 8 rows (a counting sort): a
     // bin's taps then sweep its plane in order instead of jumping (cache and prefetch).
@@ -306,8 +310,12 @@ class PsBinSamples {
       ++start[key[r] + 1];
     }
     for (int64_t k = 0; k < keys; ++k) start[k + 1] += start[k];
-    by_image_.assign(static_cast<std::size_t>(n_), 0);
-    for (int64_t r = 0; r < n_; ++r) by_image_[start[key[r]]++] = r;
+    // Only RoIs with a sample on the map take part in the bins (the rest stay at 0/count).
+    by_image_.assign(static_cast<std::size_t>(n_), -1);
+    for (int64_t r = 0; r < n_; ++r) by_image_[start[key[r]]++] = on_map(r) ? r : -1;
+    active_ = 0;
+    for (int64_t i = 0; i < n_; ++i)
+      if (by_image_[i] >= 0) by_image_[active_++] = by_image_[i];
     return true;
   }
 
@@ -316,7 +324,7 @@ class PsBinSamples {
     const int64_t PW = a_->pooled_width, ph = bin / PW, pw = bin % PW;
     entries_.clear();
     samples_.clear();
-    for (int64_t i = 0; i < n_; ++i) {
+    for (int64_t i = 0; i < active_; ++i) {
       const int64_t r = by_image_[i];
       const PsAlignRoi<T>& g = geo_[r];
       const int64_t gh = std::max<int64_t>(g.grid_h, 0), gw = std::max<int64_t>(g.grid_w, 0);
@@ -339,13 +347,19 @@ class PsBinSamples {
   }
 
   const Buffer<Entry>& entries() const { return entries_; }
+  bool on_map(int64_t r) const {
+    bool y = false, x = false;
+    for (int64_t i = y_at_[r]; i < y_at_[r + 1] && !y; ++i) y = ys_[i].valid;
+    for (int64_t i = x_at_[r]; i < x_at_[r + 1] && !x; ++i) x = xs_[i].valid;
+    return y && x;
+  }
   const PlaneSample<T>* samples() const { return samples_.data(); }
   const PsAlignRoi<T>& roi(int64_t r) const { return geo_[r]; }
   int64_t roi_index(int64_t r) const { return begin_ + r; }
 
  private:
   const RoiArgs<T>* a_ = nullptr;
-  int64_t begin_ = 0, n_ = 0;
+  int64_t begin_ = 0, n_ = 0, active_ = 0;
   Buffer<PsAlignRoi<T>> geo_;
   Buffer<int64_t> y_at_, x_at_, by_image_;
   Buffer<AxisSample<T>> ys_, xs_;
