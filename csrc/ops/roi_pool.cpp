@@ -98,9 +98,14 @@ Tensor roi_pool_backward_typed(const Tensor& grad, const Tensor& rois_in, const 
   const Tensor g = grad.to(compute_dtype(grad.dtype())).contiguous();
   const Tensor argmax = argmax_in.contiguous();
   const int32_t* a = argmax.data<int32_t>();
-  for (int64_t i = 0; i < argmax.numel(); ++i)  // indices come from the caller: check before writing
-    TVOPS_CHECK(a[i] >= -1 && a[i] < H * W, Value, "roi_pool_backward: argmax value ", a[i],
-                " is outside the ", H, "x", W, " plane");
+  // Indices come from the caller: check them before writing (one pass, then report).
+  const int64_t count = argmax.numel(), plane = H * W;
+  bool in_range = true;
+  for (int64_t i = 0; i < count; ++i) in_range &= a[i] >= -1 && a[i] < plane;
+  if (!in_range)
+    for (int64_t i = 0; i < count; ++i)
+      TVOPS_CHECK(a[i] >= -1 && a[i] < plane, Value, "roi_pool_backward: argmax value ", a[i], " is outside the ",
+                  H, "x", W, " plane");
   Tensor gi = Tensor::zeros({N, C, H, W}, g.dtype());
   const auto args = make_args<T>(rois, C, H, W, ph, pw, 0, 0.0, false);
   detail::parallel_for(0, C, 8, [&](int64_t lo, int64_t hi) { kernel(args, g.data<T>(), a, lo, hi, gi.data<T>()); });

@@ -199,15 +199,16 @@ template <typename T>
 void roi_pool_backward(const RoiArgs<T>& a, const T* grad, const int32_t* argmax, int64_t c_begin, int64_t c_end,
                        T* grad_input) {
   const int64_t C = a.channels, HW = a.height * a.width, bins = a.pooled_height * a.pooled_width;
-  for (int64_t k = 0; k < a.num_rois; ++k) {
-    const int64_t batch = static_cast<int64_t>(a.rois[5 * k]);
-    for (int64_t c = c_begin; c < c_end; ++c) {
-      T* gi = grad_input + (batch * C + c) * HW;
+  // Channel outer, RoIs inner: one input-gradient plane takes every RoI's scatter while
+  // it is in cache (RoIs outer touched all C planes per RoI). Each element still sums
+  // in RoI order, as torchvision's loop does.
+  for (int64_t c = c_begin; c < c_end; ++c)
+    for (int64_t k = 0; k < a.num_rois; ++k) {
+      T* gi = grad_input + (static_cast<int64_t>(a.rois[5 * k]) * C + c) * HW;
       const int64_t base = (k * C + c) * bins;
       for (int64_t bin = 0; bin < bins; ++bin)
         if (argmax[base + bin] != -1) gi[argmax[base + bin]] += grad[base + bin];
     }
-  }
 }
 
 // Per RoI and output channel, the bins' outputs are contiguous: walk channels outer.
