@@ -153,6 +153,16 @@ def _roi_align(module, backward):
     return run
 
 
+def _roi_backward(module, op, *extra):
+    """Forward + backward of a pooling op, returning the input gradient (ones as grad)."""
+    def run(a):
+        x = a["x"].detach().requires_grad_(True)
+        out = getattr(module, op)(x, a["rois"], a["pooled"], a.get("scale", 0.25), *a.get("extra", extra))
+        out.backward(torch.ones_like(out))
+        return x.grad
+    return run
+
+
 def _close(ours, theirs):
     return torch.allclose(ours, theirs.cpu(), rtol=1e-5, atol=1e-6, equal_nan=True)
 
@@ -206,8 +216,13 @@ WORKLOADS = [
              same=_roi_same(1e-4), reference=_roi_align(torchvision.ops, True)),
     Workload("rp7", roi_setup(7), _roi_op(torchvision.ops, "roi_pool"), _roi_op(tvn.ops, "roi_pool"),
              available=lambda: hasattr(tvn.ops, "roi_pool"), same=_roi_same(0)),
+    Workload("rp7-bwd", roi_setup(7), _roi_backward(torchvision.ops, "roi_pool"), _roi_backward(tvn.ops, "roi_pool"),
+             available=lambda: hasattr(tvn.ops, "roi_pool"), same=_roi_same(1e-4)),
     Workload("psra7", psroi_setup(), _roi_op(torchvision.ops, "ps_roi_align"), _roi_op(tvn.ops, "ps_roi_align"),
              available=lambda: hasattr(tvn.ops, "ps_roi_align"), same=_roi_same(1e-5)),
+    Workload("psra7-bwd", psroi_setup(), _roi_backward(torchvision.ops, "ps_roi_align"),
+             _roi_backward(tvn.ops, "ps_roi_align"), available=lambda: hasattr(tvn.ops, "ps_roi_align"),
+             same=_roi_same(1e-4)),
     Workload("psra7-map", psroi_setup(on_map=True), _roi_op(torchvision.ops, "ps_roi_align"),
              _roi_op(tvn.ops, "ps_roi_align"), available=lambda: hasattr(tvn.ops, "ps_roi_align"),
              same=_roi_same(1e-5)),
