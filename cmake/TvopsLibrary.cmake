@@ -45,6 +45,7 @@ set(TVOPS_CPU_KERNEL_SOURCES
   kernels/cpu/roi_align.cpp
   kernels/cpu/roi_pool.cpp
   kernels/cpu/transpose.cpp
+  kernels/cpu/interleave.cpp
   kernels/cpu/register.cpp
 )
 set(TVOPS_CPU_TIER_OBJECTS "")
@@ -78,6 +79,12 @@ set(TVOPS_CORE_SOURCES
   csrc/ops/boxes.cpp
   csrc/ops/roi_align.cpp
   csrc/ops/roi_pool.cpp
+  csrc/io/image_common.cpp
+  csrc/io/image.cpp
+  csrc/io/jpeg_decode.cpp
+  csrc/io/jpeg_encode.cpp
+  csrc/io/png_decode.cpp
+  csrc/io/png_encode.cpp
 )
 if(TVOPS_CUDA_ARCH_LIST)
   list(APPEND TVOPS_CORE_SOURCES kernels/cuda/runtime.cu kernels/cuda/nms.cu kernels/cuda/roi_align.cu
@@ -95,6 +102,29 @@ target_include_directories(tvops
 target_compile_definitions(tvops PRIVATE TVOPS_BUILDING_LIBRARY $<$<BOOL:${TVOPS_CUDA_ARCH_LIST}>:TVOPS_WITH_CUDA>)
 target_compile_options(tvops PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra> ${TVOPS_KERNEL_FLAGS})
 target_link_libraries(tvops PRIVATE Threads::Threads)
+
+# Image codecs (csrc/io), linked privately: nothing of libjpeg or libpng shows in
+# tvops' headers, so consumers of the installed package need neither.
+# TVOPS_CODECS=AUTO uses what is found (a cross build without the target's libjpeg
+# and libpng builds without codecs; their functions then raise), ON requires both.
+if(NOT TVOPS_CODECS STREQUAL "OFF")
+  find_package(JPEG QUIET)
+  find_package(PNG QUIET)
+  if(TVOPS_CODECS STREQUAL "ON" AND NOT (JPEG_FOUND AND PNG_FOUND))
+    message(FATAL_ERROR "TVOPS_CODECS=ON needs libjpeg-turbo and libpng (libjpeg62-turbo-dev, libpng-dev)")
+  endif()
+  if(JPEG_FOUND)
+    target_sources(tvops PRIVATE csrc/io/jpeg_common.cpp)
+    target_compile_definitions(tvops PRIVATE TVOPS_WITH_JPEG)
+    target_link_libraries(tvops PRIVATE JPEG::JPEG)
+  endif()
+  if(PNG_FOUND)
+    target_sources(tvops PRIVATE csrc/io/png_common.cpp)
+    target_compile_definitions(tvops PRIVATE TVOPS_WITH_PNG)
+    target_link_libraries(tvops PRIVATE PNG::PNG)
+  endif()
+  message(STATUS "tvops image codecs: JPEG ${JPEG_FOUND} ${JPEG_VERSION}, PNG ${PNG_FOUND} ${PNG_VERSION_STRING}")
+endif()
 if(TVOPS_CUDA_ARCH_LIST)
   # Static CUDA runtime: a CPU-only machine loads the library without CUDA installed.
   set_target_properties(tvops PROPERTIES CUDA_RUNTIME_LIBRARY Static)

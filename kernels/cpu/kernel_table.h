@@ -70,10 +70,18 @@ using Transpose = void (*)(const void* src, int64_t rows, int64_t cols, int64_t 
 // float32 -> bfloat16 bits (round to nearest even); see transpose.h.
 using FloatToBf16 = void (*)(const float* in, int64_t n, uint16_t* out);
 
+// Image rows: interleaved pixels <-> channel planes; see interleave.h.
+using DeinterleaveU8 = void (*)(const uint8_t* src, int64_t n, int channels, uint8_t* const* planes);
+using DeinterleaveU16 = void (*)(const uint16_t* src, int64_t n, int channels, uint16_t* const* planes);
+using InterleaveU8 = void (*)(const uint8_t* const* planes, int64_t n, int channels, uint8_t* dst);
+
 struct KernelTable {
   const char* isa = nullptr;  // the tier that filled the last entry
   Transpose transpose_32 = nullptr, transpose_16 = nullptr, transpose_8 = nullptr;
   FloatToBf16 float_to_bfloat16 = nullptr;
+  DeinterleaveU8 deinterleave_u8 = nullptr;
+  DeinterleaveU16 deinterleave_u16 = nullptr;
+  InterleaveU8 interleave_u8 = nullptr;
   NmsSortedF32 nms_sorted_f32 = nullptr;
   NmsSortedF64 nms_sorted_f64 = nullptr;
   PairwiseBoxIou<float> pairwise_box_iou_f32 = nullptr;

@@ -2,6 +2,7 @@
 #include "kernels/cpu/kernel_table.h"
 #include "kernels/cpu/tier.h"
 #include "kernels/cpu/box_iou.h"
+#include "kernels/cpu/interleave.h"
 #include "kernels/cpu/nms.h"
 #include "kernels/cpu/roi_align.h"
 #include "kernels/cpu/roi_pool.h"
@@ -15,6 +16,9 @@ void fill_kernel_table(KernelTable& table, bool /*base*/) {
   table.transpose_16 = &transpose_16;
   table.transpose_8 = &transpose_8;
   table.float_to_bfloat16 = &float_to_bfloat16;
+  table.deinterleave_u8 = &deinterleave_u8;
+  table.deinterleave_u16 = &deinterleave_u16;
+  table.interleave_u8 = &interleave_u8;
   table.nms_sorted_f32 = &nms_sorted<float>;
   table.nms_sorted_f64 = &nms_sorted<double>;
   table.pairwise_box_iou_f32 = &pairwise_box_iou<float>;

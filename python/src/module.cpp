@@ -10,6 +10,8 @@
 
 namespace py = pybind11;
 
+void bind_io(py::module_& m);  // io_bindings.cpp
+
 namespace {
 
 constexpr const char* kCapsule = "dltensor";
@@ -56,6 +58,9 @@ py::dict build_info_dict() {
   d["compiler"] = b.compiler;
   d["build_type"] = b.build_type;
   d["git_revision"] = b.git_revision;
+  d["jpeg"] = tvops::jpeg_library_version();  // "" without the codec
+  d["png"] = tvops::png_library_version();
+  d["nvjpeg"] = tvops::has_nvjpeg();
   return d;
 }
 
@@ -286,4 +291,6 @@ PYBIND11_MODULE(_C, m) {
   m.def("set_cpu_isa", &tvops::set_cpu_isa, py::arg("isa"));
   m.def("num_threads", &tvops::num_threads);
   m.def("set_num_threads", &tvops::set_num_threads, py::arg("n"));
+
+  bind_io(m);
 }

@@ -16,7 +16,7 @@ except RuntimeError as e:
     raise ImportError(str(e)) from None
 
 from ._C import TvopsError, TvopsTypeError, TvopsValueError  # noqa: E402
-from . import ops  # noqa: E402
+from . import io, ops  # noqa: E402
 from ._runtime import (  # noqa: E402
     active_cpu_isa,
     available_cpu_isas,
@@ -31,6 +31,6 @@ from ._runtime import (  # noqa: E402
 __version__ = _C.build_info()["version"]
 
 __all__ = [
-    "ops", "build_info", "cpu_features", "recommended_variant", "active_cpu_isa", "available_cpu_isas",
+    "io", "ops", "build_info", "cpu_features", "recommended_variant", "active_cpu_isa", "available_cpu_isas",
     "set_cpu_isa", "num_threads", "set_num_threads", "TvopsError", "TvopsValueError", "TvopsTypeError",
 ]

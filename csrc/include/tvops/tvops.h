@@ -2,6 +2,7 @@
 #pragma once
 
 #include "tvops/errors.h"
+#include "tvops/io.h"
 #include "tvops/ops.h"
 #include "tvops/runtime.h"
 #include "tvops/tensor.h"
