@@ -12,6 +12,9 @@ per thread count and its time is shared by the rows of each ISA.
 
 Add an op by appending a Workload to WORKLOADS: a name, a setup function that builds the
 inputs on a device, the torchvision call and the tvops call (both take the setup's result).
+A workload may time other libraries too (`extras`, e.g. simplejpeg for the JPEG rows:
+their times land in the row's `extras_ms` and the table's last column), and codecs,
+whose speed doesn't depend on tvops' ISA tiers, run once per thread count (`per_isa`).
 """
 import argparse
 import dataclasses
@@ -28,6 +31,11 @@ import torch
 import torchvision
 
 import torchvision_native as tvn
+
+try:  # the JPEG decoder CPU users pick for speed (same libjpeg-turbo family)
+    import simplejpeg
+except ImportError:  # pragma: no cover
+    simplejpeg = None
 
 SEED = 0
 
@@ -74,6 +82,9 @@ class Workload:
     same: Optional[Callable[[Any, Any], bool]] = None  # result check; default torch.equal on CPU copies
     # What tvops' result is checked against, when not the timed torchvision call's result.
     reference: Optional[Callable[[Any], Any]] = None
+    # Other implementations timed beside them (name -> inputs -> result); not checked.
+    extras: dict = dataclasses.field(default_factory=dict)
+    per_isa: bool = True  # False: tvops' ISA tier doesn't matter (codecs): once per thread count
 
 
 def _nms_tv(a):
@@ -235,6 +246,76 @@ WORKLOADS = [
 
 
 # ---------------------------------------------------------------------------------------
+# Image codecs (PERF.md: jpeg-512 / jpeg-1920 quality 90, png-512 / png-1920, of the
+# skimage astronaut and it resized to 1920x1920; jpeg-batch64 = 64 jpeg-1920 decodes).
+
+def _astronaut(size):
+    import skimage.data
+    img = torch.from_numpy(skimage.data.astronaut()).permute(2, 0, 1).contiguous()
+    if size != img.shape[-1]:
+        img = torch.nn.functional.interpolate(img[None].float(), size=(size, size), mode="bilinear",
+                                              align_corners=False).round().clamp(0, 255).byte()[0]
+    return img
+
+
+def codec_setup(kind, size, batch=0):
+    def setup(device):
+        img = _astronaut(size)
+        data = torchvision.io.encode_jpeg(img, quality=90) if kind == "jpeg" else torchvision.io.encode_png(img)
+        args = {"data": data, "bytes": data.numpy().tobytes()}
+        if batch:
+            args["batch"] = [data.clone() for _ in range(batch)]
+            args["batch_bytes"] = [args["bytes"]] * batch
+        return args
+    return setup
+
+
+def _tv_decode(kind, contiguous=False):
+    decode = torchvision.io.decode_jpeg if kind == "jpeg" else torchvision.io.decode_png
+    return (lambda a: decode(a["data"]).contiguous()) if contiguous else (lambda a: decode(a["data"]))
+
+
+def _tvn_decode(kind, **kw):
+    decode = tvn.io.decode_jpeg if kind == "jpeg" else tvn.io.decode_png
+    return lambda a: decode(a["data"], **kw)
+
+
+def _simplejpeg(**kw):
+    return {} if simplejpeg is None else {"simplejpeg": lambda a: simplejpeg.decode_jpeg(a["bytes"], **kw)}
+
+
+def _same_list(ours, theirs):
+    return len(ours) == len(theirs) and all(torch.equal(o, t) for o, t in zip(ours, theirs))
+
+
+def _at_least(h, w):
+    return lambda ours, theirs: ours.shape[0] == theirs.shape[0] and ours.shape[1] >= h and ours.shape[2] >= w
+
+
+def _codec(name, setup, tv, ours, **kw):
+    return Workload(name, setup, tv, ours, available=lambda: hasattr(tvn, "io"), per_isa=False, **kw)
+
+
+WORKLOADS += [
+    _codec("jpeg-512", codec_setup("jpeg", 512), _tv_decode("jpeg"), _tvn_decode("jpeg"), extras=_simplejpeg()),
+    _codec("jpeg-1920", codec_setup("jpeg", 1920), _tv_decode("jpeg"), _tvn_decode("jpeg"), extras=_simplejpeg()),
+    # torchvision returns a strided view of HWC memory; a contiguous CHW tensor costs a copy.
+    _codec("jpeg-1920-chw", codec_setup("jpeg", 1920), _tv_decode("jpeg", contiguous=True), _tvn_decode("jpeg")),
+    # Decode to >= 480x480 (DCT scaling 2/8) against full decodes: torchvision's and tvops'.
+    _codec("jpeg-1920-to480", codec_setup("jpeg", 1920), _tv_decode("jpeg"), _tvn_decode("jpeg", min_size=480),
+           same=_at_least(480, 480), extras={"tvops full": _tvn_decode("jpeg"),
+                                            **_simplejpeg(min_height=480, min_width=480)}),
+    _codec("jpeg-batch64", codec_setup("jpeg", 1920, batch=64),
+           lambda a: [torchvision.io.decode_jpeg(d) for d in a["batch"]],
+           lambda a: tvn.io.decode_jpeg(a["batch"]), same=_same_list,
+           extras={} if simplejpeg is None else {
+               "simplejpeg": lambda a: [simplejpeg.decode_jpeg(b) for b in a["batch_bytes"]]}),
+    _codec("png-512", codec_setup("png", 512), _tv_decode("png"), _tvn_decode("png")),
+    _codec("png-1920", codec_setup("png", 1920), _tv_decode("png"), _tvn_decode("png")),
+]
+
+
+# ---------------------------------------------------------------------------------------
 # Timing.
 
 @dataclasses.dataclass
@@ -322,7 +403,8 @@ def run(workloads, device, thread_counts, isas, policy, log=print):
                 torch.set_num_threads(threads)
                 tvn.set_num_threads(threads)
                 tv_s, tv_reps, tv_out = measure(w.torchvision, args, device, policy)
-                for isa in isas:
+                extras_ms = {k: measure(f, args, device, policy)[0] * 1e3 for k, f in w.extras.items()}
+                for isa in (isas if w.per_isa else ["-"]):
                     if isa != "-":
                         tvn.set_cpu_isa(isa)
                     ours_s, ours_reps, ours_out = measure(w.tvops, args, device, policy)
@@ -331,11 +413,13 @@ def run(workloads, device, thread_counts, isas, policy, log=print):
                         "torchvision_ms": tv_s * 1e3, "tvops_ms": ours_s * 1e3, "speedup": tv_s / ours_s,
                         "torchvision_reps": tv_reps, "tvops_reps": ours_reps,
                         "identical": bool(same_result(w, ours_out, w.reference(args) if w.reference else tv_out)),
+                        "extras_ms": extras_ms,
                     }
                     rows.append(row)
                     log(f"# {w.name} isa={isa} threads={threads}: torchvision {row['torchvision_ms']:.3f} ms "
                         f"({tv_reps} reps), tvops {row['tvops_ms']:.3f} ms ({ours_reps} reps), "
-                        f"x{row['speedup']:.1f}{'' if row['identical'] else '  RESULTS DIFFER'}")
+                        f"x{row['speedup']:.2f}{'' if row['identical'] else '  RESULTS DIFFER'}"
+                        + "".join(f", {k} {v:.3f} ms" for k, v in extras_ms.items()))
     finally:
         torch.set_num_threads(torch_threads)
         tvn.set_num_threads(tvn_threads)
@@ -348,12 +432,14 @@ def _ms(x):
 
 
 def markdown_table(rows):
-    lines = ["| workload | isa | threads | torchvision ms | tvops ms | speedup |",
-             "|---|---|---|---:|---:|---:|"]
+    lines = ["| workload | isa | threads | torchvision ms | tvops ms | speedup | others ms (tvops faster by) |",
+             "|---|---|---|---:|---:|---:|---|"]
     for r in rows:
         flag = "" if r["identical"] else " **results differ**"
+        others = ", ".join(f"{k} {_ms(v)} ({v / r['tvops_ms']:.2f}x)" for k, v in r.get("extras_ms", {}).items())
+        speedup = f"{r['speedup']:.1f}x" if r["speedup"] >= 10 else f"{r['speedup']:.2f}x"
         lines.append(f"| {r['workload']} | {r['isa']} | {r['threads']} | {_ms(r['torchvision_ms'])} | "
-                     f"{_ms(r['tvops_ms'])} | {r['speedup']:.1f}x{flag} |")
+                     f"{_ms(r['tvops_ms'])} | {speedup}{flag} | {others} |")
     return "\n".join(lines)
 
 

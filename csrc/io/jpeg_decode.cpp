@@ -194,7 +194,9 @@ bool configure(Decompressor& d, const Settings& s) {
   j_decompress_ptr cinfo = &d.cinfo;
   if (s.set_color) cinfo->out_color_space = s.out_color_space;
   cinfo->dct_method = JDCT_ISLOW;  // libjpeg's defaults, spelled out: torchvision's pixels
-  cinfo->do_fancy_upsampling = TRUE;
+  // Scaled decodes (no torchvision counterpart) take libjpeg's merged upsampling: with
+  // the jpeg62 API Debian ships, fancy upsampling at M/8 < 1 costs up to half the decode.
+  cinfo->do_fancy_upsampling = s.scale == 8 ? TRUE : FALSE;
   cinfo->scale_num = static_cast<unsigned>(s.scale);
   cinfo->scale_denom = 8;
   return io::jpeg_guard(d.err, [&] { jpeg_calc_output_dimensions(cinfo); });
@@ -289,13 +291,15 @@ Tensor decode_jpeg(const Tensor& data, ImageReadMode mode, bool apply_exif_orien
 
   // Two threads on one baseline image: the first decodes the top rows; the second
   // entropy-decodes past them with jpeg_skip_scanlines (about 45% of the cost of
-  // decoding them) and decodes the rest. A split at ~62% balances the two. If no
-  // second thread comes (busy pool, nested call), the first decodes on to the end.
+  // decoding them at full size) and decodes the rest. A split at ~62% balances the
+  // two. If no second thread comes (busy pool, nested call), the first decodes on to
+  // the end. Progressive files decode all scans up front, so they don't split.
   const int imcu = imcu_rows(cinfo);
   int64_t split = job.y1;
-  if (!cinfo->progressive_mode && !cinfo->buffered_image && out_h * out_w >= (int64_t(1) << 17) &&
-      out_h >= 4 * imcu) {
-    const double share = settings.scale == 8 ? 0.62 : 0.72;  // skipping is relatively dearer when scaled
+  if (!cinfo->progressive_mode && !cinfo->buffered_image && settings.scale > 1 &&
+      out_h * out_w >= (int64_t(1) << 17) && out_h >= 4 * imcu) {
+    // Skipping is relatively dearer when scaled; at 1/8 it costs as much as decoding.
+    const double share = settings.scale == 8 ? 0.62 : 0.66;
     split = job.y0 + static_cast<int64_t>(out_h * share);
     split = std::min<int64_t>(job.y1 - imcu, (split + imcu - 1) / imcu * imcu);
   }

@@ -33,6 +33,9 @@ TVOPS_API ImageReadMode image_read_mode_from_string(const std::string& name);
 //    at which the crop is still at least this large (no upscaling); the result is
 //    the crop of the scaled image: rows floor(top*s) .. ceil((top+height)*s) of an
 //    image ceil(H*s) tall (columns alike), counted in the file's own orientation.
+//    Scaled JPEG decodes use libjpeg's merged (non-fancy) chroma upsampling, its fast
+//    path at reduced sizes; full-size decodes keep torchvision's settings, and a crop
+//    at full size equals the same region of a full decode exactly.
 //    PNG has no scaled decode: the crop comes out at full size.
 struct DecodeSize {
   int64_t min_height = 0, min_width = 0;
