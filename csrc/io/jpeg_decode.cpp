@@ -128,6 +128,7 @@ struct RowJob {
   bool cmyk_convert;      // CMYK rows -> RGB or gray planes
   uint8_t* out;           // [channels, y1 - y0, x1 - x0]
   int64_t row_stride;     // bytes of one buffered row
+  std::atomic<int64_t>* progress;  // rows done by the first thread (null: not shared)
 };
 
 // Starts decompression at scaled output row `first` (columns cropped as the job says);
@@ -159,6 +160,7 @@ void read_rows(j_decompress_ptr cinfo, const RowJob& job, int64_t skip_cols, int
       else
         io::deinterleave_row(src, out_w, job.channels, planes);
     }
+    if (job.progress) job.progress->store(y + got, std::memory_order_relaxed);
   }
 }
 
@@ -304,6 +306,8 @@ Tensor decode_jpeg(const Tensor& data, ImageReadMode mode, bool apply_exif_orien
     split = std::min<int64_t>(job.y1 - imcu, (split + imcu - 1) / imcu * imcu);
   }
   std::atomic<int> bottom{0};  // 0: unclaimed, 1: the first thread continues, 2: the second decodes it
+  std::atomic<int64_t> progress{job.y0};
+  job.progress = &progress;
 
   auto decode_top = [&] {
     std::vector<uint8_t> buffer(static_cast<std::size_t>(kRowsPerRead * job.row_stride));
@@ -325,15 +329,20 @@ Tensor decode_jpeg(const Tensor& data, ImageReadMode mode, bool apply_exif_orien
       raise(d, "corrupt data");
   };
   auto decode_bottom = [&] {
+    // Started late (a busy pool): skipping the top would now cost more than the first
+    // thread needs to finish it and go on, so leave the bottom to it.
+    if (split == job.y1 || progress.load(std::memory_order_relaxed) - job.y0 > (split - job.y0) / 2) return;
     int expected = 0;
-    if (split == job.y1 || !bottom.compare_exchange_strong(expected, 2)) return;
+    if (!bottom.compare_exchange_strong(expected, 2)) return;
     Decompressor d2;
     j_decompress_ptr c2 = &d2.cinfo;
     if (!open_decoder(d2, bytes, nbytes, false) || !configure(d2, settings)) raise(d2, "corrupt header");
     std::vector<uint8_t> buffer(static_cast<std::size_t>(kRowsPerRead * job.row_stride));
+    RowJob bottom_job = job;
+    bottom_job.progress = nullptr;
     if (!io::jpeg_guard(d2.err, [&] {
-          const int64_t skip_cols = start_rows(c2, job, split);
-          read_rows(c2, job, skip_cols, job.y1, buffer.data());
+          const int64_t skip_cols = start_rows(c2, bottom_job, split);
+          read_rows(c2, bottom_job, skip_cols, job.y1, buffer.data());
           if (to_end)
             jpeg_finish_decompress(c2);
           else
