@@ -16,4 +16,8 @@ namespace tvops::detail {
 void parallel_for(int64_t begin, int64_t end, int64_t grain,
                   const std::function<void(int64_t, int64_t)>& fn);
 
+// True inside a parallel_for chunk, where a nested parallel_for runs inline: code
+// that would split one task over two threads can pick its sequential path instead.
+bool in_parallel_region();
+
 }  // namespace tvops::detail

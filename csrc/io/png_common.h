@@ -9,6 +9,8 @@
 
 #include <csetjmp>
 #include <cstddef>
+#include <cstdint>
+#include <string>
 
 #include <png.h>
 
@@ -29,5 +31,19 @@ bool png_guard(png_structp png, F&& f) {
   f();
   return true;
 }
+
+// png_pipeline.cpp: inflate and unfilter on two threads for non-interlaced 8-bit
+// files read without conversion. data/size: the whole file; idat_at: the offset of
+// the first IDAT chunk (its length field). Rows y0..y1, columns x0..x1 of the image
+// go to out ([channels, y1 - y0, x1 - x0]). Returns "" or the error.
+struct PngPipelineJob {
+  const uint8_t* data;
+  std::size_t size, idat_at;
+  int64_t W;
+  int channels;
+  int64_t y0, y1, x0, x1;
+  uint8_t* out;
+};
+std::string png_decode_pipelined(const PngPipelineJob& job);
 
 }  // namespace tvops::io

@@ -154,8 +154,9 @@ def _pack_rows(samples, depth):
     return b"".join(rows)
 
 
-def png(samples, color_type, depth, palette=None, trns=None, interlace=False, exif=None, level=6):
-    """A PNG of samples [h, w, channels] (ints at `depth` bits; palette indices for type 3)."""
+def png(samples, color_type, depth, palette=None, trns=None, interlace=False, exif=None, level=6, idat_size=0):
+    """A PNG of samples [h, w, channels] (ints at `depth` bits; palette indices for type 3).
+    idat_size > 0 splits the compressed data into IDAT chunks of that many bytes."""
     samples = np.asarray(samples)
     if samples.ndim == 2:
         samples = samples[:, :, None]
@@ -177,7 +178,9 @@ def png(samples, color_type, depth, palette=None, trns=None, interlace=False, ex
                 raw += _pack_rows(sub.reshape(sub.shape[0], -1), depth)
     else:
         raw = _pack_rows(samples.reshape(h, -1), depth)
-    out.append(_chunk(b"IDAT", zlib.compress(raw, level)))
+    z = zlib.compress(raw, level)
+    step = idat_size or len(z)
+    out += [_chunk(b"IDAT", z[i:i + step]) for i in range(0, len(z), step)]
     out.append(_chunk(b"IEND", b""))
     return b"".join(out)
 

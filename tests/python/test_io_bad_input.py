@@ -246,3 +246,49 @@ def test_no_leak_on_error_paths():
     before = rss_mb()
     run()
     assert rss_mb() - before < 8
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_png_image_data_framing(threads, num_threads):
+    """tvops inflates 8-bit PNGs itself (png_pipeline.cpp): the IDAT framing cases."""
+    tvn.set_num_threads(threads)
+    ref = torch.from_numpy(PHOTO).permute(2, 0, 1)
+    for size in (1, 7, 1000):
+        assert torch.equal(tvn.io.decode_png(t(io_images.png(PHOTO, 2, 8, idat_size=size))), ref)
+    good = io_images.png(PHOTO, 2, 8, idat_size=5000)
+    parts = chunks(good)
+    idats = [c for c in parts if c[1] == b"IDAT"]
+    # An empty IDAT chunk in the middle is valid.
+    at = idats[1][0]
+    empty = good[:at] + io_images._chunk(b"IDAT", b"") + good[at:]
+    assert torch.equal(tvn.io.decode_png(t(empty)), ref)
+    # A wrong CRC, a missing last IDAT, a foreign chunk before the data ends.
+    bad_crc = bytearray(good)
+    bad_crc[idats[2][0] + 8 + 10] ^= 0x40
+    cut = good[:idats[-1][0]] + good[idats[-1][0] + 12 + len(idats[-1][2]):]
+    foreign = good[:idats[1][0]] + io_images._chunk(b"tEXt", b"a\0b") + good[idats[1][0]:]
+    for data, message in [(bytes(bad_crc), "CRC error"), (cut, "Not enough image data"),
+                          (foreign, "Not enough image data"), (good[:idats[3][0] + 20], "truncated")]:
+        with pytest.raises(ValueError, match=message):
+            tvn.io.decode_png(t(data))
+    # Every filter type, and a bad one.
+    for level in (0, 1, 9):
+        assert torch.equal(tvn.io.decode_png(t(io_images.png(PHOTO, 2, 8, level=level))), ref)
+    raw = bytearray(zlib.decompress(b"".join(c[2] for c in idats)))
+    raw[(PHOTO.shape[1] * 3 + 1) * 5] = 9  # row 5's filter byte
+    bad_filter = io_images.png(PHOTO, 2, 8)
+    z = zlib.compress(bytes(raw))
+    head = bad_filter[:chunks(bad_filter)[1][0]]
+    data = head + io_images._chunk(b"IDAT", z) + io_images._chunk(b"IEND", b"")
+    with pytest.raises(ValueError, match="bad adaptive filter value"):
+        tvn.io.decode_png(t(data))
+
+
+@pytest.mark.parametrize("name,data", [(n, d) for n, d in io_images.png_files(small=True)
+                                       if "interlaced" not in n and ("8" in n and "palette" not in n)])
+def test_png_one_and_two_threads_agree(name, data, num_threads):
+    ref = torchvision.io.decode_png(t(data))
+    for threads in (1, 2):
+        tvn.set_num_threads(threads)
+        assert torch.equal(tvn.io.decode_png(t(data)), ref)
+        assert all(torch.equal(o, ref) for o in tvn.io.decode_images([t(data)] * 3))
