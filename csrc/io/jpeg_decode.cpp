@@ -293,7 +293,7 @@ Tensor decode_jpeg(const Tensor& data, ImageReadMode mode, bool apply_exif_orien
 
   // Two threads on one baseline image: the first decodes the top rows; the second
   // entropy-decodes past them with jpeg_skip_scanlines (about 45% of the cost of
-  // decoding them at full size) and decodes the rest. A split at ~62% balances the
+  // decoding them at full size) and decodes the rest. A split at ~63% balances the
   // two. If no second thread comes (busy pool, nested call), the first decodes on to
   // the end. Progressive files decode all scans up front, so they don't split.
   const int imcu = imcu_rows(cinfo);
@@ -301,7 +301,7 @@ Tensor decode_jpeg(const Tensor& data, ImageReadMode mode, bool apply_exif_orien
   if (!cinfo->progressive_mode && !cinfo->buffered_image && settings.scale > 1 &&
       out_h * out_w >= (int64_t(1) << 17) && out_h >= 4 * imcu) {
     // Skipping is relatively dearer when scaled; at 1/8 it costs as much as decoding.
-    const double share = settings.scale == 8 ? 0.62 : 0.66;
+    const double share = settings.scale == 8 ? 0.63 : 0.66;
     split = job.y0 + static_cast<int64_t>(out_h * share);
     split = std::min<int64_t>(job.y1 - imcu, (split + imcu - 1) / imcu * imcu);
   }
