@@ -10,6 +10,8 @@ def main():
     print(f"  CPU ISA tiers built: {', '.join(info['cpu_isas'])}")
     archs = ", ".join(f"sm_{a}" for a in info["cuda_archs"]) or "none"
     print(f"  CUDA targets built: {archs}" + (f" (CUDA {info['cuda_version']})" if info["cuda_version"] else ""))
+    print(f"  image codecs: {info.get('jpeg') or 'no JPEG'}, {info.get('png') or 'no PNG'}, "
+          f"GPU JPEG: {'nvJPEG' if info.get('nvjpeg') else 'none'}; max image pixels {tvn.io.max_image_pixels()}")
     feats = tvn.cpu_features()
     print(f"this machine: {feats['model'] or feats['arch']}, {feats['logical_cores']} logical cores")
     print(f"  ISA tiers usable here: {', '.join(tvn.available_cpu_isas())}; active: {tvn.active_cpu_isa()}; "

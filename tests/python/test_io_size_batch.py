@@ -200,3 +200,16 @@ def test_cuda_device_raises_clearly():
             tvn.io.decode_jpeg(data, device=device)
         with pytest.raises(RuntimeError, match="no GPU JPEG decoder"):
             tvn.io.decode_jpeg([data, data], device=device)
+
+
+def test_concurrent_callers(num_threads):
+    """Python threads (a DataLoader's) decoding at once, each call splitting its image
+    over the pool: no deadlock, the same pixels."""
+    from concurrent.futures import ThreadPoolExecutor
+    tvn.set_num_threads(2)
+    data = [big_jpeg(768), torch.frombuffer(bytearray(io_images.png(io_images.rgb(PHOTOS["astronaut"]), 2, 8)),
+                                            dtype=torch.uint8)]
+    refs = [tio.decode_jpeg(data[0]), tio.decode_png(data[1])]
+    with ThreadPoolExecutor(4) as ex:
+        outs = list(ex.map(lambda i: (i % 2, tvn.io.decode_image(data[i % 2])), range(40)))
+    assert all(torch.equal(o, refs[k]) for k, o in outs)
