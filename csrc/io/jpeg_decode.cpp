@@ -19,26 +19,7 @@
 
 namespace tvops {
 
-#if !defined(TVOPS_WITH_JPEG)
-
-Tensor decode_jpeg(const Tensor& data, ImageReadMode, bool, const DecodeSize&) {
-  io::check_encoded("decode_jpeg", data);
-  detail::fail(ErrorKind::Unsupported, "decode_jpeg: this build of tvops has no JPEG codec (libjpeg-turbo was not "
-               "found when it was configured)");
-}
-std::string jpeg_library_version() { return ""; }
-
-#else
-
-std::string jpeg_library_version() {
-#if defined(LIBJPEG_TURBO_VERSION)
-#define TVOPS_STR2(x) #x
-#define TVOPS_STR(x) TVOPS_STR2(x)
-  return "libjpeg-turbo " TVOPS_STR(LIBJPEG_TURBO_VERSION);
-#else
-  return "libjpeg " + std::to_string(JPEG_LIB_VERSION);
-#endif
-}
+#if defined(TVOPS_WITH_JPEG)
 
 namespace {
 
@@ -218,6 +199,20 @@ int imcu_rows(j_decompress_ptr cinfo) {
 
 }  // namespace
 
+#endif  // TVOPS_WITH_JPEG
+
+std::string jpeg_library_version() {
+#if !defined(TVOPS_WITH_JPEG)
+  return "";
+#elif defined(LIBJPEG_TURBO_VERSION)
+#define TVOPS_STR2(x) #x
+#define TVOPS_STR(x) TVOPS_STR2(x)
+  return "libjpeg-turbo " TVOPS_STR(LIBJPEG_TURBO_VERSION);
+#else
+  return "libjpeg " + std::to_string(JPEG_LIB_VERSION);
+#endif
+}
+
 Tensor decode_jpeg(const Tensor& data, ImageReadMode mode, bool apply_exif_orientation, const DecodeSize& size) {
   constexpr const char* op = "decode_jpeg";
   io::check_encoded(op, data);
@@ -225,6 +220,11 @@ Tensor decode_jpeg(const Tensor& data, ImageReadMode mode, bool apply_exif_orien
   TVOPS_CHECK(mode == ImageReadMode::Unchanged || mode == ImageReadMode::Gray || mode == ImageReadMode::RGB, Value,
               op, ": mode: The provided mode is not supported for JPEG files (", static_cast<int>(mode),
               "; JPEG has no alpha: use UNCHANGED, GRAY or RGB)");
+#if !defined(TVOPS_WITH_JPEG)
+  (void)apply_exif_orientation, (void)size;
+  detail::fail(ErrorKind::Unsupported, op, ": this build of tvops has no JPEG codec (libjpeg-turbo was not found "
+               "when it was configured)");
+#else
   (void)detail::cpu_kernels();  // the CPU check may throw: not from inside libjpeg
 
   const auto* bytes = data.data<uint8_t>();
@@ -359,8 +359,7 @@ Tensor decode_jpeg(const Tensor& data, ImageReadMode mode, bool apply_exif_orien
     });
   }
   return io::apply_orientation(out, orientation);
+#endif
 }
-
-#endif  // TVOPS_WITH_JPEG
 
 }  // namespace tvops

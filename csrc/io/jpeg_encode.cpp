@@ -15,16 +15,7 @@
 
 namespace tvops {
 
-#if !defined(TVOPS_WITH_JPEG)
-
-Tensor encode_jpeg(const Tensor& image, int64_t quality) {
-  TVOPS_CHECK(quality >= 1 && quality <= 100, Value,
-              "encode_jpeg: quality: Image quality should be a positive number between 1 and 100, got ", quality);
-  io::check_image_to_encode("encode_jpeg", image, false, 3);
-  detail::fail(ErrorKind::Unsupported, "encode_jpeg: this build of tvops has no JPEG codec");
-}
-
-#else
+#if defined(TVOPS_WITH_JPEG)
 
 namespace {
 
@@ -76,11 +67,16 @@ constexpr int kRows = 16;
 
 }  // namespace
 
+#endif  // TVOPS_WITH_JPEG
+
 Tensor encode_jpeg(const Tensor& image, int64_t quality) {
   constexpr const char* op = "encode_jpeg";
   TVOPS_CHECK(quality >= 1 && quality <= 100, Value, op,
               ": quality: Image quality should be a positive number between 1 and 100, got ", quality);
   io::check_image_to_encode(op, image, false, 3);
+#if !defined(TVOPS_WITH_JPEG)
+  detail::fail(ErrorKind::Unsupported, op, ": this build of tvops has no JPEG codec");
+#else
   const int64_t C = image.size(0), H = image.size(1), W = image.size(2);
   TVOPS_CHECK(H <= JPEG_MAX_DIMENSION && W <= JPEG_MAX_DIMENSION, Value, op, ": input: ", H, " x ", W,
               " is larger than JPEG allows (", JPEG_MAX_DIMENSION, ")");
@@ -123,8 +119,7 @@ Tensor encode_jpeg(const Tensor& image, int64_t quality) {
   Tensor out = Tensor::empty({static_cast<int64_t>(size)}, DType::UInt8);
   std::memcpy(out.data_ptr(), z.dest.buffer, size);
   return out;
+#endif
 }
-
-#endif  // TVOPS_WITH_JPEG
 
 }  // namespace tvops

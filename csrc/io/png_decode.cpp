@@ -17,18 +17,7 @@
 
 namespace tvops {
 
-#if !defined(TVOPS_WITH_PNG)
-
-Tensor decode_png(const Tensor& data, ImageReadMode, bool, const DecodeSize&) {
-  io::check_encoded("decode_png", data);
-  detail::fail(ErrorKind::Unsupported, "decode_png: this build of tvops has no PNG codec (libpng was not found "
-               "when it was configured)");
-}
-std::string png_library_version() { return ""; }
-
-#else
-
-std::string png_library_version() { return std::string("libpng ") + png_get_libpng_ver(nullptr); }
+#if defined(TVOPS_WITH_PNG)
 
 namespace {
 
@@ -110,10 +99,25 @@ void read_rows(png_structp png, const RowJob& job) {
 
 }  // namespace
 
+#endif  // TVOPS_WITH_PNG
+
+std::string png_library_version() {
+#if !defined(TVOPS_WITH_PNG)
+  return "";
+#else
+  return std::string("libpng ") + png_get_libpng_ver(nullptr);
+#endif
+}
+
 Tensor decode_png(const Tensor& data, ImageReadMode mode, bool apply_exif_orientation, const DecodeSize& size) {
   constexpr const char* op = "decode_png";
   io::check_encoded(op, data);
   io::check_mode(op, mode);
+#if !defined(TVOPS_WITH_PNG)
+  (void)apply_exif_orientation, (void)size;
+  detail::fail(ErrorKind::Unsupported, op, ": this build of tvops has no PNG codec (libpng was not found when it "
+               "was configured)");
+#else
   (void)detail::cpu_kernels();  // the CPU check may throw: not from inside libpng
   const auto* bytes = data.data<uint8_t>();
   const auto nbytes = static_cast<std::size_t>(data.numel());
@@ -252,8 +256,7 @@ Tensor decode_png(const Tensor& data, ImageReadMode mode, bool apply_exif_orient
   job.row_pointers = pointers.data();
   if (!io::png_guard(png, [&] { read_rows(png, job); })) fail("corrupt image data");
   return io::apply_orientation(out, orientation);
+#endif
 }
-
-#endif  // TVOPS_WITH_PNG
 
 }  // namespace tvops

@@ -15,16 +15,7 @@
 
 namespace tvops {
 
-#if !defined(TVOPS_WITH_PNG)
-
-Tensor encode_png(const Tensor& image, int64_t compression_level) {
-  TVOPS_CHECK(compression_level >= 0 && compression_level <= 9, Value,
-              "encode_png: compression_level: Compression level should be between 0 and 9, got ", compression_level);
-  io::check_image_to_encode("encode_png", image, true, 4);
-  detail::fail(ErrorKind::Unsupported, "encode_png: this build of tvops has no PNG codec");
-}
-
-#else
+#if defined(TVOPS_WITH_PNG)
 
 namespace {
 
@@ -61,11 +52,16 @@ struct PngCompressor {
 
 }  // namespace
 
+#endif  // TVOPS_WITH_PNG
+
 Tensor encode_png(const Tensor& image, int64_t compression_level) {
   constexpr const char* op = "encode_png";
   TVOPS_CHECK(compression_level >= 0 && compression_level <= 9, Value, op,
               ": compression_level: Compression level should be between 0 and 9, got ", compression_level);
   io::check_image_to_encode(op, image, true, 4);
+#if !defined(TVOPS_WITH_PNG)
+  detail::fail(ErrorKind::Unsupported, op, ": this build of tvops has no PNG codec");
+#else
   const int64_t C = image.size(0), H = image.size(1), W = image.size(2);
   TVOPS_CHECK(H <= PNG_UINT_31_MAX && W <= PNG_UINT_31_MAX, Value, op, ": input: image too large for PNG");
   const bool wide = image.dtype() == DType::UInt16;
@@ -110,8 +106,7 @@ Tensor encode_png(const Tensor& image, int64_t compression_level) {
   Tensor out = Tensor::empty({static_cast<int64_t>(z.sink.size)}, DType::UInt8);
   std::memcpy(out.data_ptr(), z.sink.buffer, z.sink.size);
   return out;
+#endif
 }
-
-#endif  // TVOPS_WITH_PNG
 
 }  // namespace tvops
