@@ -5,6 +5,10 @@
 #include <cctype>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "core/check.h"
 #include "dispatch/cpu_isa.h"
 
@@ -199,6 +203,16 @@ void gather_row(const Tensor& image, int64_t y, uint8_t* dst) {
 
 void deinterleave_row(const uint8_t* src, int64_t n, int channels, uint8_t* const* planes) {
   detail::cpu_kernels().deinterleave_u8(src, n, channels, planes);
+}
+
+void deinterleave_row_stream(const uint8_t* src, int64_t n, int channels, uint8_t* const* planes) {
+  detail::cpu_kernels().deinterleave_u8_stream(src, n, channels, planes);
+}
+
+void store_fence() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
 }
 
 void deinterleave_row(const uint16_t* src, int64_t n, int channels, uint16_t* const* planes) {

@@ -46,6 +46,12 @@ void gather_row(const Tensor& image, int64_t y, uint8_t* dst);
 
 // One row of n interleaved pixels into planes[c] + offset (the tier's SIMD kernel).
 void deinterleave_row(const uint8_t* src, int64_t n, int channels, uint8_t* const* planes);
+// With non-temporal stores (x86) for outputs past the caches; store_fence() after the
+// last row of a thread makes them visible to the others.
+void deinterleave_row_stream(const uint8_t* src, int64_t n, int channels, uint8_t* const* planes);
+void store_fence();
+// Outputs at least this large skip the caches on their way to memory.
+constexpr int64_t kStreamBytes = int64_t(4) << 20;
 void deinterleave_row(const uint16_t* src, int64_t n, int channels, uint16_t* const* planes);
 void interleave_row(const uint8_t* const* planes, int64_t n, int channels, uint8_t* dst);
 

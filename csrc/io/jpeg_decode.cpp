@@ -107,6 +107,7 @@ struct RowJob {
   int components;         // components per pixel libjpeg writes
   int channels;           // output planes
   bool cmyk_convert;      // CMYK rows -> RGB or gray planes
+  bool stream;            // non-temporal stores (large outputs)
   uint8_t* out;           // [channels, y1 - y0, x1 - x0]
   int64_t row_stride;     // bytes of one buffered row
   std::atomic<int64_t>* progress;  // rows done by the first thread (null: not shared)
@@ -138,11 +139,14 @@ void read_rows(j_decompress_ptr cinfo, const RowJob& job, int64_t skip_cols, int
       const uint8_t* src = rows[r] + skip_cols * job.components;
       if (job.cmyk_convert)
         cmyk_row(src, out_w, job.channels, planes);
+      else if (job.stream)
+        io::deinterleave_row_stream(src, out_w, job.channels, planes);
       else
         io::deinterleave_row(src, out_w, job.channels, planes);
     }
     if (job.progress) job.progress->store(y + got, std::memory_order_relaxed);
   }
+  if (job.stream) io::store_fence();
 }
 
 // The decode settings, applied to each decompressor of one call.
@@ -290,6 +294,7 @@ Tensor decode_jpeg(const Tensor& data, ImageReadMode mode, bool apply_exif_orien
 
   Tensor out = Tensor::empty({channels, out_h, out_w}, DType::UInt8);
   job.out = out.data<uint8_t>();
+  job.stream = channels * out_h * out_w >= io::kStreamBytes;
 
   // Two threads on one baseline image: the first decodes the top rows; the second
   // entropy-decodes past them with jpeg_skip_scanlines (about 45% of the cost of

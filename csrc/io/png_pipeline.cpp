@@ -175,6 +175,7 @@ struct Unfilterer {
   Shared& sh;
   std::vector<uint8_t> zeros = std::vector<uint8_t>(stride - 1, 0);
   int64_t next = 0;
+  bool stream = (job.y1 - job.y0) * (job.x1 - job.x0) * job.channels >= kStreamBytes;
 
   // Rows up to `limit` (all inflated already).
   bool advance(int64_t limit) {
@@ -187,8 +188,12 @@ struct Unfilterer {
       if (!unfilter(row[0], row + 1, prev, rowbytes, job.channels)) return sh.fail("bad adaptive filter value"), false;
       if (next < job.y0) continue;
       for (int c = 0; c < job.channels; ++c) planes[c] = job.out + c * plane + (next - job.y0) * ow;
-      deinterleave_row(row + 1 + job.x0 * job.channels, ow, job.channels, planes);
+      if (stream)
+        deinterleave_row_stream(row + 1 + job.x0 * job.channels, ow, job.channels, planes);
+      else
+        deinterleave_row(row + 1 + job.x0 * job.channels, ow, job.channels, planes);
     }
+    if (stream && next == job.y1) store_fence();
     return true;
   }
 

@@ -19,6 +19,17 @@ void deinterleave_scalar(const T* src, int64_t begin, int64_t n, int channels, T
 #if defined(__SSSE3__)
 // 16 RGB pixels per step: each of the three 16-byte loads holds parts of every
 // plane; pshufb gathers them (-1 lanes give 0) and ORs assemble the 16-byte rows.
+// Stores: plain, or non-temporal when the caller asks (outputs larger than the caches:
+// no read-for-ownership of lines that are only written) and the planes are aligned.
+template <bool Stream>
+inline void store16(uint8_t* p, __m128i v) {
+  if (Stream)
+    _mm_stream_si128(reinterpret_cast<__m128i*>(p), v);
+  else
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p), v);
+}
+
+template <bool Stream>
 inline void deinterleave3_sse(const uint8_t* src, int64_t n, uint8_t* const* planes, int64_t& i) {
   const __m128i m[9] = {
       _mm_setr_epi8(0, 3, 6, 9, 12, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1),
@@ -39,13 +50,14 @@ inline void deinterleave3_sse(const uint8_t* src, int64_t n, uint8_t* const* pla
     for (int p = 0; p < 3; ++p) {
       const __m128i v = _mm_or_si128(_mm_or_si128(_mm_shuffle_epi8(a, m[3 * p]), _mm_shuffle_epi8(b, m[3 * p + 1])),
                                      _mm_shuffle_epi8(c, m[3 * p + 2]));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(planes[p] + i), v);
+      store16<Stream>(planes[p] + i, v);
     }
   }
 }
 
 // 16 pixels of 4 channels: pshufb groups each load by channel (4 bytes each), then
 // a 4x4 transpose of 32-bit words puts each channel's 16 bytes in one register.
+template <bool Stream>
 inline void deinterleave4_sse(const uint8_t* src, int64_t n, uint8_t* const* planes, int64_t& i) {
   const __m128i group = _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   for (; i + 16 <= n; i += 16) {
@@ -54,10 +66,10 @@ inline void deinterleave4_sse(const uint8_t* src, int64_t n, uint8_t* const* pla
       r[k] = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 4 * i + 16 * k)), group);
     const __m128i t0 = _mm_unpacklo_epi32(r[0], r[1]), t1 = _mm_unpackhi_epi32(r[0], r[1]);
     const __m128i t2 = _mm_unpacklo_epi32(r[2], r[3]), t3 = _mm_unpackhi_epi32(r[2], r[3]);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(planes[0] + i), _mm_unpacklo_epi64(t0, t2));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(planes[1] + i), _mm_unpackhi_epi64(t0, t2));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(planes[2] + i), _mm_unpacklo_epi64(t1, t3));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(planes[3] + i), _mm_unpackhi_epi64(t1, t3));
+    store16<Stream>(planes[0] + i, _mm_unpacklo_epi64(t0, t2));
+    store16<Stream>(planes[1] + i, _mm_unpackhi_epi64(t0, t2));
+    store16<Stream>(planes[2] + i, _mm_unpacklo_epi64(t1, t3));
+    store16<Stream>(planes[3] + i, _mm_unpackhi_epi64(t1, t3));
   }
 }
 
@@ -107,15 +119,20 @@ inline void interleave3_sse(const uint8_t* const* planes, int64_t n, uint8_t* ds
 
 }  // namespace
 
-void deinterleave_u8(const uint8_t* src, int64_t n, int channels, uint8_t* const* planes) {
+namespace {
+
+void deinterleave(const uint8_t* src, int64_t n, int channels, uint8_t* const* planes, bool stream) {
   int64_t i = 0;
   if (channels == 1) {
     for (; i < n; ++i) planes[0][i] = src[i];
     return;
   }
 #if defined(__SSSE3__)
-  if (channels == 3) deinterleave3_sse(src, n, planes, i);
-  if (channels == 4) deinterleave4_sse(src, n, planes, i);
+  uintptr_t bits = 0;
+  for (int c = 0; c < channels; ++c) bits |= reinterpret_cast<uintptr_t>(planes[c]);
+  stream = stream && (bits & 15) == 0;
+  if (channels == 3) stream ? deinterleave3_sse<true>(src, n, planes, i) : deinterleave3_sse<false>(src, n, planes, i);
+  if (channels == 4) stream ? deinterleave4_sse<true>(src, n, planes, i) : deinterleave4_sse<false>(src, n, planes, i);
   if (channels == 2) deinterleave2_sse(src, n, planes, i);
 #elif defined(__ARM_NEON)
   if (channels == 3) {
@@ -135,7 +152,18 @@ void deinterleave_u8(const uint8_t* src, int64_t n, int channels, uint8_t* const
     }
   }
 #endif
+  (void)stream;
   deinterleave_scalar(src, i, n, channels, planes);
+}
+
+}  // namespace
+
+void deinterleave_u8(const uint8_t* src, int64_t n, int channels, uint8_t* const* planes) {
+  deinterleave(src, n, channels, planes, false);
+}
+
+void deinterleave_u8_stream(const uint8_t* src, int64_t n, int channels, uint8_t* const* planes) {
+  deinterleave(src, n, channels, planes, true);
 }
 
 void deinterleave_u16(const uint16_t* src, int64_t n, int channels, uint16_t* const* planes) {

@@ -79,7 +79,7 @@ struct KernelTable {
   const char* isa = nullptr;  // the tier that filled the last entry
   Transpose transpose_32 = nullptr, transpose_16 = nullptr, transpose_8 = nullptr;
   FloatToBf16 float_to_bfloat16 = nullptr;
-  DeinterleaveU8 deinterleave_u8 = nullptr;
+  DeinterleaveU8 deinterleave_u8 = nullptr, deinterleave_u8_stream = nullptr;
   DeinterleaveU16 deinterleave_u16 = nullptr;
   InterleaveU8 interleave_u8 = nullptr;
   NmsSortedF32 nms_sorted_f32 = nullptr;

@@ -17,6 +17,7 @@ void fill_kernel_table(KernelTable& table, bool /*base*/) {
   table.transpose_8 = &transpose_8;
   table.float_to_bfloat16 = &float_to_bfloat16;
   table.deinterleave_u8 = &deinterleave_u8;
+  table.deinterleave_u8_stream = &deinterleave_u8_stream;
   table.deinterleave_u16 = &deinterleave_u16;
   table.interleave_u8 = &interleave_u8;
   table.nms_sorted_f32 = &nms_sorted<float>;

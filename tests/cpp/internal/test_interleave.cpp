@@ -18,11 +18,21 @@ TEST(Interleave, RowsMatchScalarReference) {
       for (std::size_t i = 0; i < src.size(); ++i) src[i] = static_cast<uint8_t>(i * 37 + 11);
       std::vector<std::vector<uint8_t>> planes(4, std::vector<uint8_t>(static_cast<std::size_t>(n) + 1, 0xAA));
       uint8_t* p[4] = {planes[0].data(), planes[1].data(), planes[2].data(), planes[3].data()};
-      k::deinterleave_u8(src.data(), n, channels, p);
-      for (int c = 0; c < channels; ++c) {
-        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(planes[c][i], src[i * channels + c]) << channels << " " << n;
-        ASSERT_EQ(planes[c][n], 0xAA) << "wrote past the row";
+      for (bool stream : {false, true}) {
+        (stream ? k::deinterleave_u8_stream : k::deinterleave_u8)(src.data(), n, channels, p);
+        for (int c = 0; c < channels; ++c) {
+          for (int64_t i = 0; i < n; ++i) ASSERT_EQ(planes[c][i], src[i * channels + c]) << channels << " " << n;
+          ASSERT_EQ(planes[c][n], 0xAA) << "wrote past the row";
+        }
       }
+      // Aligned planes: the non-temporal path.
+      std::vector<uint8_t> block(static_cast<std::size_t>(4 * (n + 64) + 64));
+      uint8_t* base = block.data() + (16 - reinterpret_cast<uintptr_t>(block.data()) % 16) % 16;
+      uint8_t* a[4];
+      for (int c = 0; c < 4; ++c) a[c] = base + c * ((n + 15) / 16 * 16 + 16);
+      k::deinterleave_u8_stream(src.data(), n, channels, a);
+      for (int c = 0; c < channels; ++c)
+        for (int64_t i = 0; i < n; ++i) ASSERT_EQ(a[c][i], src[i * channels + c]) << "stream " << channels << " " << n;
       std::vector<uint8_t> back(static_cast<std::size_t>(n * channels) + 1, 0x55);
       const uint8_t* q[4] = {p[0], p[1], p[2], p[3]};
       k::interleave_u8(q, n, channels, back.data());
