@@ -202,9 +202,15 @@ Tensor batched_nms(const Tensor& boxes, const Tensor& scores, const Tensor& idxs
               idxs.defined() ? idxs.describe() : std::string("undefined"));
   TVOPS_CHECK(idxs.device() == boxes.device(), Device, "batched_nms: idxs must be on the boxes' device (",
               device_name(boxes.device()), "), got ", device_name(idxs.device()));
-  TVOPS_CHECK(boxes.device().is_cpu(), Unsupported,
-              "batched_nms: CUDA tensors go through torchvision_native.ops.batched_nms (the C++ CUDA kernel "
-              "is not written yet)");
+  if (boxes.device().is_cuda()) {
+#if defined(TVOPS_WITH_CUDA)
+    check_cuda_device(boxes.device().index);
+    return cuda::batched_nms(boxes, scores, idxs, iou_threshold, ctx);
+#else
+    detail::fail(ErrorKind::Unsupported, "batched_nms: this tvops build (variant ", build_info().variant,
+                 ") has no CUDA kernels; install a CUDA variant such as ", recommended_variant());
+#endif
+  }
   if (boxes.numel() == 0) return Tensor::empty({0}, DType::Int64, boxes.device(), ctx);
   const cpu::KernelTable& k = detail::cpu_kernels();
   const Tensor b = compute_view(boxes), s = compute_view(scores);

@@ -10,6 +10,10 @@
 namespace tvops::cuda {
 
 Tensor nms(const Tensor& boxes, const Tensor& scores, double iou_threshold, const Context& ctx);
+// torchvision's CUDA strategies: the coordinate trick up to 100k coordinates, per-category
+// nms above (NaN categories dropped). idxs: int64, int32, float32 or float64 on the device.
+Tensor batched_nms(const Tensor& boxes, const Tensor& scores, const Tensor& idxs, double iou_threshold,
+                   const Context& ctx);
 
 // RoI family (roi_align.cu, roi_pool.cu). `deterministic` backward: fixed-point sums,
 // bit-identical from run to run (see README.md).

@@ -138,11 +138,13 @@ PYBIND11_MODULE(_C, m) {
       py::arg("boxes"), py::arg("scores"), py::arg("iou_threshold"), py::arg("stream") = 0);
 
   m.def("batched_nms", [](const tvops::Tensor& boxes, const tvops::Tensor& scores, const tvops::Tensor& idxs,
-                          double iou_threshold) {
+                          double iou_threshold, uintptr_t stream) {
+        tvops::Context ctx;
+        ctx.cuda_stream = reinterpret_cast<void*>(stream);
         py::gil_scoped_release release;
-        return tvops::batched_nms(boxes, scores, idxs, iou_threshold);
+        return tvops::batched_nms(boxes, scores, idxs, iou_threshold, ctx);
       },
-      py::arg("boxes"), py::arg("scores"), py::arg("idxs"), py::arg("iou_threshold"));
+      py::arg("boxes"), py::arg("scores"), py::arg("idxs"), py::arg("iou_threshold"), py::arg("stream") = 0);
 
   m.def("box_convert", [](const tvops::Tensor& boxes, const std::string& in_fmt, const std::string& out_fmt) {
     py::gil_scoped_release release;

@@ -18,10 +18,11 @@ TVOPS_API Tensor nms(const Tensor& boxes, const Tensor& scores, double iou_thres
                      const Context& ctx = {});
 
 // NMS independently per category: boxes with different idxs never suppress each
-// other. idxs: [N] of any integer, bool or float dtype. Same result as
-// torchvision.ops.batched_nms on the CPU: its coordinate-offset strategy up to 1000
-// boxes, per-class NMS above (boxes whose category is NaN are dropped there, as in
-// torchvision). Ties in score come out in index order. CPU tensors only for now.
+// other. idxs: [N] of any integer, bool or float dtype (CUDA: int64, int32, float32,
+// float64). Same result as torchvision.ops.batched_nms on that device: its
+// coordinate-offset strategy up to 1000 boxes on the CPU (25000 on CUDA), per-class
+// NMS above (boxes whose category is NaN are dropped there, as in torchvision). Ties
+// in score come out in index order.
 TVOPS_API Tensor batched_nms(const Tensor& boxes, const Tensor& scores, const Tensor& idxs,
                              double iou_threshold, const Context& ctx = {});
 
