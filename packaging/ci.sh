@@ -75,7 +75,8 @@ ls "build/$PRESET/packages"/*.tar.gz "build/$PRESET/packages"/*.deb
 step "generated files fresh; every nix/flox recipe parses"
 python3 cmake/gen_presets.py --check
 python3 packaging/gen_packaging.py --check
-python3 packaging/gen_packaging.py --list-recipes | xargs nix-instantiate --option build-users-group "" --parse > /dev/null
-echo "$(python3 packaging/gen_packaging.py --list-recipes | wc -l) recipes parse"
+recipes=$(python3 packaging/gen_packaging.py --list-recipes; echo packaging/nix/tvops.nix)
+nix-instantiate --option build-users-group "" --parse $recipes > /dev/null
+echo "$(echo "$recipes" | wc -l) nix files parse"
 
 step "packaging CI passed"

@@ -5,7 +5,8 @@
   packaging/select-variant.sh            the tables of the shell recommender (its GENERATED block)
   packaging/flox/.flox/pkgs/tvops-<variant>.nix
                                          one nix recipe per variant (a flox Nix expression
-                                         build each; plain nix: packaging/nix/default.nix)
+                                         build each; plain nix: packaging/nix/default.nix),
+                                         packaging/nix/tvops.nix with the variant's values
   packaging/nix/default.nix              every recipe as an attribute named after its variant
   packaging/flox/.flox/env.json, env/manifest.toml   the flox environment holding the recipes
   README.md                              the variant tables (between the variants-table markers)
@@ -100,52 +101,24 @@ def shell_script():
 # ---------------------------------------------------------------- nix ----
 
 def recipe(arch, isa, version):
+    """The recipe of one variant: packaging/nix/tvops.nix with the variant's values."""
     variant = f"{arch}-{isa}"
-    spec = MATRIX["cpu_isas"][isa]
     cuda = arch != "cpu"
     cuda_pkgs = f"cudaPackages_{MATRIX['cuda']['major']}"
     what = (f"CUDA {arch} ({', '.join(MATRIX['cuda_archs'][arch]['examples'])}) and {isa} CPU kernels" if cuda
             else f"CPU only, {isa} kernels")
-    args = ["lib", "stdenv", "cmake", "ninja", "python3", "xsimd", "dlpack"] + ([cuda_pkgs] if cuda else [])
-    native = ["cmake", "ninja", "python3", "python3.pkgs.pip", "python3.pkgs.build",
-              "python3.pkgs.scikit-build-core", "python3.pkgs.pybind11"] + ([f"{cuda_pkgs}.cuda_nvcc"] if cuda else [])
-    inputs = ["xsimd", "dlpack", "python3.pkgs.numpy"] + (
-        [f"{cuda_pkgs}.cuda_cudart", f"{cuda_pkgs}.cuda_cccl"] if cuda else [])
-    mk = f"{cuda_pkgs}.backendStdenv.mkDerivation" if cuda else "stdenv.mkDerivation"
+    name = MATRIX["packages"]["recipe"].format(variant=variant)
     return f"""# {HEADER}
-# tvops variant {variant}: {what}.
-# Builds the preset {variant} of CMakePresets.json: the C++ library (lib/libtvops.so, headers,
-# CMake package) and the Python package torchvision_native (wheel {wheel_name(arch, isa)}).
-# flox: `flox build -d packaging/flox {MATRIX['packages']['recipe'].format(variant=variant)}`; nix: `nix-build packaging/nix -A {variant}`.
-{{ {", ".join(args)} }}:
+# tvops variant {variant}: {what}; wheel {wheel_name(arch, isa)}.
+# flox: `flox build -d packaging/flox {name}`; nix: `nix-build packaging/nix -A {variant}`.
+{{ callPackage{", " + cuda_pkgs if cuda else ""} }}:
 
-{mk} {{
-  pname = "{MATRIX['packages']['recipe'].format(variant=variant)}";
+callPackage ../../../nix/tvops.nix {{
+  variant = "{variant}";
   version = "{version}";
-  src = lib.cleanSourceWith {{
-    src = ../../../..;
-    filter = path: type: !(builtins.elem (baseNameOf path) [ "build" "dist" ".venv" ".flox" ]);
-  }};
-  nativeBuildInputs = [ {" ".join(native)} ];
-  buildInputs = [ {" ".join(inputs)} ];
-  dontUseCmakeConfigure = true;
-  buildPhase = ''
-    runHook preBuild
-    cmake --preset {variant} -DTVOPS_BUILD_TESTS=OFF -DTVOPS_USE_CCACHE=OFF -DCMAKE_INSTALL_PREFIX=$out
-    cmake --build build/{variant} -j $NIX_BUILD_CORES
-    python3 packaging/build_wheel.py {variant} --no-repair --jobs $NIX_BUILD_CORES --dist dist
-    runHook postBuild
-  '';
-  installPhase = ''
-    runHook preInstall
-    cmake --install build/{variant}
-    python3 -m pip install --no-deps --no-index --prefix $out dist/*.whl
-    runHook postInstall
-  '';
-  meta = {{
-    description = "tvops {variant}: torchvision's operators on native kernels ({what})";
-    platforms = [ "{spec['host']}-linux" ];{chr(10) + '    license = lib.licenses.unfree;  # the static CUDA runtime' if cuda else ''}
-  }};
+  description = "{what}";
+  platforms = [ "{MATRIX['cpu_isas'][isa]['host']}-linux" ];
+  cudaPackages = {cuda_pkgs if cuda else "null"};
 }}
 """
 

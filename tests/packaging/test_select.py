@@ -263,9 +263,14 @@ def test_one_recipe_per_variant():
     assert [r.stem for r in recipes] == sorted(select.package_name(v, "recipe") for v in select.variants())
     for variant in select.variants():
         text = (ROOT / "packaging" / "flox" / ".flox" / "pkgs" / f"tvops-{variant}.nix").read_text()
-        assert f'pname = "tvops-{variant}";' in text
-        assert f"cmake --preset {variant} " in text and f"build_wheel.py {variant} " in text
-        assert ("cudaPackages_" in text) == (not variant.startswith("cpu-"))
+        assert f'variant = "{variant}";' in text and "callPackage ../../../nix/tvops.nix" in text
+        cuda_set = f"cudaPackages = cudaPackages_{MATRIX['cuda']['major']};"
+        assert (cuda_set in text) == (not variant.startswith("cpu-")), text
+        host = MATRIX["cpu_isas"][variant.split("-", 1)[1]]["host"]
+        assert f'platforms = [ "{host}-linux" ];' in text
+    generic = (ROOT / "packaging" / "nix" / "tvops.nix").read_text()
+    assert 'pname = "tvops-${variant}";' in generic
+    assert "cmake --preset ${variant} " in generic and "build_wheel.py ${variant} " in generic
     default = (ROOT / "packaging" / "nix" / "default.nix").read_text()
     assert all(f'"{v}" = pkgs.callPackage' in default for v in select.variants())
 
@@ -273,9 +278,26 @@ def test_one_recipe_per_variant():
 def test_recipes_parse():
     tool = shutil.which("nix-instantiate")
     assert tool, "nix-instantiate is missing: Debian's nix-bin (packaging/debian-packages.txt)"
-    files = [*(ROOT / "packaging" / "flox" / ".flox" / "pkgs").glob("*.nix"), ROOT / "packaging" / "nix" / "default.nix"]
+    files = [*(ROOT / "packaging" / "flox" / ".flox" / "pkgs").glob("*.nix"), *(ROOT / "packaging" / "nix").glob("*.nix")]
     # One call parses them all; build-users-group is unset so that no Nix daemon set-up is needed.
     p = subprocess.run([tool, "--option", "build-users-group", "", "--parse", *map(str, files)],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
-    assert p.stdout.count("pname = \"tvops-") == len(select.variants())
+    assert p.stdout.count("variant = \"") == len(select.variants())
+
+
+def test_recipes_evaluate():
+    """Every recipe, evaluated against a stand-in of nixpkgs (eval-recipes.nix), is a derivation
+    named after its variant that builds that preset, with CUDA exactly for the CUDA variants."""
+    tool = shutil.which("nix-instantiate")
+    assert tool, "nix-instantiate is missing: Debian's nix-bin (packaging/debian-packages.txt)"
+    p = subprocess.run([tool, "--option", "build-users-group", "", "--eval", "--strict", "--json",
+                        "--arg", "root", str(ROOT), str(FIXTURES.parent / "eval-recipes.nix")],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    got = json.loads(p.stdout)
+    assert sorted(got) == sorted(select.variants())
+    for variant, d in got.items():
+        arch, isa = variant.split("-", 1)
+        assert d == {"pname": select.package_name(variant, "recipe"), "preset": [variant], "cuda": arch != "cpu",
+                     "platforms": [f"{MATRIX['cpu_isas'][isa]['host']}-linux"]}, (variant, d)
