@@ -187,7 +187,10 @@ else
 fi
 
 case $format in
-  text) printf 'variant: %s\ninstall: %s\nreason: %s\n' "$variant" "$install" "$reason" ;;
+  text)
+    printf 'variant: %s\ninstall: %s\n' "$variant" "$install"
+    [ -z "$wheel" ] || printf 'build: python3 packaging/build_wheel.py %s  (from a tvops checkout, into dist/)\n' "$variant"
+    printf 'reason: %s\n' "$reason" ;;
   variant) printf '%s\n' "$variant" ;;
   wheel) printf '%s\n' "${wheel:-none}" ;;
   *) echo "select-variant.sh: --format is text, variant or wheel" >&2; exit 2 ;;

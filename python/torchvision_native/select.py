@@ -212,7 +212,9 @@ def recommend(nvidia_smi="", driver_models=(), cpuinfo=""):
 
 
 def format_text(rec):
-    return f"variant: {rec['variant']}\ninstall: {rec['install']}\nreason: {rec['reason']}\n"
+    build = f"build: python3 packaging/build_wheel.py {rec['variant']}  (from a tvops checkout, into dist/)\n"
+    return (f"variant: {rec['variant']}\ninstall: {rec['install']}\n{build if rec['wheel'] else ''}"
+            f"reason: {rec['reason']}\n")
 
 
 def main(argv=None):
