@@ -448,7 +448,8 @@ sweep_lists(const unsigned long long* diag, const int* list_count, const unsigne
       const unsigned long long d0 = step_diag[t], d1 = step_diag[t + 32];
       const unsigned long long with_diag =
           (unsigned long long)__ballot_sync(~0u, d0 != 0) | (unsigned long long)__ballot_sync(~0u, d1 != 0) << 32;
-      unsigned long long rem = removed[b];
+      // Lane 0 alone reads and writes removed[b] (no lane reads what another writes).
+      unsigned long long rem = __shfl_sync(~0u, t == 0 ? removed[b] : 0ull, 0);
       for (unsigned long long open = ~rem & valid & with_diag; open;) {
         const int r = __ffsll(static_cast<long long>(open)) - 1;
         rem |= __shfl_sync(~0u, r < 32 ? d0 : d1, r & 31);
