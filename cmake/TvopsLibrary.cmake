@@ -87,7 +87,7 @@ set(TVOPS_CORE_SOURCES
   csrc/ops/roi_pool.cpp
 )
 if(TVOPS_CUDA_ARCH_LIST)
-  list(APPEND TVOPS_CORE_SOURCES kernels/cuda/runtime.cu kernels/cuda/nms.cu kernels/cuda/roi_align.cu
+  list(APPEND TVOPS_CORE_SOURCES kernels/cuda/runtime.cu kernels/cuda/boxes.cu kernels/cuda/nms.cu kernels/cuda/roi_align.cu
        kernels/cuda/roi_pool.cu)
 else()
   list(APPEND TVOPS_CORE_SOURCES csrc/core/cuda_backend_none.cpp)

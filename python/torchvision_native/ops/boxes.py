@@ -50,12 +50,6 @@ def _check_no_grad(op, *tensors):
                     "where gradients are needed, or call under torch.no_grad()")
 
 
-def _device_check(op, *tensors):
-    for t in tensors:
-        if is_torch(t) and t.is_cuda:
-            raise NotImplementedError(f"{op}: tvops has no CUDA box kernels yet; use torchvision.ops.{op}")
-
-
 def box_convert(boxes, in_fmt, out_fmt):
     """Converts boxes between 'xyxy', 'xywh' and 'cxcywh', as torchvision.ops.box_convert."""
     allowed = _AXIS_ALIGNED + _ROTATED
@@ -64,8 +58,7 @@ def box_convert(boxes, in_fmt, out_fmt):
     if in_fmt in _ROTATED or out_fmt in _ROTATED:
         raise NotImplementedError(f"box_convert: rotated formats ({in_fmt} -> {out_fmt}) are not supported by tvops yet")
     _check_no_grad("box_convert", boxes)
-    _device_check("box_convert", boxes)
-    return from_native(_C.box_convert(to_native(boxes, "boxes"), in_fmt, out_fmt), boxes)
+    return from_native(_C.box_convert(to_native(boxes, "boxes"), in_fmt, out_fmt, stream_for(boxes)), boxes)
 
 
 def box_area(boxes, fmt="xyxy"):
@@ -73,22 +66,20 @@ def box_area(boxes, fmt="xyxy"):
     if fmt not in _AXIS_ALIGNED:
         raise ValueError(f"Unsupported Bounding Box area for given format {fmt}")
     _check_no_grad("box_area", boxes)
-    _device_check("box_area", boxes)
-    return from_native(_C.box_area(to_native(boxes, "boxes"), fmt), boxes)
+    return from_native(_C.box_area(to_native(boxes, "boxes"), fmt, stream_for(boxes)), boxes)
 
 
 def clip_boxes_to_image(boxes, size):
     """Clips [..., 4] xyxy boxes to an image of size (height, width)."""
     height, width = size
     _check_no_grad("clip_boxes_to_image", boxes)
-    _device_check("clip_boxes_to_image", boxes)
-    return from_native(_C.clip_boxes_to_image(to_native(boxes, "boxes"), int(height), int(width)), boxes)
+    return from_native(_C.clip_boxes_to_image(to_native(boxes, "boxes"), int(height), int(width),
+                                                           stream_for(boxes)), boxes)
 
 
 def remove_small_boxes(boxes, min_size):
     """int64 indices of the boxes whose sides are both >= min_size."""
-    _device_check("remove_small_boxes", boxes)
-    return from_native(_C.remove_small_boxes(to_native(boxes, "boxes"), float(min_size)), boxes)
+    return from_native(_C.remove_small_boxes(to_native(boxes, "boxes"), float(min_size), stream_for(boxes)), boxes)
 
 
 def _pairwise(op, boxes1, boxes2, kind, eps=1e-7, fmt="xyxy"):
@@ -97,11 +88,10 @@ def _pairwise(op, boxes1, boxes2, kind, eps=1e-7, fmt="xyxy"):
     if fmt not in _AXIS_ALIGNED:
         raise ValueError(f"Unsupported format '{fmt}'. Supported axis-aligned formats: {_AXIS_ALIGNED}.")
     _check_no_grad(op, boxes1, boxes2)
-    _device_check(op, boxes1, boxes2)
     a, b = to_native(boxes1, "boxes1"), to_native(boxes2, "boxes2")
     if fmt != "xyxy":
-        a, b = _C.box_convert(a, fmt, "xyxy"), _C.box_convert(b, fmt, "xyxy")
-    return from_native(_C.pairwise_box_iou(a, b, kind, float(eps)), boxes1)
+        a, b = (_C.box_convert(t, fmt, "xyxy", stream_for(boxes1)) for t in (a, b))
+    return from_native(_C.pairwise_box_iou(a, b, kind, float(eps), stream_for(boxes1)), boxes1)
 
 
 def box_iou(boxes1, boxes2, fmt="xyxy"):
