@@ -9,11 +9,11 @@
 #include "core/thread_pool.h"
 #include "dispatch/cpu_isa.h"
 #include "tvops/ops.h"
-#include "tvops/runtime.h"
+#include "ops/device_check.h"
 
 #if defined(TVOPS_WITH_CUDA)
 #include "kernels/cuda/ops.h"
-// Returns the CUDA op's result when `cond` (on_cuda() has checked the build and device).
+// Returns the CUDA op's result when `cond` (detail::runs_on_cuda() has checked the build and device).
 #define CUDA_ROUTE(cond, call) \
   if (cond) return cuda::call
 #else
@@ -58,19 +58,6 @@ Tensor map_float_boxes(const Tensor& boxes, DType out_dtype, Fn fn) {
   return map_boxes<float>(boxes, out_dtype, fn);
 }
 
-// True when the op should run on CUDA (after checking this build and the device can).
-bool on_cuda(const char* op, const Tensor& boxes) {
-  if (!boxes.device().is_cuda()) return false;
-#if defined(TVOPS_WITH_CUDA)
-  (void)op;
-  check_cuda_device(boxes.device().index);
-  return true;
-#else
-  detail::fail(ErrorKind::Unsupported, op, ": this tvops build (variant ", build_info().variant,
-               ") has no CUDA kernels; install a CUDA variant such as ", recommended_variant());
-#endif
-}
-
 }  // namespace
 
 BoxFormat box_format_from_string(const std::string& name) {
@@ -82,7 +69,7 @@ BoxFormat box_format_from_string(const std::string& name) {
 
 Tensor box_convert(const Tensor& boxes, BoxFormat in_fmt, BoxFormat out_fmt, const Context& ctx) {
   check_boxes("box_convert", "boxes", boxes);
-  CUDA_ROUTE(on_cuda("box_convert", boxes), box_convert(boxes, in_fmt, out_fmt, ctx));
+  CUDA_ROUTE(detail::runs_on_cuda("box_convert", boxes), box_convert(boxes, in_fmt, out_fmt, ctx));
   const DType d = boxes.dtype();
   if (in_fmt == out_fmt) return boxes.contiguous().to(d == DType::Float32 ? DType::Float64 : DType::Float32).to(d);
   auto to_xyxy = [in_fmt](auto* b, auto* o) {
@@ -120,7 +107,7 @@ Tensor box_convert(const Tensor& boxes, BoxFormat in_fmt, BoxFormat out_fmt, con
 
 Tensor box_area(const Tensor& boxes, BoxFormat fmt, const Context& ctx) {
   check_boxes("box_area", "boxes", boxes);
-  CUDA_ROUTE(on_cuda("box_area", boxes), box_area(boxes, fmt, ctx));
+  CUDA_ROUTE(detail::runs_on_cuda("box_area", boxes), box_area(boxes, fmt, ctx));
   const DType d = boxes.dtype();
   const DType out_dtype = is_half(d) ? DType::Float32 : is_small_int(d) ? DType::Int32 : d;
   std::vector<int64_t> shape(boxes.sizes().begin(), boxes.sizes().end() - 1);
@@ -145,7 +132,7 @@ Tensor box_area(const Tensor& boxes, BoxFormat fmt, const Context& ctx) {
 
 Tensor clip_boxes_to_image(const Tensor& boxes, int64_t height, int64_t width, const Context& ctx) {
   check_boxes("clip_boxes_to_image", "boxes", boxes);
-  CUDA_ROUTE(on_cuda("clip_boxes_to_image", boxes), clip_boxes_to_image(boxes, height, width, ctx));
+  CUDA_ROUTE(detail::runs_on_cuda("clip_boxes_to_image", boxes), clip_boxes_to_image(boxes, height, width, ctx));
   auto clip = [height, width](auto* b, auto* o) {
     using C = std::remove_const_t<std::remove_pointer_t<decltype(b)>>;
     const C lim[2] = {C(width), C(height)};
@@ -159,7 +146,7 @@ Tensor clip_boxes_to_image(const Tensor& boxes, int64_t height, int64_t width, c
 Tensor remove_small_boxes(const Tensor& boxes, double min_size, const Context& ctx) {
   check_boxes("remove_small_boxes", "boxes", boxes);
   TVOPS_CHECK(boxes.dim() == 2, Value, "remove_small_boxes: boxes should be [N, 4], got ", boxes.describe());
-  CUDA_ROUTE(on_cuda("remove_small_boxes", boxes), remove_small_boxes(boxes, min_size, ctx));
+  CUDA_ROUTE(detail::runs_on_cuda("remove_small_boxes", boxes), remove_small_boxes(boxes, min_size, ctx));
   const Tensor b = boxes.to(DType::Float64);
   const double* p = b.data<double>();
   const int64_t n = boxes.size(0);
@@ -230,7 +217,7 @@ Tensor pairwise_box_iou(const Tensor& boxes1, const Tensor& boxes2, BoxIouKind k
   shape.push_back(m);
   TVOPS_CHECK(boxes1.device() == boxes2.device(), Device, op, ": boxes1 and boxes2 must be on the same device, got ",
               device_name(boxes1.device()), " and ", device_name(boxes2.device()));
-  CUDA_ROUTE(on_cuda(op, boxes1), pairwise_box_iou(boxes1, boxes2, shape, batch, n, m, kind, eps, ctx));
+  CUDA_ROUTE(detail::runs_on_cuda(op, boxes1), pairwise_box_iou(boxes1, boxes2, shape, batch, n, m, kind, eps, ctx));
   const cpu::KernelTable& k = detail::cpu_kernels();
   const bool f64 = boxes1.dtype() == DType::Float64 && boxes2.dtype() == DType::Float64;
   // torch promotes mixed dtypes; float16/bfloat16/integers compute in float32

@@ -129,49 +129,46 @@ Tensor dispatch_float(const char* op, const Tensor& t, F&& f) {
                " (convert them, or use the CPU)");
 }
 
+// The elementwise ops: an output of `shape` (the boxes' dtype and device) that
+// launch(T tag, const T* boxes, int64_t boxes_count, T* out, stream) fills.
+template <typename Launch>
+Tensor elementwise(const char* op, const Tensor& boxes_in, std::vector<int64_t> shape, const Context& ctx,
+                   Launch&& launch) {
+  DeviceGuard guard(boxes_in.device().index);
+  const Tensor boxes = boxes_in.contiguous(ctx);
+  auto stream = static_cast<cudaStream_t>(ctx.cuda_stream);
+  return dispatch_float(op, boxes, [&](auto tag) {
+    using T = decltype(tag);
+    Tensor out = Tensor::empty(shape, boxes.dtype(), boxes.device(), ctx);
+    const int64_t n = boxes.numel() / 4;
+    if (n > 0) launch(tag, boxes.data<T>(), n, out.data<T>(), stream);
+    TVOPS_CUDA_CHECK(cudaGetLastError());
+    return out;
+  });
+}
+
 }  // namespace
 
-Tensor box_convert(const Tensor& boxes_in, BoxFormat in_fmt, BoxFormat out_fmt, const Context& ctx) {
-  DeviceGuard guard(boxes_in.device().index);
-  const Tensor boxes = boxes_in.contiguous(ctx);
-  auto stream = static_cast<cudaStream_t>(ctx.cuda_stream);
-  return dispatch_float("box_convert", boxes, [&](auto tag) {
-    using T = decltype(tag);
-    Tensor out = Tensor::empty(boxes.sizes(), boxes.dtype(), boxes.device(), ctx);
-    const int64_t n = boxes.numel() / 4;
-    if (n > 0) convert_kernel<<<grid_for(n), 256, 0, stream>>>(boxes.data<T>(), n, in_fmt, out_fmt, out.data<T>());
-    TVOPS_CUDA_CHECK(cudaGetLastError());
-    return out;
+Tensor box_convert(const Tensor& boxes, BoxFormat in_fmt, BoxFormat out_fmt, const Context& ctx) {
+  return elementwise("box_convert", boxes, boxes.sizes(), ctx, [&](auto, const auto* in, int64_t n, auto* out,
+                                                                  cudaStream_t stream) {
+    convert_kernel<<<grid_for(n), 256, 0, stream>>>(in, n, in_fmt, out_fmt, out);
   });
 }
 
-Tensor box_area(const Tensor& boxes_in, BoxFormat fmt, const Context& ctx) {
-  DeviceGuard guard(boxes_in.device().index);
-  const Tensor boxes = boxes_in.contiguous(ctx);
-  auto stream = static_cast<cudaStream_t>(ctx.cuda_stream);
-  return dispatch_float("box_area", boxes, [&](auto tag) {
-    using T = decltype(tag);
-    std::vector<int64_t> shape(boxes.sizes().begin(), boxes.sizes().end() - 1);
-    Tensor out = Tensor::empty(shape, boxes.dtype(), boxes.device(), ctx);
-    const int64_t n = out.numel();
-    if (n > 0) area_kernel<<<grid_for(n), 256, 0, stream>>>(boxes.data<T>(), n, fmt, out.data<T>());
-    TVOPS_CUDA_CHECK(cudaGetLastError());
-    return out;
+Tensor box_area(const Tensor& boxes, BoxFormat fmt, const Context& ctx) {
+  std::vector<int64_t> shape(boxes.sizes().begin(), boxes.sizes().end() - 1);
+  return elementwise("box_area", boxes, shape, ctx, [&](auto, const auto* in, int64_t n, auto* out,
+                                                         cudaStream_t stream) {
+    area_kernel<<<grid_for(n), 256, 0, stream>>>(in, n, fmt, out);
   });
 }
 
-Tensor clip_boxes_to_image(const Tensor& boxes_in, int64_t height, int64_t width, const Context& ctx) {
-  DeviceGuard guard(boxes_in.device().index);
-  const Tensor boxes = boxes_in.contiguous(ctx);
-  auto stream = static_cast<cudaStream_t>(ctx.cuda_stream);
-  return dispatch_float("clip_boxes_to_image", boxes, [&](auto tag) {
+Tensor clip_boxes_to_image(const Tensor& boxes, int64_t height, int64_t width, const Context& ctx) {
+  return elementwise("clip_boxes_to_image", boxes, boxes.sizes(), ctx, [&](auto tag, const auto* in, int64_t n,
+                                                                          auto* out, cudaStream_t stream) {
     using T = decltype(tag);
-    Tensor out = Tensor::empty(boxes.sizes(), boxes.dtype(), boxes.device(), ctx);
-    const int64_t n = boxes.numel() / 4;
-    if (n > 0)
-      clip_kernel<<<grid_for(4 * n), 256, 0, stream>>>(boxes.data<T>(), n, T(height), T(width), out.data<T>());
-    TVOPS_CUDA_CHECK(cudaGetLastError());
-    return out;
+    clip_kernel<<<grid_for(4 * n), 256, 0, stream>>>(in, n, T(height), T(width), out);
   });
 }
 
