@@ -20,11 +20,36 @@ write_basic_package_version_file("${PROJECT_BINARY_DIR}/tvopsConfigVersion.cmake
 install(FILES "${PROJECT_BINARY_DIR}/tvopsConfig.cmake" "${PROJECT_BINARY_DIR}/tvopsConfigVersion.cmake"
         DESTINATION ${TVOPS_CMAKE_DIR})
 
-set(CPACK_PACKAGE_NAME "tvops-${TVOPS_VARIANT_NAME}")
+# One package per variant, named from the matrix's packages.cpack ("tvops-{variant}"):
+# a tar.gz (unpack anywhere, point CMAKE_PREFIX_PATH at it) and a .deb (/usr). Every
+# variant installs the same files, so the .debs provide, conflict with and replace
+# the virtual package "tvops": one variant per machine.
+string(JSON _cpack_name GET "${_matrix}" packages cpack)
+string(REPLACE "{variant}" "${TVOPS_VARIANT_NAME}" _cpack_name "${_cpack_name}")
+set(CPACK_PACKAGE_NAME "${_cpack_name}")
 set(CPACK_PACKAGE_VENDOR "tvops")
+set(CPACK_PACKAGE_CONTACT "tvops maintainers <tvops@localhost>")
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "tvops ${TVOPS_VARIANT_NAME}: native computer-vision operators")
-set(CPACK_PACKAGE_FILE_NAME "tvops-${TVOPS_VARIANT_NAME}-${PROJECT_VERSION}-${TVOPS_HOST_ARCH}")
-set(CPACK_GENERATOR TGZ)
+set(CPACK_PACKAGE_FILE_NAME "${_cpack_name}-${PROJECT_VERSION}-${TVOPS_HOST_ARCH}")
+set(CPACK_GENERATOR TGZ DEB)
 set(CPACK_PACKAGE_DIRECTORY "${PROJECT_BINARY_DIR}/packages")
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_DEBIAN_PACKAGE_SECTION libs)
+set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "tvops ${TVOPS_VARIANT_NAME}: torchvision's operators as a C++ library
+ libtvops.so with headers and the CMake package (find_package(tvops)), built for
+ CPU ISA tiers ${TVOPS_CPU_ISA_LIST} and CUDA targets ${TVOPS_CUDA_ARCH_LIST}.")
+set(CPACK_DEBIAN_PACKAGE_PROVIDES tvops)
+set(CPACK_DEBIAN_PACKAGE_CONFLICTS tvops)
+set(CPACK_DEBIAN_PACKAGE_REPLACES tvops)
+if(TVOPS_HOST_ARCH STREQUAL "aarch64")
+  set(CPACK_DEBIAN_PACKAGE_ARCHITECTURE arm64)
+else()
+  set(CPACK_DEBIAN_PACKAGE_ARCHITECTURE amd64)
+endif()
+if(CMAKE_CROSSCOMPILING)  # dpkg-shlibdeps can't read the target's libraries here
+  set(CPACK_DEBIAN_PACKAGE_DEPENDS "libc6, libgcc-s1, libstdc++6")
+else()
+  set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+endif()
 include(CPack)

@@ -30,6 +30,13 @@ foreach(_isa IN LISTS TVOPS_CPU_ISA_LIST)
   endif()
   string(APPEND TVOPS_CPU_TIER_XMACRO " X(${_ns}, \"${_isa}\", \"${_parent}\")")
 endforeach()
+# X-macro over the matrix's ISAs and the CpuFeatures members each needs (cpu_features).
+set(TVOPS_MATRIX_ISA_XMACRO "")
+foreach(_isa IN LISTS TVOPS_MATRIX_ISAS)
+  list(TRANSFORM TVOPS_ISA_FEATURES_${_isa} PREPEND "&CpuFeatures::" OUTPUT_VARIABLE _members)
+  list(JOIN _members ", " _members)
+  string(APPEND TVOPS_MATRIX_ISA_XMACRO " X(\"${_isa}\", ${_members})")
+endforeach()
 configure_file(csrc/dispatch/matrix.h.in "${TVOPS_GENERATED_DIR}/dispatch/matrix.h" @ONLY)
 
 set(TVOPS_PRIVATE_INCLUDES "${PROJECT_SOURCE_DIR}/csrc" "${PROJECT_SOURCE_DIR}" "${TVOPS_GENERATED_DIR}"
@@ -87,7 +94,7 @@ set(TVOPS_CORE_SOURCES
   csrc/io/png_encode.cpp
 )
 if(TVOPS_CUDA_ARCH_LIST)
-  list(APPEND TVOPS_CORE_SOURCES kernels/cuda/runtime.cu kernels/cuda/nms.cu kernels/cuda/roi_align.cu
+  list(APPEND TVOPS_CORE_SOURCES kernels/cuda/runtime.cu kernels/cuda/boxes.cu kernels/cuda/nms.cu kernels/cuda/roi_align.cu
        kernels/cuda/roi_pool.cu)
 else()
   list(APPEND TVOPS_CORE_SOURCES csrc/core/cuda_backend_none.cpp)

@@ -3,7 +3,10 @@
 
 Every combination of a GPU target (or "cpu") and a CPU ISA becomes a preset named
 <arch>-<isa> (sm120-avx512, cpu-armv9, ...) with configure, build, test, package and
-workflow steps, plus the special presets (dev, native, release, asan).
+workflow steps, plus the special presets (dev, native, release, asan). The package
+presets make a tar.gz and a .deb of libtvops.so, its headers and CMake package
+(cmake/TvopsInstall.cmake); packaging/gen_packaging.py writes the rest of what the
+matrix drives (recommender tables, wheel names, nix/flox recipes).
 
     python3 cmake/gen_presets.py          # rewrite CMakePresets.json
     python3 cmake/gen_presets.py --check  # exit 1 if the committed file is stale
@@ -39,7 +42,7 @@ def variant_presets(matrix):
                 desc = f"CPU only, {isa} kernels"
             else:
                 inherits.append(f"cuda-{arch}")
-                desc = f"CUDA {arch} ({matrix['cuda_archs'][arch]['examples']}), {isa} kernels"
+                desc = f"CUDA {arch} ({', '.join(matrix['cuda_archs'][arch]['examples'])}), {isa} kernels"
                 if spec["host"] == "aarch64":
                     # CUDA for aarch64 is built on an aarch64 host with its own CUDA toolkit.
                     cache["TVOPS_REQUIRE_HOST"] = "aarch64"
@@ -94,7 +97,7 @@ def generate(matrix):
         "testPresets": [{"name": n, "configurePreset": n,
                          "output": {"outputOnFailure": True},
                          "execution": {"noTestsAction": "error"}} for n in names],
-        "packagePresets": [{"name": n, "configurePreset": n, "generators": ["TGZ"]} for n in names],
+        "packagePresets": [{"name": n, "configurePreset": n, "generators": ["TGZ", "DEB"]} for n in names],
         "workflowPresets": [{"name": n, "steps": [
             {"type": "configure", "name": n}, {"type": "build", "name": n},
             {"type": "test", "name": n}, {"type": "package", "name": n}]} for n in names],

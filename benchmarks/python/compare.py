@@ -175,7 +175,7 @@ def _roi_backward(module, op, *extra):
 
 
 def _close(ours, theirs):
-    return torch.allclose(ours, theirs.cpu(), rtol=1e-5, atol=1e-6, equal_nan=True)
+    return torch.allclose(ours.cpu(), theirs.cpu(), rtol=1e-5, atol=1e-6, equal_nan=True)
 
 
 def _roi_same(rtol):

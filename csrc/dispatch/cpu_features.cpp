@@ -2,9 +2,12 @@
 // CMakeLists.txt): it must run on any CPU of the architecture, before any
 // ISA-specific code is reached, so that a machine too old for the build gets a
 // clear error instead of SIGILL.
+#include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "dispatch/matrix.h"
 #include "tvops/runtime.h"
@@ -78,6 +81,25 @@ void detect_arm(CpuFeatures& f) {
 }
 #endif
 
+// TVOPS_HIDE_CPU_FEATURES="avx512f sve2 ...": treat these features as absent (never
+// adds one). Shows what a build does on an older CPU: the load-time check's error,
+// the tier chosen, the variant recommended.
+void hide_features(CpuFeatures& f, const char* names) {
+  static const std::pair<const char*, bool CpuFeatures::*> kMembers[] = {
+      {"avx2", &CpuFeatures::avx2},         {"fma", &CpuFeatures::fma},
+      {"f16c", &CpuFeatures::f16c},         {"avx512f", &CpuFeatures::avx512f},
+      {"avx512dq", &CpuFeatures::avx512dq}, {"avx512vl", &CpuFeatures::avx512vl},
+      {"avx512bw", &CpuFeatures::avx512bw}, {"avx512bf16", &CpuFeatures::avx512bf16},
+      {"avx512vnni", &CpuFeatures::avx512vnni}, {"asimd", &CpuFeatures::asimd},
+      {"asimddp", &CpuFeatures::asimddp},   {"asimdhp", &CpuFeatures::asimdhp},
+      {"sve", &CpuFeatures::sve},           {"sve2", &CpuFeatures::sve2}};
+  std::string list = std::string(" ") + names + " ";
+  for (char& c : list)
+    if (c == ',') c = ' ';
+  for (const auto& [name, member] : kMembers)
+    if (list.find(std::string(" ") + name + " ") != std::string::npos) f.*member = false;
+}
+
 CpuFeatures detect() {
   CpuFeatures f;
 #if defined(__x86_64__)
@@ -87,6 +109,7 @@ CpuFeatures detect() {
 #else
   f.arch = "unknown";
 #endif
+  if (const char* hide = std::getenv("TVOPS_HIDE_CPU_FEATURES"); hide && *hide) hide_features(f, hide);
   unsigned n = std::thread::hardware_concurrency();
   f.logical_cores = n ? static_cast<int>(n) : 1;
   return f;
@@ -100,14 +123,17 @@ const CpuFeatures& cpu_features() {
 }
 
 bool cpu_supports(const std::string& isa, const CpuFeatures& f) {
-  const bool avx2 = f.avx2 && f.fma && f.f16c;
-  const bool avx512 = avx2 && f.avx512f && f.avx512dq && f.avx512vl && f.avx512bw;
-  if (isa == "avx2") return avx2;
-  if (isa == "avx512") return avx512;
-  if (isa == "avx512bf16") return avx512 && f.avx512bf16;
-  if (isa == "avx512vnni") return avx512 && f.avx512vnni;
-  if (isa == "armv8.2") return f.asimd && f.asimdhp && f.asimddp;
-  if (isa == "armv9") return f.asimd && f.asimdhp && f.asimddp && f.sve2;
+  // The features each ISA needs come from cmake/variants.json (cpu_features), the
+  // same lists the configure-time check and the variant recommender read.
+  auto has_all = [&f](std::initializer_list<bool CpuFeatures::*> needs) {
+    for (bool CpuFeatures::*flag : needs)
+      if (!(f.*flag)) return false;
+    return true;
+  };
+#define TVOPS_ISA_CASE(name, ...) \
+  if (isa == name) return has_all({__VA_ARGS__});
+  TVOPS_FOR_EACH_MATRIX_ISA(TVOPS_ISA_CASE)
+#undef TVOPS_ISA_CASE
   return false;
 }
 

@@ -84,9 +84,12 @@ void check_cpu_compatibility() {
   for (const Tier& t : kTiers)
     if (cpu_supports(t.name)) return;
   const CpuFeatures& f = cpu_features();
+  std::string why;
+  const std::string variant = recommended_variant(&why);
   detail::fail(ErrorKind::Unsupported, "tvops: this CPU (", f.model.empty() ? f.arch : f.model,
-               ") cannot run this build: variant ", TVOPS_BUILD_VARIANT, " needs the ISA ",
-               joined_tiers(), ". Install the variant ", recommended_variant(), " instead.");
+               ") cannot run this build: variant ", TVOPS_BUILD_VARIANT, " needs the ISA ", joined_tiers(), ". ",
+               variant == "none" ? "No tvops variant runs here: " + why + "."
+                                 : "Install the variant " + variant + " instead (" + why + ").");
 }
 
 namespace detail {

@@ -9,6 +9,16 @@
 #include "core/thread_pool.h"
 #include "dispatch/cpu_isa.h"
 #include "tvops/ops.h"
+#include "ops/device_check.h"
+
+#if defined(TVOPS_WITH_CUDA)
+#include "kernels/cuda/ops.h"
+// Returns the CUDA op's result when `cond` (detail::runs_on_cuda() has checked the build and device).
+#define CUDA_ROUTE(cond, call) \
+  if (cond) return cuda::call
+#else
+#define CUDA_ROUTE(cond, call) (void)(cond), (void)ctx  // throws for CUDA tensors
+#endif
 
 namespace tvops {
 
@@ -19,8 +29,6 @@ bool is_half(DType d) { return d == DType::Float16 || d == DType::BFloat16; }
 
 void check_boxes(const char* op, const char* name, const Tensor& boxes) {
   TVOPS_CHECK(boxes.defined(), Value, op, ": ", name, " is undefined");
-  TVOPS_CHECK(boxes.device().is_cpu(), Device, op, ": ", name, " must be a CPU tensor, got ",
-              device_name(boxes.device()));
   TVOPS_CHECK(boxes.dim() >= 1 && boxes.size(-1) == 4, Value, op, ": ", name,
               " should have shape [..., 4], got ", boxes.describe());
   TVOPS_CHECK(boxes.dtype() != DType::Bool, Type, op, ": ", name, " must be a numeric tensor, got bool");
@@ -59,8 +67,9 @@ BoxFormat box_format_from_string(const std::string& name) {
   detail::fail(ErrorKind::Value, "unsupported box format '", name, "' (xyxy, xywh and cxcywh are)");
 }
 
-Tensor box_convert(const Tensor& boxes, BoxFormat in_fmt, BoxFormat out_fmt) {
+Tensor box_convert(const Tensor& boxes, BoxFormat in_fmt, BoxFormat out_fmt, const Context& ctx) {
   check_boxes("box_convert", "boxes", boxes);
+  CUDA_ROUTE(detail::runs_on_cuda("box_convert", boxes), box_convert(boxes, in_fmt, out_fmt, ctx));
   const DType d = boxes.dtype();
   if (in_fmt == out_fmt) return boxes.contiguous().to(d == DType::Float32 ? DType::Float64 : DType::Float32).to(d);
   auto to_xyxy = [in_fmt](auto* b, auto* o) {
@@ -96,8 +105,9 @@ Tensor box_convert(const Tensor& boxes, BoxFormat in_fmt, BoxFormat out_fmt) {
   return map_float_boxes(boxes, d, convert);
 }
 
-Tensor box_area(const Tensor& boxes, BoxFormat fmt) {
+Tensor box_area(const Tensor& boxes, BoxFormat fmt, const Context& ctx) {
   check_boxes("box_area", "boxes", boxes);
+  CUDA_ROUTE(detail::runs_on_cuda("box_area", boxes), box_area(boxes, fmt, ctx));
   const DType d = boxes.dtype();
   const DType out_dtype = is_half(d) ? DType::Float32 : is_small_int(d) ? DType::Int32 : d;
   std::vector<int64_t> shape(boxes.sizes().begin(), boxes.sizes().end() - 1);
@@ -120,8 +130,9 @@ Tensor box_area(const Tensor& boxes, BoxFormat fmt) {
   return run(int64_t{});
 }
 
-Tensor clip_boxes_to_image(const Tensor& boxes, int64_t height, int64_t width) {
+Tensor clip_boxes_to_image(const Tensor& boxes, int64_t height, int64_t width, const Context& ctx) {
   check_boxes("clip_boxes_to_image", "boxes", boxes);
+  CUDA_ROUTE(detail::runs_on_cuda("clip_boxes_to_image", boxes), clip_boxes_to_image(boxes, height, width, ctx));
   auto clip = [height, width](auto* b, auto* o) {
     using C = std::remove_const_t<std::remove_pointer_t<decltype(b)>>;
     const C lim[2] = {C(width), C(height)};
@@ -132,9 +143,10 @@ Tensor clip_boxes_to_image(const Tensor& boxes, int64_t height, int64_t width) {
   return map_float_boxes(boxes, boxes.dtype(), clip);
 }
 
-Tensor remove_small_boxes(const Tensor& boxes, double min_size) {
+Tensor remove_small_boxes(const Tensor& boxes, double min_size, const Context& ctx) {
   check_boxes("remove_small_boxes", "boxes", boxes);
   TVOPS_CHECK(boxes.dim() == 2, Value, "remove_small_boxes: boxes should be [N, 4], got ", boxes.describe());
+  CUDA_ROUTE(detail::runs_on_cuda("remove_small_boxes", boxes), remove_small_boxes(boxes, min_size, ctx));
   const Tensor b = boxes.to(DType::Float64);
   const double* p = b.data<double>();
   const int64_t n = boxes.size(0);
@@ -184,7 +196,7 @@ void pairwise_typed(const Tensor& a, const Tensor& b, int64_t batch, int64_t n, 
 
 }  // namespace
 
-Tensor pairwise_box_iou(const Tensor& boxes1, const Tensor& boxes2, BoxIouKind kind, double eps) {
+Tensor pairwise_box_iou(const Tensor& boxes1, const Tensor& boxes2, BoxIouKind kind, double eps, const Context& ctx) {
   const char* op = kind == BoxIouKind::IoU ? "box_iou" : kind == BoxIouKind::Generalized ? "generalized_box_iou"
                    : kind == BoxIouKind::Distance ? "distance_box_iou" : "complete_box_iou";
   check_boxes(op, "boxes1", boxes1);
@@ -203,6 +215,9 @@ Tensor pairwise_box_iou(const Tensor& boxes1, const Tensor& boxes2, BoxIouKind k
   const int64_t n = boxes1.size(-2), m = boxes2.size(-2);
   shape.push_back(n);
   shape.push_back(m);
+  TVOPS_CHECK(boxes1.device() == boxes2.device(), Device, op, ": boxes1 and boxes2 must be on the same device, got ",
+              device_name(boxes1.device()), " and ", device_name(boxes2.device()));
+  CUDA_ROUTE(detail::runs_on_cuda(op, boxes1), pairwise_box_iou(boxes1, boxes2, shape, batch, n, m, kind, eps, ctx));
   const cpu::KernelTable& k = detail::cpu_kernels();
   const bool f64 = boxes1.dtype() == DType::Float64 && boxes2.dtype() == DType::Float64;
   // torch promotes mixed dtypes; float16/bfloat16/integers compute in float32

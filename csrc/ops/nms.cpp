@@ -8,6 +8,7 @@
 
 #include "core/check.h"
 #include "dispatch/cpu_isa.h"
+#include "ops/device_check.h"
 #include "ops/score_order.h"
 #include "tvops/ops.h"
 #include "tvops/runtime.h"
@@ -178,13 +179,9 @@ Tensor batched_nms_per_class(const T* boxes, const Tensor& scores, const std::ve
 
 Tensor nms(const Tensor& boxes, const Tensor& scores, double iou_threshold, const Context& ctx) {
   check_nms_args("nms", boxes, scores);
-  if (boxes.device().is_cuda()) {
+  if (detail::runs_on_cuda("nms", boxes)) {
 #if defined(TVOPS_WITH_CUDA)
-    check_cuda_device(boxes.device().index);
     return cuda::nms(boxes, scores, iou_threshold, ctx);
-#else
-    detail::fail(ErrorKind::Unsupported, "nms: this tvops build (variant ", build_info().variant,
-                 ") has no CUDA kernels; install a CUDA variant such as ", recommended_variant());
 #endif
   }
   if (boxes.numel() == 0) return Tensor::empty({0}, DType::Int64, boxes.device(), ctx);
@@ -202,9 +199,11 @@ Tensor batched_nms(const Tensor& boxes, const Tensor& scores, const Tensor& idxs
               idxs.defined() ? idxs.describe() : std::string("undefined"));
   TVOPS_CHECK(idxs.device() == boxes.device(), Device, "batched_nms: idxs must be on the boxes' device (",
               device_name(boxes.device()), "), got ", device_name(idxs.device()));
-  TVOPS_CHECK(boxes.device().is_cpu(), Unsupported,
-              "batched_nms: CUDA tensors go through torchvision_native.ops.batched_nms (the C++ CUDA kernel "
-              "is not written yet)");
+  if (detail::runs_on_cuda("batched_nms", boxes)) {
+#if defined(TVOPS_WITH_CUDA)
+    return cuda::batched_nms(boxes, scores, idxs, iou_threshold, ctx);
+#endif
+  }
   if (boxes.numel() == 0) return Tensor::empty({0}, DType::Int64, boxes.device(), ctx);
   const cpu::KernelTable& k = detail::cpu_kernels();
   const Tensor b = compute_view(boxes), s = compute_view(scores);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/check.h"
+#include "ops/device_check.h"
 #include "core/thread_pool.h"
 #include "dispatch/cpu_isa.h"
 #include "kernels/cpu/kernel_table.h"
@@ -109,17 +110,6 @@ inline Tensor result_as(const Tensor& out, DType dtype) {
 
 // Raises for a CUDA tensor when this build has no CUDA kernels, else checks that
 // the device matches a built SM target. The caller then dispatches to tvops::cuda.
-inline void require_cuda(const char* op, Device device) {
-#if defined(TVOPS_WITH_CUDA)
-  (void)op;
-  check_cuda_device(device.index);
-#else
-  (void)device;
-  fail(ErrorKind::Unsupported, op, ": this tvops build (variant ", build_info().variant,
-       ") has no CUDA kernels; install a CUDA variant such as ", recommended_variant());
-#endif
-}
-
 inline void check_rois(const char* op, const Tensor& rois, DType dtype, Device device) {
   TVOPS_CHECK(rois.defined() && rois.dim() == 2 && rois.size(1) == 5, Value, op,
               ": rois must have shape as Tensor[K, 5], got ", rois.defined() ? rois.describe() : "undefined");

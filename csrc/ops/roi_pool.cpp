@@ -1,6 +1,7 @@
 // roi_pool, ps_roi_align and ps_roi_pool front-ends: torchvision's checks, then the
 // kernels spread over the pool (forward over RoIs, backward over channel ranges, so
 // the backward needs no atomics and sums in torchvision's order).
+#include <atomic>
 #include <cstring>
 #include <vector>
 
@@ -98,17 +99,25 @@ Tensor roi_pool_backward_typed(const Tensor& grad, const Tensor& rois_in, const 
   const Tensor g = grad.to(compute_dtype(grad.dtype())).contiguous();
   const Tensor argmax = argmax_in.contiguous();
   const int32_t* a = argmax.data<int32_t>();
-  // Indices come from the caller: check them before writing (one pass, then report).
-  const int64_t count = argmax.numel(), plane = H * W;
-  bool in_range = true;
-  for (int64_t i = 0; i < count; ++i) in_range &= a[i] >= -1 && a[i] < plane;
-  if (!in_range)
-    for (int64_t i = 0; i < count; ++i)
-      TVOPS_CHECK(a[i] >= -1 && a[i] < plane, Value, "roi_pool_backward: argmax value ", a[i], " is outside the ",
-                  H, "x", W, " plane");
-  Tensor gi = Tensor::zeros({N, C, H, W}, g.dtype());
+  // Each worker zeroes a channel's N planes just before scattering into them, so the
+  // planes are written once, in cache, and no separate memset pass runs.
+  Tensor gi = Tensor::empty({N, C, H, W}, g.dtype());
+  T* out = gi.data<T>();
   const auto args = make_args<T>(rois, C, H, W, ph, pw, 0, 0.0, false);
-  detail::parallel_for(0, C, 8, [&](int64_t lo, int64_t hi) { kernel(args, g.data<T>(), a, lo, hi, gi.data<T>()); });
+  std::atomic<bool> in_range{true};
+  detail::parallel_for(0, C, 8, [&](int64_t lo, int64_t hi) {
+    bool ok = true;
+    for (int64_t c = lo; c < hi; ++c) {
+      for (int64_t n = 0; n < N; ++n) std::memset(out + (n * C + c) * H * W, 0, sizeof(T) * H * W);
+      ok &= kernel(args, g.data<T>(), a, c, c + 1, out);
+    }
+    if (!ok) in_range = false;
+  });
+  // Indices come from the caller; the kernel skipped bad ones: name the first.
+  if (!in_range)
+    for (int64_t i = 0, count = argmax.numel(); i < count; ++i)
+      TVOPS_CHECK(a[i] >= -1 && a[i] < H * W, Value, "roi_pool_backward: argmax value ", a[i], " is outside the ",
+                  H, "x", W, " plane");
   return gi.to(grad.dtype());
 }
 
@@ -134,9 +143,17 @@ Tensor ps_backward_typed(const char* op, const Tensor& grad, const Tensor& rois_
   const int64_t c_out = C / (ph * pw);
   const Tensor rois = checked_rois<T>(op, rois_in, N);
   const Tensor g = grad.to(compute_dtype(grad.dtype())).contiguous();
-  Tensor gi = Tensor::zeros({N, C, H, W}, g.dtype());
+  Tensor gi = Tensor::empty({N, C, H, W}, g.dtype());
+  T* out = gi.data<T>();
   const auto args = make_args<T>(rois, C, H, W, ph, pw, sampling_ratio, scale, true);
-  detail::parallel_for(0, c_out, 1, [&](int64_t lo, int64_t hi) { kernel(args, g.data<T>(), lo, hi, gi.data<T>()); });
+  // Output channel co owns input planes [co * ph * pw, (co + 1) * ph * pw): its worker
+  // zeroes them just before scattering (one write, in cache, spread over threads).
+  const int64_t planes = ph * pw;
+  detail::parallel_for(0, c_out, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t n = 0; n < N; ++n)
+      std::memset(out + (n * C + lo * planes) * H * W, 0, sizeof(T) * (hi - lo) * planes * H * W);
+    kernel(args, g.data<T>(), lo, hi, out);
+  });
   return gi.to(grad.dtype());
 }
 

@@ -54,7 +54,7 @@ template <typename T>
 using RoiPoolForward = void (*)(const RoiArgs<T>& a, const T* input_nhwc, int64_t roi_begin, int64_t roi_end,
                                 T* out, int32_t* argmax);
 template <typename T>
-using RoiPoolBackward = void (*)(const RoiArgs<T>& a, const T* grad, const int32_t* argmax, int64_t c_begin,
+using RoiPoolBackward = bool (*)(const RoiArgs<T>& a, const T* grad, const int32_t* argmax, int64_t c_begin,
                                  int64_t c_end, T* grad_input);
 // Position-sensitive forward over RoIs / backward over output-channel ranges (NCHW).
 template <typename T>

@@ -58,6 +58,39 @@ struct PoolRoi {
   }
 };
 
+// The valid (on-map) samples of each bin along one axis, bin after bin: bin p's are
+// s[first[p] .. first[p + 1]) (several RoIs append one after another). A bin's sample
+// positions move monotonically with the sample index, the direction of `bin`, so the
+// first one past the far edge of the map ends the walk: for RoIs reaching far off a
+// small map (adaptive grids of a hundred samples), most samples are never computed.
+template <typename T>
+struct ValidAxis {
+  Buffer<AxisSample<T>> s;
+  Buffer<int64_t> first;
+  void clear() {
+    s.clear();
+    first.clear();
+  }
+  void append(int64_t size, T start, T bin, int64_t grid, int64_t bins) {
+    for (int64_t p = 0; p < bins; ++p) {
+      first.push_back(static_cast<int64_t>(s.size()));
+      const T bin_start = static_cast<T>(p) * bin + start;
+      for (int64_t i = 0; i < grid; ++i) {
+        const T v = bin_start + static_cast<T>(i + .5f) * bin / static_cast<T>(grid);
+        const AxisSample<T> a = axis_sample(size, v);
+        if (a.valid)
+          s.push_back(a);
+        else if (bin >= T(0) ? v > T(size) : v < T(-1))
+          break;
+      }
+    }
+  }
+  void close() { first.push_back(static_cast<int64_t>(s.size())); }
+  // The valid samples of bin p of the RoI whose bins start at index at.
+  const AxisSample<T>* begin(int64_t at, int64_t p) const { return s.data() + first[at + p]; }
+  const AxisSample<T>* end(int64_t at, int64_t p) const { return s.data() + first[at + p + 1]; }
+};
+
 // ps_roi_align's geometry: always the half-pixel offset, no minimum size, and no
 // guard on the divisor (an empty grid gives 0/0 = NaN, as in torchvision).
 template <typename T>
@@ -83,32 +116,22 @@ struct PsAlignRoi {
   // out[first[b] .. first[b + 1]). Samples outside the map add exactly 0 to
   // torchvision's sums, so leaving them out changes no result; most RoIs of a
   // position-sensitive head lie partly off its small map.
-  void valid_samples(const RoiArgs<T>& a, Buffer<AxisSample<T>>& ys, Buffer<AxisSample<T>>& xs,
-                     Buffer<Sample<T>>& out, Buffer<int64_t>& first) const {
+  void valid_samples(const RoiArgs<T>& a, ValidAxis<T>& ys, ValidAxis<T>& xs, Buffer<Sample<T>>& out,
+                     Buffer<int64_t>& first) const {
     ys.clear();
+    ys.append(a.height, start_h, bin_h, grid_h, a.pooled_height);
+    ys.close();
     xs.clear();
-    for (int64_t ph = 0; ph < a.pooled_height; ++ph) {
-      const T hstart = static_cast<T>(ph) * bin_h + start_h;
-      for (int64_t iy = 0; iy < grid_h; ++iy)
-        ys.push_back(axis_sample(a.height, hstart + static_cast<T>(iy + .5f) * bin_h / static_cast<T>(grid_h)));
-    }
-    for (int64_t pw = 0; pw < a.pooled_width; ++pw) {
-      const T wstart = static_cast<T>(pw) * bin_w + start_w;
-      for (int64_t ix = 0; ix < grid_w; ++ix)
-        xs.push_back(axis_sample(a.width, wstart + static_cast<T>(ix + .5f) * bin_w / static_cast<T>(grid_w)));
-    }
+    xs.append(a.width, start_w, bin_w, grid_w, a.pooled_width);
+    xs.close();
     out.clear();
     first.clear();
-    const int64_t gh = std::max<int64_t>(grid_h, 0), gw = std::max<int64_t>(grid_w, 0);
     for (int64_t ph = 0; ph < a.pooled_height; ++ph)
       for (int64_t pw = 0; pw < a.pooled_width; ++pw) {
         first.push_back(static_cast<int64_t>(out.size()));
-        for (int64_t iy = 0; iy < gh; ++iy) {
-          const AxisSample<T>& y = ys[ph * gh + iy];
-          if (!y.valid) continue;
-          for (int64_t ix = 0; ix < gw; ++ix)
-            if (xs[pw * gw + ix].valid) out.push_back(combine(y, xs[pw * gw + ix], a.width));
-        }
+        for (const AxisSample<T>* y = ys.begin(0, ph); y != ys.end(0, ph); ++y)
+          for (const AxisSample<T>* x = xs.begin(0, pw); x != xs.end(0, pw); ++x)
+            out.push_back(combine(*y, *x, a.width));
       }
     first.push_back(static_cast<int64_t>(out.size()));
   }
@@ -196,26 +219,46 @@ void roi_pool_forward(const RoiArgs<T>& a, const T* input, int64_t roi_begin, in
 }
 
 template <typename T>
-void roi_pool_backward(const RoiArgs<T>& a, const T* grad, const int32_t* argmax, int64_t c_begin, int64_t c_end,
+bool roi_pool_backward(const RoiArgs<T>& a, const T* grad, const int32_t* argmax, int64_t c_begin, int64_t c_end,
                        T* grad_input) {
   const int64_t C = a.channels, HW = a.height * a.width, bins = a.pooled_height * a.pooled_width;
   // Channel outer, RoIs inner: one input-gradient plane takes every RoI's scatter while
   // it is in cache (RoIs outer touched all C planes per RoI). Each element still sums
-  // in RoI order, as torchvision's loop does.
+  // in RoI order, as torchvision's loop does. A RoI's bins of one channel lie a
+  // C * bins stride from the next RoI's, beyond the hardware prefetchers' reach:
+  // fetch them a few RoIs ahead. Indices come from the caller: out-of-range ones are
+  // skipped and reported (the front-end raises), so a bad argmax never writes outside.
+  constexpr int64_t kAhead = 6, kLine = 64 / sizeof(int32_t);
+  bool in_range = true;
   for (int64_t c = c_begin; c < c_end; ++c)
     for (int64_t k = 0; k < a.num_rois; ++k) {
+      if (k + kAhead < a.num_rois) {
+        const int64_t next = ((k + kAhead) * C + c) * bins;
+        for (int64_t o = 0; o < bins + kLine; o += kLine) {
+          const int64_t e = std::min(o, bins - 1);
+          __builtin_prefetch(&argmax[next + e]);
+          __builtin_prefetch(&grad[next + e]);
+        }
+      }
       T* gi = grad_input + (static_cast<int64_t>(a.rois[5 * k]) * C + c) * HW;
-      const int64_t base = (k * C + c) * bins;
-      for (int64_t bin = 0; bin < bins; ++bin)
-        if (argmax[base + bin] != -1) gi[argmax[base + bin]] += grad[base + bin];
+      const int32_t* where = argmax + (k * C + c) * bins;
+      const T* g = grad + (k * C + c) * bins;
+      for (int64_t bin = 0; bin < bins; ++bin) {
+        const int32_t w = where[bin];
+        if (static_cast<uint64_t>(static_cast<int64_t>(w) + 1) - 1 < static_cast<uint64_t>(HW))
+          gi[w] += g[bin];
+        else
+          in_range &= w == -1;
+      }
     }
+  return in_range;
 }
 
 // Per RoI and output channel, the bins' outputs are contiguous: walk channels outer.
 template <typename T>
 void ps_roi_align_forward_per_roi(const RoiArgs<T>& a, const T* input, int64_t roi_begin, int64_t roi_end, T* out) {
   const int64_t HW = a.height * a.width, bins = a.pooled_height * a.pooled_width, c_out = a.channels / bins;
-  Buffer<AxisSample<T>> ys, xs;
+  ValidAxis<T> ys, xs;
   Buffer<Sample<T>> s;
   Buffer<int64_t> first;
   for (int64_t k = roi_begin; k < roi_end; ++k) {
@@ -266,33 +309,21 @@ class PsBinSamples {
     begin_ = roi_begin;
     n_ = roi_end - roi_begin;
     if (H * W >= (int64_t(1) << 31) || n_ <= 0) return false;
-    int64_t max_batch = 0;
-    y_at_.assign(static_cast<std::size_t>(n_ + 1), 0);
-    x_at_.assign(static_cast<std::size_t>(n_ + 1), 0);
+    geo_.clear();
+    int64_t max_batch = 0, grid_samples = 0;
     for (int64_t r = 0; r < n_; ++r) {
       geo_.push_back(PsAlignRoi<T>(a, roi_begin + r));
       const PsAlignRoi<T>& g = geo_[r];
       max_batch = std::max(max_batch, g.batch);
-      y_at_[r + 1] = y_at_[r] + PH * std::max<int64_t>(g.grid_h, 0);
-      x_at_[r + 1] = x_at_[r] + PW * std::max<int64_t>(g.grid_w, 0);
+      grid_samples += PH * std::max<int64_t>(g.grid_h, 0) + PW * std::max<int64_t>(g.grid_w, 0);
     }
-    if (y_at_[n_] + x_at_[n_] > (int64_t(1) << 24)) return false;
-    ys_.assign(static_cast<std::size_t>(y_at_[n_]), AxisSample<T>{});
-    xs_.assign(static_cast<std::size_t>(x_at_[n_]), AxisSample<T>{});
+    if (grid_samples > (int64_t(1) << 24)) return false;
+    ys_.clear();
+    xs_.clear();
     for (int64_t r = 0; r < n_; ++r) {
       const PsAlignRoi<T>& g = geo_[r];
-      AxisSample<T>* y = ys_.data() + y_at_[r];
-      for (int64_t ph = 0; ph < PH; ++ph) {
-        const T hstart = static_cast<T>(ph) * g.bin_h + g.start_h;
-        for (int64_t iy = 0; iy < g.grid_h; ++iy)
-          *y++ = axis_sample(H, hstart + static_cast<T>(iy + .5f) * g.bin_h / static_cast<T>(g.grid_h));
-      }
-      AxisSample<T>* x = xs_.data() + x_at_[r];
-      for (int64_t pw = 0; pw < PW; ++pw) {
-        const T wstart = static_cast<T>(pw) * g.bin_w + g.start_w;
-        for (int64_t ix = 0; ix < g.grid_w; ++ix)
-          *x++ = axis_sample(W, wstart + static_cast<T>(ix + .5f) * g.bin_w / static_cast<T>(g.grid_w));
-      }
+      ys_.append(H, g.start_h, g.bin_h, g.grid_h, PH);
+      xs_.append(W, g.start_w, g.bin_w, g.grid_w, PW);
       T* o = out + (roi_begin + r) * c_out * bins;
       const T empty = T(0) / g.count;  // a bin without samples (NaN for an empty grid)
       using B = xsimd::batch<T>;
@@ -300,6 +331,8 @@ class PsBinSamples {
       for (; i + int64_t(B::size) <= c_out * bins; i += B::size) B(empty).store_unaligned(o + i);
       for (; i < c_out * bins; ++i) o[i] = empty;
     }
+    ys_.close();
+    xs_.close();
     // Visit RoIs by image, then top to bottom in bands of 8 rows (a counting sort): a
     // bin's taps then sweep its plane in order instead of jumping (cache and prefetch).
     const int64_t bands = H / 8 + 2, keys = (max_batch + 1) * bands;
@@ -322,26 +355,19 @@ class PsBinSamples {
 
   // Lays out bin `bin`: entries() and samples() until the next call.
   void select_bin(int64_t bin) {
-    const int64_t PW = a_->pooled_width, ph = bin / PW, pw = bin % PW;
+    const int64_t PH = a_->pooled_height, PW = a_->pooled_width, ph = bin / PW, pw = bin % PW;
     entries_.clear();
     samples_.clear();
     for (int64_t i = 0; i < active_; ++i) {
       const int64_t r = by_image_[i];
-      const PsAlignRoi<T>& g = geo_[r];
-      const int64_t gh = std::max<int64_t>(g.grid_h, 0), gw = std::max<int64_t>(g.grid_w, 0);
       const int64_t first = static_cast<int64_t>(samples_.size());
-      for (int64_t iy = 0; iy < gh; ++iy) {
-        const AxisSample<T>& y = ys_[y_at_[r] + ph * gh + iy];
-        if (!y.valid) continue;
-        for (int64_t ix = 0; ix < gw; ++ix) {
-          const AxisSample<T>& x = xs_[x_at_[r] + pw * gw + ix];
-          if (!x.valid) continue;
-          const Sample<T> c = combine(y, x, a_->width);
+      for (const AxisSample<T>* y = ys_.begin(r * PH, ph); y != ys_.end(r * PH, ph); ++y)
+        for (const AxisSample<T>* x = xs_.begin(r * PW, pw); x != xs_.end(r * PW, pw); ++x) {
+          const Sample<T> c = combine(*y, *x, a_->width);
           PlaneSample<T> p;
           for (int t = 0; t < 4; ++t) p.pos[t] = static_cast<int32_t>(c.pos[t]), p.w[t] = c.w[t];
           samples_.push_back(p);
         }
-      }
       if (static_cast<int64_t>(samples_.size()) > first)
         entries_.push_back(Entry{r, first, static_cast<int64_t>(samples_.size())});
     }
@@ -349,10 +375,8 @@ class PsBinSamples {
 
   const Buffer<Entry>& entries() const { return entries_; }
   bool on_map(int64_t r) const {
-    bool y = false, x = false;
-    for (int64_t i = y_at_[r]; i < y_at_[r + 1] && !y; ++i) y = ys_[i].valid;
-    for (int64_t i = x_at_[r]; i < x_at_[r + 1] && !x; ++i) x = xs_[i].valid;
-    return y && x;
+    const int64_t PH = a_->pooled_height, PW = a_->pooled_width;
+    return ys_.begin(r * PH, 0) != ys_.end(r * PH, PH - 1) && xs_.begin(r * PW, 0) != xs_.end(r * PW, PW - 1);
   }
   const PlaneSample<T>* samples() const { return samples_.data(); }
   const PsAlignRoi<T>& roi(int64_t r) const { return geo_[r]; }
@@ -362,8 +386,8 @@ class PsBinSamples {
   const RoiArgs<T>* a_ = nullptr;
   int64_t begin_ = 0, n_ = 0, active_ = 0;
   Buffer<PsAlignRoi<T>> geo_;
-  Buffer<int64_t> y_at_, x_at_, by_image_;
-  Buffer<AxisSample<T>> ys_, xs_;
+  Buffer<int64_t> by_image_;
+  ValidAxis<T> ys_, xs_;
   Buffer<Entry> entries_;
   Buffer<PlaneSample<T>> samples_;
 };
@@ -376,7 +400,10 @@ template <typename T>
 bool ps_roi_align_forward_by_plane(const RoiArgs<T>& a, const T* input, int64_t roi_begin, int64_t roi_end,
                                    T* out) {
   const int64_t HW = a.height * a.width, bins = a.pooled_height * a.pooled_width, c_out = a.channels / bins;
-  PsBinSamples<T> layout;
+  // Kept per thread: its arrays (megabytes for large adaptive grids) would otherwise
+  // come fresh from malloc each call, and on the caller's thread (one-thread runs) glibc
+  // hands them back to the kernel on free, so every call page-faulted them in again.
+  thread_local PsBinSamples<T> layout;
   if (!layout.build(a, roi_begin, roi_end, out)) return false;
   for (int64_t bin = 0; bin < bins; ++bin) {
     layout.select_bin(bin);
@@ -419,7 +446,7 @@ template <typename T>
 void ps_roi_align_backward(const RoiArgs<T>& a, const T* grad, int64_t cout_begin, int64_t cout_end,
                            T* grad_input) {
   const int64_t HW = a.height * a.width, bins = a.pooled_height * a.pooled_width, c_out = a.channels / bins;
-  Buffer<AxisSample<T>> ys, xs;
+  ValidAxis<T> ys, xs;
   Buffer<Sample<T>> s;
   Buffer<int64_t> first;
   for (int64_t k = 0; k < a.num_rois; ++k) {
@@ -484,7 +511,7 @@ void ps_roi_pool_backward(const RoiArgs<T>& a, const T* grad, int64_t cout_begin
 
 #define TVOPS_INSTANTIATE(T)                                                                                   \
   template void roi_pool_forward<T>(const RoiArgs<T>&, const T*, int64_t, int64_t, T*, int32_t*);              \
-  template void roi_pool_backward<T>(const RoiArgs<T>&, const T*, const int32_t*, int64_t, int64_t, T*);       \
+  template bool roi_pool_backward<T>(const RoiArgs<T>&, const T*, const int32_t*, int64_t, int64_t, T*);       \
   template void ps_roi_align_forward<T>(const RoiArgs<T>&, const T*, int64_t, int64_t, T*);                    \
   template void ps_roi_align_backward<T>(const RoiArgs<T>&, const T*, int64_t, int64_t, T*);                   \
   template void ps_roi_pool_forward<T>(const RoiArgs<T>&, const T*, int64_t, int64_t, T*);                     \

@@ -14,8 +14,9 @@ template <typename T>
 void roi_pool_forward(const RoiArgs<T>& a, const T* input_nhwc, int64_t roi_begin, int64_t roi_end, T* out,
                       int32_t* argmax);
 // grad_input (NCHW, zeroed) += grad routed through argmax, channels [c_begin, c_end).
+// Returns false if an argmax value is outside [-1, H*W) (those are skipped).
 template <typename T>
-void roi_pool_backward(const RoiArgs<T>& a, const T* grad, const int32_t* argmax, int64_t c_begin, int64_t c_end,
+bool roi_pool_backward(const RoiArgs<T>& a, const T* grad, const int32_t* argmax, int64_t c_begin, int64_t c_end,
                        T* grad_input);
 
 // Position-sensitive ops: out [K, C/(PH*PW), PH, PW] for RoIs [roi_begin, roi_end); input NCHW.

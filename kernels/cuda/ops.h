@@ -5,11 +5,25 @@
 #include <utility>
 #include <vector>
 
+#include "tvops/ops.h"
 #include "tvops/tensor.h"
 
 namespace tvops::cuda {
 
 Tensor nms(const Tensor& boxes, const Tensor& scores, double iou_threshold, const Context& ctx);
+// torchvision's CUDA strategies: the coordinate trick up to 100k coordinates, per-category
+// nms above (NaN categories dropped). idxs: int64, int32, float32 or float64 on the device.
+Tensor batched_nms(const Tensor& boxes, const Tensor& scores, const Tensor& idxs, double iou_threshold,
+                   const Context& ctx);
+
+// Box utilities (boxes.cu): float32 / float64 boxes; pairwise_box_iou's inputs are
+// [batch, n, 4] and [batch, m, 4] of one dtype, `shape` the output's.
+Tensor box_convert(const Tensor& boxes, BoxFormat in_fmt, BoxFormat out_fmt, const Context& ctx);
+Tensor box_area(const Tensor& boxes, BoxFormat fmt, const Context& ctx);
+Tensor clip_boxes_to_image(const Tensor& boxes, int64_t height, int64_t width, const Context& ctx);
+Tensor remove_small_boxes(const Tensor& boxes, double min_size, const Context& ctx);
+Tensor pairwise_box_iou(const Tensor& boxes1, const Tensor& boxes2, const std::vector<int64_t>& shape, int64_t batch,
+                        int64_t n, int64_t m, BoxIouKind kind, double eps, const Context& ctx);
 
 // RoI family (roi_align.cu, roi_pool.cu). `deterministic` backward: fixed-point sums,
 // bit-identical from run to run (see README.md).

@@ -143,32 +143,44 @@ PYBIND11_MODULE(_C, m) {
       py::arg("boxes"), py::arg("scores"), py::arg("iou_threshold"), py::arg("stream") = 0);
 
   m.def("batched_nms", [](const tvops::Tensor& boxes, const tvops::Tensor& scores, const tvops::Tensor& idxs,
-                          double iou_threshold) {
+                          double iou_threshold, uintptr_t stream) {
+        tvops::Context ctx;
+        ctx.cuda_stream = reinterpret_cast<void*>(stream);
         py::gil_scoped_release release;
-        return tvops::batched_nms(boxes, scores, idxs, iou_threshold);
+        return tvops::batched_nms(boxes, scores, idxs, iou_threshold, ctx);
       },
-      py::arg("boxes"), py::arg("scores"), py::arg("idxs"), py::arg("iou_threshold"));
+      py::arg("boxes"), py::arg("scores"), py::arg("idxs"), py::arg("iou_threshold"), py::arg("stream") = 0);
 
-  m.def("box_convert", [](const tvops::Tensor& boxes, const std::string& in_fmt, const std::string& out_fmt) {
+  // Box utilities: `stream` as for nms (CUDA float32/float64 boxes).
+  auto on_stream = [](uintptr_t stream) {
+    tvops::Context ctx;
+    ctx.cuda_stream = reinterpret_cast<void*>(stream);
+    return ctx;
+  };
+  m.def("box_convert", [on_stream](const tvops::Tensor& boxes, const std::string& in_fmt, const std::string& out_fmt,
+                                   uintptr_t stream) {
+    const auto in = tvops::box_format_from_string(in_fmt), out = tvops::box_format_from_string(out_fmt);
     py::gil_scoped_release release;
-    return tvops::box_convert(boxes, tvops::box_format_from_string(in_fmt), tvops::box_format_from_string(out_fmt));
-  });
-  m.def("box_area", [](const tvops::Tensor& boxes, const std::string& fmt) {
+    return tvops::box_convert(boxes, in, out, on_stream(stream));
+  }, py::arg("boxes"), py::arg("in_fmt"), py::arg("out_fmt"), py::arg("stream") = 0);
+  m.def("box_area", [on_stream](const tvops::Tensor& boxes, const std::string& fmt, uintptr_t stream) {
+    const auto f = tvops::box_format_from_string(fmt);
     py::gil_scoped_release release;
-    return tvops::box_area(boxes, tvops::box_format_from_string(fmt));
-  });
-  m.def("clip_boxes_to_image", [](const tvops::Tensor& boxes, int64_t height, int64_t width) {
+    return tvops::box_area(boxes, f, on_stream(stream));
+  }, py::arg("boxes"), py::arg("fmt"), py::arg("stream") = 0);
+  m.def("clip_boxes_to_image", [on_stream](const tvops::Tensor& boxes, int64_t height, int64_t width, uintptr_t stream) {
     py::gil_scoped_release release;
-    return tvops::clip_boxes_to_image(boxes, height, width);
-  });
-  m.def("remove_small_boxes", [](const tvops::Tensor& boxes, double min_size) {
+    return tvops::clip_boxes_to_image(boxes, height, width, on_stream(stream));
+  }, py::arg("boxes"), py::arg("height"), py::arg("width"), py::arg("stream") = 0);
+  m.def("remove_small_boxes", [on_stream](const tvops::Tensor& boxes, double min_size, uintptr_t stream) {
     py::gil_scoped_release release;
-    return tvops::remove_small_boxes(boxes, min_size);
-  });
-  m.def("pairwise_box_iou", [](const tvops::Tensor& a, const tvops::Tensor& b, int kind, double eps) {
+    return tvops::remove_small_boxes(boxes, min_size, on_stream(stream));
+  }, py::arg("boxes"), py::arg("min_size"), py::arg("stream") = 0);
+  m.def("pairwise_box_iou", [on_stream](const tvops::Tensor& a, const tvops::Tensor& b, int kind, double eps,
+                                        uintptr_t stream) {
     py::gil_scoped_release release;
-    return tvops::pairwise_box_iou(a, b, static_cast<tvops::BoxIouKind>(kind), eps);
-  });
+    return tvops::pairwise_box_iou(a, b, static_cast<tvops::BoxIouKind>(kind), eps, on_stream(stream));
+  }, py::arg("boxes1"), py::arg("boxes2"), py::arg("kind"), py::arg("eps"), py::arg("stream") = 0);
 
   // RoI ops: `stream` is the cudaStream_t (as an integer) CUDA tensors run on;
   // `deterministic` picks the CUDA backward without float atomics.

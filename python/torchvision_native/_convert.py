@@ -35,8 +35,12 @@ def to_native(x, name):
             x = x.detach()
         if x.is_cuda:
             handle = cuda_stream_of(x)
+            torch = _torch()
             # DLPack stream 1 = legacy default stream; torch then adds no synchronisation.
-            return _C.Tensor.from_dlpack(x.__dlpack__(stream=handle or 1))
+            if x.device.index == torch.cuda.current_device():
+                return _C.Tensor.from_dlpack(x.__dlpack__(stream=handle or 1))
+            with torch.cuda.device(x.device):  # torch exports only from the current device
+                return _C.Tensor.from_dlpack(x.__dlpack__(stream=handle or 1))
         return _C.Tensor.from_dlpack(x.__dlpack__())
     if not isinstance(x, np.ndarray):
         if hasattr(x, "__dlpack__"):

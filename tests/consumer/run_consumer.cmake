@@ -1,13 +1,49 @@
-# Installs the tvops build into a scratch prefix, then configures, builds and runs
-# tests/consumer against it with find_package(tvops).
-set(prefix "${TVOPS_BUILD_DIR}/consumer-test/prefix")
-set(build "${TVOPS_BUILD_DIR}/consumer-test/build")
-file(REMOVE_RECURSE "${prefix}" "${build}")
+# Builds and runs tests/consumer with find_package(tvops) against an installed tvops:
+#   -DTVOPS_BUILD_DIR=<build>      install that build into a scratch prefix (ctest's consumer_find_package)
+#   -DTVOPS_PACKAGE=<file>         or unpack a CPack package of it: a .tar.gz, or a .deb (dpkg-deb -x)
+# -DTVOPS_SOURCE_DIR=<tree> -DCMAKE_GENERATOR=<generator> -DWORK_DIR=<scratch folder (default: next to the input)>
+if(TVOPS_PACKAGE)
+  get_filename_component(_name "${TVOPS_PACKAGE}" NAME)
+  if(NOT WORK_DIR)
+    get_filename_component(WORK_DIR "${TVOPS_PACKAGE}" DIRECTORY)
+    set(WORK_DIR "${WORK_DIR}/consumer-test/${_name}")
+  endif()
+  set(unpacked "${WORK_DIR}/unpacked")
+  set(build "${WORK_DIR}/build")
+  file(REMOVE_RECURSE "${unpacked}" "${build}")
+  file(MAKE_DIRECTORY "${unpacked}")
+  if(_name MATCHES "\\.deb$")
+    set(unpack "dpkg-deb;-x;${TVOPS_PACKAGE};${unpacked}")
+  else()
+    set(unpack "${CMAKE_COMMAND};-E;chdir;${unpacked};${CMAKE_COMMAND};-E;tar;xzf;${TVOPS_PACKAGE}")
+  endif()
+  execute_process(COMMAND ${unpack} RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "consumer test: could not unpack ${TVOPS_PACKAGE}")
+  endif()
+  # The package's one prefix: the folder holding lib*/cmake/tvops (a .deb's usr/, a tar.gz's top folder).
+  file(GLOB_RECURSE _configs "${unpacked}/*/tvopsConfig.cmake")
+  list(LENGTH _configs _n)
+  if(NOT _n EQUAL 1)
+    message(FATAL_ERROR "consumer test: ${TVOPS_PACKAGE} holds ${_n} tvopsConfig.cmake files (${_configs})")
+  endif()
+  string(REGEX REPLACE "/lib[^/]*/cmake/tvops/tvopsConfig.cmake$" "" prefix "${_configs}")
+  set(install_step "")
+else()
+  set(prefix "${TVOPS_BUILD_DIR}/consumer-test/prefix")
+  set(build "${TVOPS_BUILD_DIR}/consumer-test/build")
+  file(REMOVE_RECURSE "${prefix}" "${build}")
+  set(install_step "${CMAKE_COMMAND};--install;${TVOPS_BUILD_DIR};--prefix;${prefix}")
+endif()
+message(STATUS "consumer test: tvops prefix ${prefix}")
 foreach(step
-    "${CMAKE_COMMAND};--install;${TVOPS_BUILD_DIR};--prefix;${prefix}"
+    "${install_step}"
     "${CMAKE_COMMAND};-S;${TVOPS_SOURCE_DIR}/tests/consumer;-B;${build};-G;${CMAKE_GENERATOR};-DCMAKE_PREFIX_PATH=${prefix}"
     "${CMAKE_COMMAND};--build;${build}"
     "${build}/consumer")
+  if(NOT step)
+    continue()
+  endif()
   execute_process(COMMAND ${step} RESULT_VARIABLE rc)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "consumer test failed at: ${step}")

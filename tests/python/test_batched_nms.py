@@ -127,9 +127,32 @@ def test_bad_boxes_use_nms_messages():
 @pytest.mark.cuda
 @requires_cuda
 class TestCuda:
-    @pytest.mark.parametrize("n", (1000, 30000))
-    def test_matches_torchvision_cuda(self, n):
-        boxes, scores, idxs = (t.cuda() for t in case(n, 80, seed=9))
-        out = tvn.ops.batched_nms(boxes, scores, idxs, 0.5)
-        assert out.is_cuda
-        assert torch.equal(out, torchvision.ops.batched_nms(boxes, scores, idxs, 0.5))
+    # torchvision's CUDA batched_nms: coordinate trick up to 100k coordinates (25000
+    # boxes), per-class nms above; both sides of the switch.
+    @pytest.mark.parametrize("n", (1000, 20000, 25000, 25001, 30000, 200000))
+    @pytest.mark.parametrize("dtype", (torch.float32, torch.float64), ids=str)
+    def test_matches_torchvision_cuda(self, n, dtype):
+        boxes, scores, idxs = (t.cuda() for t in case(n, 80, seed=9, dtype=dtype))
+        for thr in (0.5, 0.2):
+            out = tvn.ops.batched_nms(boxes, scores, idxs, thr)
+            assert out.is_cuda
+            assert torch.equal(out, torchvision.ops.batched_nms(boxes, scores, idxs, thr)), thr
+
+    @pytest.mark.parametrize("n", (3000, 30000))
+    @pytest.mark.parametrize("idx_dtype", (torch.int32, torch.float32, torch.float64), ids=str)
+    def test_category_dtypes_and_nan_categories_cuda(self, n, idx_dtype):
+        boxes, scores, idxs = case(n, 7, seed=5)
+        idxs = idxs.to(idx_dtype)
+        if idx_dtype.is_floating_point:
+            idxs[::11] = float("nan")  # dropped by per-class nms, kept by the coordinate trick
+            idxs[1::13] = -2.5
+        ref = torchvision.ops.batched_nms(boxes.cuda(), scores.cuda(), idxs.cuda(), 0.5)
+        out = tvn.ops.batched_nms(boxes.cuda(), scores.cuda(), idxs.cuda(), 0.5)
+        assert torch.equal(out, ref)
+
+    def test_tied_scores_cuda(self):
+        boxes, _, idxs = case(30000, 5, seed=3)
+        scores = tied_scores(30000, 7, seed=4)
+        ref = torchvision.ops.batched_nms(boxes.cuda(), scores.cuda(), idxs.cuda(), 0.5)
+        out = tvn.ops.batched_nms(boxes.cuda(), scores.cuda(), idxs.cuda(), 0.5)
+        assert_same_kept(out.cpu(), ref.cpu(), scores)

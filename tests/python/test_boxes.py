@@ -151,3 +151,52 @@ def test_gradients_are_refused_not_dropped():
         tvn.ops.generalized_box_iou(a, a)
     with torch.no_grad():
         close(tvn.ops.generalized_box_iou(a, a), torchvision.ops.generalized_box_iou(a, a))
+
+
+# ---------------------------------------------------------------------------------------
+# CUDA (skipped without a GPU): float32/float64 boxes on the device, against torchvision's
+# CUDA results.
+
+@pytest.mark.cuda
+class TestCuda:
+    @pytest.mark.parametrize("dtype", (torch.float32, torch.float64), ids=str)
+    @pytest.mark.parametrize("op", PAIRWISE)
+    def test_pairwise(self, op, dtype):
+        a, b = boxes_of(301, 1, dtype).cuda(), boxes_of(77, 2, dtype).cuda()
+        out = getattr(tvn.ops, op)(a, b)
+        assert out.is_cuda
+        close(out, getattr(torchvision.ops, op)(a, b))
+        d = degenerate_boxes(dtype).cuda()
+        close(getattr(tvn.ops, op)(d, d), getattr(torchvision.ops, op)(d, d))
+        ab, bb = a[:60].reshape(3, 20, 4), b[:45].reshape(3, 15, 4)  # leading dims
+        close(getattr(tvn.ops, op)(ab, bb), getattr(torchvision.ops, op)(ab, bb))
+
+    @pytest.mark.parametrize("fmt", FORMATS)
+    def test_box_iou_formats(self, fmt):
+        a, b = boxes_of(50, 3).cuda(), boxes_of(40, 4).cuda()
+        close(tvn.ops.box_iou(a, b, fmt=fmt), torchvision.ops.box_iou(a, b, fmt=fmt))
+
+    @pytest.mark.parametrize("dtype", (torch.float32, torch.float64), ids=str)
+    @pytest.mark.parametrize("in_fmt", FORMATS)
+    @pytest.mark.parametrize("out_fmt", FORMATS)
+    def test_box_convert(self, in_fmt, out_fmt, dtype):
+        b = boxes_of(1000, 5, dtype).cuda()
+        close(tvn.ops.box_convert(b, in_fmt, out_fmt), torchvision.ops.box_convert(b, in_fmt, out_fmt))
+
+    @pytest.mark.parametrize("dtype", (torch.float32, torch.float64), ids=str)
+    def test_area_clip_and_small_boxes(self, dtype):
+        b = torch.cat([boxes_of(1000, 6, dtype), degenerate_boxes(dtype)]).cuda()
+        b[::17, 0] = float("nan")
+        close(tvn.ops.box_area(b), torchvision.ops.box_area(b))
+        close(tvn.ops.clip_boxes_to_image(b, (600, 800)), torchvision.ops.clip_boxes_to_image(b, (600, 800)))
+        for min_size in (0.0, 50.0, 1e9):
+            out = tvn.ops.remove_small_boxes(b, min_size)
+            assert out.is_cuda
+            assert torch.equal(out, torchvision.ops.remove_small_boxes(b, min_size))
+
+    def test_unsupported_dtypes_and_mixed_devices_raise(self):
+        b = boxes_of(10, 7).cuda()
+        with pytest.raises(RuntimeError, match="float32 or float64"):
+            tvn.ops.box_iou(b.half(), b.half())
+        with pytest.raises(RuntimeError, match="same device"):
+            tvn.ops.box_iou(b, b.cpu())

@@ -522,9 +522,30 @@ class TestCuda:
         assert out.dtype == torch.int64
         assert torch.equal(out, ref)
 
-    def test_large_matches_torchvision_cuda(self):
-        boxes, scores = (t.cuda() for t in random_boxes(20000, seed=20))
-        assert torch.equal(tvn.ops.nms(boxes, scores, 0.5), torchvision.ops.nms(boxes, scores, 0.5))
+    @pytest.mark.parametrize("n", (20000, 50000, 100000))
+    def test_large_matches_torchvision_cuda(self, n):
+        boxes, scores = (t.cuda() for t in random_boxes(n, seed=20))
+        for iou_threshold in (0.5, 0.1, 0.9):
+            out = tvn.ops.nms(boxes, scores, iou_threshold)
+            assert torch.equal(out, torchvision.ops.nms(boxes, scores, iou_threshold)), iou_threshold
+
+    @pytest.mark.parametrize("iou_threshold", ADV_THRESHOLDS)
+    @pytest.mark.parametrize("case, dtype", ADVERSARIAL_PARAMS)
+    def test_adversarial_match_torchvision_cuda(self, case, dtype, iou_threshold):
+        boxes, scores = (t.cuda() for t in ADVERSARIAL[case](dtype))
+        assert torch.equal(tvn.ops.nms(boxes, scores, iou_threshold),
+                           torchvision.ops.nms(boxes, scores, iou_threshold))
+
+    def test_more_overlaps_than_the_lists_hold(self):
+        # 3000 copies of one box among random ones: ~4.5M suppressing pairs, past the
+        # grid path's list capacity, so the dense mask takes over.
+        boxes, scores = random_case(5000, torch.float32)
+        boxes = boxes.clone()
+        boxes[:3000] = boxes[0]
+        boxes, scores = boxes.cuda(), scores.cuda()
+        for iou_threshold in (0.5, 0.0):
+            assert torch.equal(tvn.ops.nms(boxes, scores, iou_threshold),
+                               torchvision.ops.nms(boxes, scores, iou_threshold))
 
     def test_matches_cpu_result(self):
         boxes, scores = random_case(5000, torch.float32)

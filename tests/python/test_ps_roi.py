@@ -350,3 +350,22 @@ def test_bad_input(name):
     for c, output_size in ((17, 3), (18, 7), (18, (3, 4)), (10, (2, 3))):
         with pytest.raises(RuntimeError, match=r"multiple of pooling height \* pooling width"):
             op(feature_map(c=c), rois, output_size)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_large_rois_reaching_far_off_a_small_map(isa, dtype):
+    """PERF.md's psra7 shape: image-sized boxes on a small map at scale 1 with adaptive
+    sampling (grids of ~100 samples a side, most off the map), some inverted; tvops walks
+    each bin's samples only until they leave the map."""
+    g = torch.Generator().manual_seed(7)
+    xy = torch.rand(60, 2, generator=g, dtype=torch.float64) * 700 - 100
+    wh = (torch.rand(60, 2, generator=g, dtype=torch.float64) - 0.1) * 800
+    idx = torch.randint(0, 2, (60, 1), generator=g).to(torch.float64)
+    rois = torch.cat([idx, xy, xy + wh], dim=1).to(dtype)
+    x = feature_map(c=channels_for((7, 7)), dtype=dtype)
+    for extra in ((1.0, -1), (1.0, 3), (0.5, -1)):
+        ref = torchvision.ops.ps_roi_align(x, rois, 7, *extra)
+        assert_identical(tvn.ops.ps_roi_align(x, rois, 7, *extra), ref)
+        grad = random_grad(ref.shape, dtype=dtype)
+        ref_grad, grad_ = input_grads(OPS["ps_roi_align"], x, rois, grad, 7, *extra)
+        assert torch.equal(grad_, ref_grad), extra

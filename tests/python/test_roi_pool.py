@@ -231,3 +231,26 @@ def test_bad_input():
         tvn.ops.roi_pool(x, rois.double(), 7)
     with pytest.raises(RuntimeError, match="same type"):
         tvn.ops.roi_pool(x.double(), rois, 7)
+
+
+@pytest.mark.parametrize("value", [-2, 23 * 31, 2**31 - 1])
+def test_backward_rejects_argmax_outside_the_plane(isa, value):
+    """The native backward takes argmax from its caller: a bad index raises, naming the
+    value, and writes nothing outside the gradient (every tier)."""
+    from torchvision_native import _C
+    from torchvision_native._convert import from_native, to_native
+
+    x, rois = feature_map(), random_rois(6)
+    out, argmax = torch.ops.torchvision.roi_pool(x, rois, 1.0, 3, 3)
+    grad = torch.ones_like(out)
+    bad = argmax.clone()
+    bad.view(-1)[bad.numel() // 2] = value
+    n, c, h, w = x.shape
+    assert value < -1 or value >= h * w
+    with pytest.raises(ValueError, match=rf"argmax value {value} is outside the {h}x{w} plane"):
+        _C.roi_pool_backward(to_native(grad, "grad"), to_native(rois, "rois"), to_native(bad, "argmax"), 1.0, 3, 3,
+                             n, c, h, w)
+    good = _C.roi_pool_backward(to_native(grad, "grad"), to_native(rois, "rois"), to_native(argmax, "argmax"), 1.0,
+                                3, 3, n, c, h, w)
+    expected = torch.ops.torchvision._roi_pool_backward(grad, rois, argmax, 1.0, 3, 3, n, c, h, w)
+    assert torch.equal(from_native(good, grad), expected)

@@ -18,10 +18,11 @@ TVOPS_API Tensor nms(const Tensor& boxes, const Tensor& scores, double iou_thres
                      const Context& ctx = {});
 
 // NMS independently per category: boxes with different idxs never suppress each
-// other. idxs: [N] of any integer, bool or float dtype. Same result as
-// torchvision.ops.batched_nms on the CPU: its coordinate-offset strategy up to 1000
-// boxes, per-class NMS above (boxes whose category is NaN are dropped there, as in
-// torchvision). Ties in score come out in index order. CPU tensors only for now.
+// other. idxs: [N] of any integer, bool or float dtype (CUDA: int64, int32, float32,
+// float64). Same result as torchvision.ops.batched_nms on that device: its
+// coordinate-offset strategy up to 1000 boxes on the CPU (25000 on CUDA), per-class
+// NMS above (boxes whose category is NaN are dropped there, as in torchvision). Ties
+// in score come out in index order.
 TVOPS_API Tensor batched_nms(const Tensor& boxes, const Tensor& scores, const Tensor& idxs,
                              double iou_threshold, const Context& ctx = {});
 
@@ -30,22 +31,23 @@ TVOPS_API Tensor batched_nms(const Tensor& boxes, const Tensor& scores, const Te
 enum class BoxFormat { XYXY, XYWH, CXCYWH };
 TVOPS_API BoxFormat box_format_from_string(const std::string& name);  // "xyxy", "xywh", "cxcywh"
 
+// CUDA box utilities take float32 or float64 boxes (on the boxes' device and ctx's stream).
 // Converts between box formats. Float dtypes keep their dtype; integer boxes stay
 // integer between xyxy and xywh and become float32 through cxcywh (as in torch).
-TVOPS_API Tensor box_convert(const Tensor& boxes, BoxFormat in_fmt, BoxFormat out_fmt);
+TVOPS_API Tensor box_convert(const Tensor& boxes, BoxFormat in_fmt, BoxFormat out_fmt, const Context& ctx = {});
 // [...] areas. float16/bfloat16 give float32, small integer types int32 (torchvision's _upcast).
-TVOPS_API Tensor box_area(const Tensor& boxes, BoxFormat fmt = BoxFormat::XYXY);
+TVOPS_API Tensor box_area(const Tensor& boxes, BoxFormat fmt = BoxFormat::XYXY, const Context& ctx = {});
 // x clamped to [0, width], y to [0, height]; same shape and dtype.
-TVOPS_API Tensor clip_boxes_to_image(const Tensor& boxes, int64_t height, int64_t width);
+TVOPS_API Tensor clip_boxes_to_image(const Tensor& boxes, int64_t height, int64_t width, const Context& ctx = {});
 // int64 indices (ascending) of the [N, 4] xyxy boxes whose width and height are >= min_size.
-TVOPS_API Tensor remove_small_boxes(const Tensor& boxes, double min_size);
+TVOPS_API Tensor remove_small_boxes(const Tensor& boxes, double min_size, const Context& ctx = {});
 
 // Pairwise IoU family between xyxy boxes [..., N, 4] and [..., M, 4] (same leading
 // dims) -> [..., N, M]: plain, generalized, distance and complete IoU, with
 // torchvision's formulas. Float32 results for float16/bfloat16/integer boxes.
 enum class BoxIouKind { IoU, Generalized, Distance, Complete };
 TVOPS_API Tensor pairwise_box_iou(const Tensor& boxes1, const Tensor& boxes2, BoxIouKind kind = BoxIouKind::IoU,
-                                  double eps = 1e-7);
+                                  double eps = 1e-7, const Context& ctx = {});
 
 // ---- RoI operators ----
 

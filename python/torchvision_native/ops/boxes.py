@@ -20,39 +20,17 @@ def nms(boxes, scores, iou_threshold):
     return from_native(out, boxes)
 
 
-# torchvision's batched_nms switches from the coordinate trick to per-class nms above
-# this many coordinates on CUDA (the CPU kernel makes the same switch at 4000 itself).
-_CUDA_PER_CLASS_NUMEL = 100_000
-
-
 def batched_nms(boxes, scores, idxs, iou_threshold):
     """NMS independently per category, as torchvision.ops.batched_nms.
 
     idxs: [N] category of each box. Returns int64 indices of the kept boxes in
     decreasing score order (ties in index order), same type and device as `boxes`.
+    On CUDA everything runs on the device (torchvision's strategies: the coordinate
+    trick up to 100k coordinates, per-category nms above).
     """
-    if is_torch(boxes) and boxes.is_cuda:
-        return _batched_nms_cuda(boxes, scores, idxs, float(iou_threshold))
     out = _C.batched_nms(to_native(boxes, "boxes"), to_native(scores, "scores"), to_native(idxs, "idxs"),
-                         float(iou_threshold))
+                         float(iou_threshold), stream_for(boxes))
     return from_native(out, boxes)
-
-
-def _batched_nms_cuda(boxes, scores, idxs, iou_threshold):
-    # torchvision's CUDA strategies, with tvops' CUDA nms underneath.
-    import torch
-
-    if boxes.numel() == 0:
-        return torch.empty((0,), dtype=torch.int64, device=boxes.device)
-    if boxes.numel() <= _CUDA_PER_CLASS_NUMEL:
-        offsets = idxs.to(boxes) * (boxes.max() + torch.tensor(1).to(boxes))
-        return nms(boxes + offsets[:, None], scores, iou_threshold)
-    keep_mask = torch.zeros_like(scores, dtype=torch.bool)
-    for class_id in torch.unique(idxs):
-        members = torch.where(idxs == class_id)[0]
-        keep_mask[members[nms(boxes[members], scores[members], iou_threshold)]] = True
-    keep = torch.where(keep_mask)[0]
-    return keep[scores[keep].sort(descending=True, stable=True)[1]]
 
 
 _AXIS_ALIGNED = ("xyxy", "xywh", "cxcywh")
@@ -72,12 +50,6 @@ def _check_no_grad(op, *tensors):
                     "where gradients are needed, or call under torch.no_grad()")
 
 
-def _device_check(op, *tensors):
-    for t in tensors:
-        if is_torch(t) and t.is_cuda:
-            raise NotImplementedError(f"{op}: tvops has no CUDA box kernels yet; use torchvision.ops.{op}")
-
-
 def box_convert(boxes, in_fmt, out_fmt):
     """Converts boxes between 'xyxy', 'xywh' and 'cxcywh', as torchvision.ops.box_convert."""
     allowed = _AXIS_ALIGNED + _ROTATED
@@ -86,8 +58,7 @@ def box_convert(boxes, in_fmt, out_fmt):
     if in_fmt in _ROTATED or out_fmt in _ROTATED:
         raise NotImplementedError(f"box_convert: rotated formats ({in_fmt} -> {out_fmt}) are not supported by tvops yet")
     _check_no_grad("box_convert", boxes)
-    _device_check("box_convert", boxes)
-    return from_native(_C.box_convert(to_native(boxes, "boxes"), in_fmt, out_fmt), boxes)
+    return from_native(_C.box_convert(to_native(boxes, "boxes"), in_fmt, out_fmt, stream_for(boxes)), boxes)
 
 
 def box_area(boxes, fmt="xyxy"):
@@ -95,22 +66,20 @@ def box_area(boxes, fmt="xyxy"):
     if fmt not in _AXIS_ALIGNED:
         raise ValueError(f"Unsupported Bounding Box area for given format {fmt}")
     _check_no_grad("box_area", boxes)
-    _device_check("box_area", boxes)
-    return from_native(_C.box_area(to_native(boxes, "boxes"), fmt), boxes)
+    return from_native(_C.box_area(to_native(boxes, "boxes"), fmt, stream_for(boxes)), boxes)
 
 
 def clip_boxes_to_image(boxes, size):
     """Clips [..., 4] xyxy boxes to an image of size (height, width)."""
     height, width = size
     _check_no_grad("clip_boxes_to_image", boxes)
-    _device_check("clip_boxes_to_image", boxes)
-    return from_native(_C.clip_boxes_to_image(to_native(boxes, "boxes"), int(height), int(width)), boxes)
+    return from_native(_C.clip_boxes_to_image(to_native(boxes, "boxes"), int(height), int(width),
+                                                           stream_for(boxes)), boxes)
 
 
 def remove_small_boxes(boxes, min_size):
     """int64 indices of the boxes whose sides are both >= min_size."""
-    _device_check("remove_small_boxes", boxes)
-    return from_native(_C.remove_small_boxes(to_native(boxes, "boxes"), float(min_size)), boxes)
+    return from_native(_C.remove_small_boxes(to_native(boxes, "boxes"), float(min_size), stream_for(boxes)), boxes)
 
 
 def _pairwise(op, boxes1, boxes2, kind, eps=1e-7, fmt="xyxy"):
@@ -119,11 +88,10 @@ def _pairwise(op, boxes1, boxes2, kind, eps=1e-7, fmt="xyxy"):
     if fmt not in _AXIS_ALIGNED:
         raise ValueError(f"Unsupported format '{fmt}'. Supported axis-aligned formats: {_AXIS_ALIGNED}.")
     _check_no_grad(op, boxes1, boxes2)
-    _device_check(op, boxes1, boxes2)
     a, b = to_native(boxes1, "boxes1"), to_native(boxes2, "boxes2")
     if fmt != "xyxy":
-        a, b = _C.box_convert(a, fmt, "xyxy"), _C.box_convert(b, fmt, "xyxy")
-    return from_native(_C.pairwise_box_iou(a, b, kind, float(eps)), boxes1)
+        a, b = (_C.box_convert(t, fmt, "xyxy", stream_for(boxes1)) for t in (a, b))
+    return from_native(_C.pairwise_box_iou(a, b, kind, float(eps), stream_for(boxes1)), boxes1)
 
 
 def box_iou(boxes1, boxes2, fmt="xyxy"):
