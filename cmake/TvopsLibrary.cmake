@@ -135,6 +135,22 @@ if(NOT TVOPS_CODECS STREQUAL "OFF")
   endif()
   message(STATUS "tvops image codecs: JPEG ${JPEG_FOUND}, PNG ${PNG_FOUND}")
 endif()
+# GPU JPEG decode (kernels/cuda/jpeg_decode.cu): needs nvjpeg.h at build time (CUDA's
+# libnvjpeg-dev, or PyPI's nvidia-nvjpeg in the project venv); the library itself is
+# loaded at run time, so nothing of nvJPEG is linked.
+if(TVOPS_CUDA_ARCH_LIST)
+  file(GLOB _nvjpeg_hints "${PROJECT_SOURCE_DIR}/.venv/lib/python3*/site-packages/nvidia/cu*/include")
+  find_path(TVOPS_NVJPEG_INCLUDE_DIR nvjpeg.h HINTS ${CUDAToolkit_INCLUDE_DIRS} ${_nvjpeg_hints})
+  if(TVOPS_NVJPEG_INCLUDE_DIR)
+    # The header alone: the venv's folder also holds CUDA headers of another version.
+    configure_file("${TVOPS_NVJPEG_INCLUDE_DIR}/nvjpeg.h" "${PROJECT_BINARY_DIR}/deps/nvjpeg/nvjpeg.h" COPYONLY)
+    target_sources(tvops PRIVATE kernels/cuda/jpeg_decode.cu)
+    target_include_directories(tvops PRIVATE "${PROJECT_BINARY_DIR}/deps/nvjpeg")
+    target_compile_definitions(tvops PRIVATE TVOPS_WITH_NVJPEG)
+    target_link_libraries(tvops PRIVATE ${CMAKE_DL_LIBS})
+  endif()
+  message(STATUS "tvops GPU JPEG decode (nvJPEG header): ${TVOPS_NVJPEG_INCLUDE_DIR}")
+endif()
 if(TVOPS_CUDA_ARCH_LIST)
   # Static CUDA runtime: a CPU-only machine loads the library without CUDA installed.
   set_target_properties(tvops PROPERTIES CUDA_RUNTIME_LIBRARY Static)

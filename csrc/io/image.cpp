@@ -10,6 +10,10 @@
 #include "core/check.h"
 #include "core/thread_pool.h"
 #include "io/image_common.h"
+#include "ops/device_check.h"
+#if defined(TVOPS_WITH_NVJPEG)
+#include "kernels/cuda/ops.h"
+#endif
 #include "tvops/io.h"
 
 namespace tvops {
@@ -93,17 +97,31 @@ std::vector<Tensor> decode_jpegs(const std::vector<Tensor>& data, ImageReadMode 
   return decode_batch("decode_jpegs", &decode_jpeg, data, mode, apply_exif_orientation, size);
 }
 
-bool has_nvjpeg() { return false; }
+bool has_nvjpeg() {
+#if defined(TVOPS_WITH_NVJPEG)
+  return cuda::nvjpeg_available();
+#else
+  return false;
+#endif
+}
 
 std::vector<Tensor> decode_jpegs_cuda(const std::vector<Tensor>& data, ImageReadMode mode, Device device,
-                                      const Context&) {
+                                      const Context& ctx) {
   constexpr const char* op = "decode_jpegs_cuda";
   TVOPS_CHECK(device.is_cuda(), Value, op, ": device: Expected the device parameter to be a cuda device, got ",
               device_name(device));
   for (std::size_t i = 0; i < data.size(); ++i) io::check_encoded(op, data[i]);
   io::check_mode(op, mode);
-  detail::fail(ErrorKind::Unsupported, op, ": device: this build of tvops has no GPU JPEG decoder (nvJPEG is not "
-               "built in yet); decode on the CPU with device='cpu'");
+  TVOPS_CHECK(mode == ImageReadMode::Unchanged || mode == ImageReadMode::Gray || mode == ImageReadMode::RGB, Value, op,
+              ": mode: the GPU decoder supports UNCHANGED, GRAY and RGB");
+#if defined(TVOPS_WITH_NVJPEG)
+  if (cuda::nvjpeg_available()) detail::require_cuda(op, device);  // else decode_jpegs says what is missing
+  return cuda::decode_jpegs(data, static_cast<int>(mode), device.index, ctx);
+#else
+  (void)ctx;
+  detail::fail(ErrorKind::Unsupported, op, ": device: this build of tvops has no GPU JPEG decoder (built without "
+               "nvjpeg.h); decode on the CPU with device='cpu'");
+#endif
 }
 
 Tensor read_file(const std::string& path) {

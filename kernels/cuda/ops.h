@@ -25,6 +25,12 @@ Tensor remove_small_boxes(const Tensor& boxes, double min_size, const Context& c
 Tensor pairwise_box_iou(const Tensor& boxes1, const Tensor& boxes2, const std::vector<int64_t>& shape, int64_t batch,
                         int64_t n, int64_t m, BoxIouKind kind, double eps, const Context& ctx);
 
+// nvJPEG (jpeg_decode.cu, built when nvjpeg.h was found): whether the library loads, and
+// the decode of CPU JPEG bytes to uint8 [C, H, W] on `device` (mode: ImageReadMode's value,
+// UNCHANGED, GRAY or RGB, checked by the caller).
+bool nvjpeg_available();
+std::vector<Tensor> decode_jpegs(const std::vector<Tensor>& data, int mode, int device, const Context& ctx);
+
 // RoI family (roi_align.cu, roi_pool.cu). `deterministic` backward: fixed-point sums,
 // bit-identical from run to run (see README.md).
 Tensor roi_align(const Tensor& input, const Tensor& rois, double spatial_scale, int64_t pooled_height,

@@ -107,6 +107,36 @@ def _device_index(device):
     return torch.cuda.current_device() if torch is not None and torch.cuda.is_available() else 0
 
 
+def _find_nvjpeg():
+    """Points tvops at PyPI's nvJPEG (nvidia-nvjpeg, which torch's CUDA wheels also use)
+    when the dynamic loader would not find it on its own."""
+    import os
+
+    if os.environ.get("TVOPS_NVJPEG_LIBRARY"):
+        return
+    try:
+        import nvidia  # namespace package of NVIDIA's PyPI wheels
+    except ImportError:
+        return
+    for root in getattr(nvidia, "__path__", []):
+        for sub in ("cu13/lib/libnvjpeg.so.13", "nvjpeg/lib/libnvjpeg.so.13", "nvjpeg/lib/libnvjpeg.so.12"):
+            path = os.path.join(root, sub)
+            if os.path.exists(path):
+                os.environ["TVOPS_NVJPEG_LIBRARY"] = path
+                return
+
+
+_find_nvjpeg()
+
+
+def _cuda_stream(device):
+    """torch's current stream on that device (0: the legacy default stream)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available():
+        return 0  # the native call then says why it can't decode there
+    return torch.cuda.current_stream(_device_index(device)).cuda_stream
+
+
 def decode_jpeg(input, mode=ImageReadMode.UNCHANGED, device="cpu", apply_exif_orientation=False, *,
                 min_size=None, crop=None):
     """Decodes JPEG bytes (a 1-d uint8 tensor or array, or a list of them) into uint8 [C, H, W].
@@ -129,13 +159,14 @@ def decode_jpeg(input, mode=ImageReadMode.UNCHANGED, device="cpu", apply_exif_or
         if any(is_torch(x) and x.device.type != "cpu" for x in input):
             raise ValueError("Input list must contain tensors on CPU.")
         if _is_cuda_device(device):
-            outs = _C.decode_jpegs_cuda([to_native(x, "input") for x in input], m, _device_index(device))
+            outs = _C.decode_jpegs_cuda([to_native(x, "input") for x in input], m, _device_index(device),
+                                        _cuda_stream(device))
             return [_out(o, input[0]) for o in outs]
         outs = _C.decode_jpegs([to_native(x, "input") for x in input], m, bool(apply_exif_orientation), size)
         return [_out(o, x) for o, x in zip(outs, input)]
     data, like = _encoded(input)
     if _is_cuda_device(device):
-        return _out(_C.decode_jpegs_cuda([data], m, _device_index(device))[0], like)
+        return _out(_C.decode_jpegs_cuda([data], m, _device_index(device), _cuda_stream(device))[0], like)
     return _out(_C.decode_jpeg(data, m, bool(apply_exif_orientation), size), like)
 
 
