@@ -4,7 +4,6 @@ identical pixels and median ms (CUDA events around the whole call), as a markdow
 
     PYTHONPATH=build/dev/python python benchmarks/python/cuda_jpeg_timing.py
 """
-import statistics
 import sys
 from pathlib import Path
 
@@ -15,20 +14,7 @@ import torchvision_native as tvn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare import codec_setup  # noqa: E402  (the same images as the CPU table)
-
-
-def median_ms(fn, reps=20):
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(reps):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
+from cuda_nms_scaling import median_ms  # noqa: E402
 
 
 def main():

@@ -3,6 +3,8 @@
 
 #include <cuda_runtime.h>
 
+#include <memory>
+
 #include "core/check.h"
 
 #define TVOPS_CUDA_CHECK(expr)                                                              \
@@ -38,5 +40,18 @@ inline unsigned blocks_for(long long n, int threads) {
   long long b = (n + threads - 1) / threads;
   return static_cast<unsigned>(b < 1 ? 1 : b);
 }
+
+// Blocks for a grid-stride loop over n items: enough to fill the GPU, no more.
+inline unsigned grid_stride_blocks(long long n, int threads = 256) {
+  const unsigned b = blocks_for(n, threads);
+  return b > 4096 ? 4096 : b;
+}
+
+// Owner of a temporary device buffer (from allocate(), stream-ordered).
+struct Scratch {
+  std::shared_ptr<void> owner;
+  template <typename T>
+  T* get() const { return static_cast<T*>(owner.get()); }
+};
 
 }  // namespace tvops::cuda

@@ -586,13 +586,6 @@ __global__ void to_float(const T* in, float* out, int64_t n) {
 
 // ---- Host side ------------------------------------------------------------------------
 
-// Owner of a temporary device buffer from the stream-ordered allocator.
-struct Scratch {
-  std::shared_ptr<void> owner;
-  template <typename T>
-  T* get() const { return static_cast<T*>(owner.get()); }
-};
-
 class Launcher {
  public:
   Launcher(int device, cudaStream_t stream) : device_(device), stream_(stream) {}
@@ -602,11 +595,7 @@ class Launcher {
     TVOPS_CUDA_CHECK(cudaMemsetAsync(s.get<void>(), 0, bytes, stream_));
     return s;
   }
-  // Grid-stride launches: enough blocks to fill the GPU, no more.
-  unsigned grid(int64_t n, int threads = 256) const {
-    const unsigned g = blocks_for(n, threads);
-    return g > 4096 ? 4096 : g;
-  }
+  unsigned grid(int64_t n) const { return grid_stride_blocks(n); }
   cudaStream_t stream() const { return stream_; }
 
  private:

@@ -156,3 +156,15 @@ class TestCuda:
         ref = torchvision.ops.batched_nms(boxes.cuda(), scores.cuda(), idxs.cuda(), 0.5)
         out = tvn.ops.batched_nms(boxes.cuda(), scores.cuda(), idxs.cuda(), 0.5)
         assert_same_kept(out.cpu(), ref.cpu(), scores)
+
+
+@pytest.mark.cuda
+@requires_cuda
+def test_cuda_bad_categories_raise():
+    boxes, scores, idxs = (t.cuda() for t in case(100, 3, seed=2))
+    with pytest.raises(TypeError, match="int64, int32, float32 or float64"):
+        tvn.ops.batched_nms(boxes, scores, idxs.to(torch.int16), 0.5)
+    with pytest.raises(RuntimeError, match="idxs must be on the boxes' device"):
+        tvn.ops.batched_nms(boxes, scores, idxs.cpu(), 0.5)
+    assert torch.equal(tvn.ops.batched_nms(boxes, scores, idxs, 0.5),
+                       torchvision.ops.batched_nms(boxes, scores, idxs, 0.5))
