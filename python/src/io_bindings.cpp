@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "call_context.h"
 #include "tvops/io.h"
 
 namespace py = pybind11;
@@ -52,8 +53,7 @@ void bind_io(py::module_& m) {
       },
       py::arg("data"), py::arg("mode") = 0, py::arg("apply_exif_orientation") = false, py::arg("size") = full);
   m.def("decode_jpegs_cuda", [](const std::vector<tvops::Tensor>& data, int mode, int device, uintptr_t stream) {
-        tvops::Context ctx;
-        ctx.cuda_stream = reinterpret_cast<void*>(stream);
+        const tvops::Context ctx = call_context(stream);
         py::gil_scoped_release release;
         return tvops::decode_jpegs_cuda(data, read_mode(mode), tvops::Device{tvops::DeviceType::CUDA, device}, ctx);
       },

@@ -6,11 +6,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "call_context.h"
 #include "tvops/tvops.h"
 
 namespace py = pybind11;
 
-void bind_io(py::module_& m);  // io_bindings.cpp
+void bind_io(py::module_& m);         // io_bindings.cpp
+void bind_allocator(py::module_& m);  // torch_allocator.cpp
 
 namespace {
 
@@ -135,8 +137,7 @@ PYBIND11_MODULE(_C, m) {
       .def("__repr__", [](const tvops::Tensor& t) { return "<tvops.Tensor " + t.describe() + ">"; });
 
   m.def("nms", [](const tvops::Tensor& boxes, const tvops::Tensor& scores, double iou_threshold, uintptr_t stream) {
-        tvops::Context ctx;
-        ctx.cuda_stream = reinterpret_cast<void*>(stream);
+        const tvops::Context ctx = call_context(stream);
         py::gil_scoped_release release;
         return tvops::nms(boxes, scores, iou_threshold, ctx);
       },
@@ -144,19 +145,14 @@ PYBIND11_MODULE(_C, m) {
 
   m.def("batched_nms", [](const tvops::Tensor& boxes, const tvops::Tensor& scores, const tvops::Tensor& idxs,
                           double iou_threshold, uintptr_t stream) {
-        tvops::Context ctx;
-        ctx.cuda_stream = reinterpret_cast<void*>(stream);
+        const tvops::Context ctx = call_context(stream);
         py::gil_scoped_release release;
         return tvops::batched_nms(boxes, scores, idxs, iou_threshold, ctx);
       },
       py::arg("boxes"), py::arg("scores"), py::arg("idxs"), py::arg("iou_threshold"), py::arg("stream") = 0);
 
   // Box utilities: `stream` as for nms (CUDA float32/float64 boxes).
-  auto on_stream = [](uintptr_t stream) {
-    tvops::Context ctx;
-    ctx.cuda_stream = reinterpret_cast<void*>(stream);
-    return ctx;
-  };
+  auto on_stream = [](uintptr_t stream) { return call_context(stream); };
   m.def("box_convert", [on_stream](const tvops::Tensor& boxes, const std::string& in_fmt, const std::string& out_fmt,
                                    uintptr_t stream) {
     const auto in = tvops::box_format_from_string(in_fmt), out = tvops::box_format_from_string(out_fmt);
@@ -184,11 +180,7 @@ PYBIND11_MODULE(_C, m) {
 
   // RoI ops: `stream` is the cudaStream_t (as an integer) CUDA tensors run on;
   // `deterministic` picks the CUDA backward without float atomics.
-  auto context = [](uintptr_t stream) {
-    tvops::Context ctx;
-    ctx.cuda_stream = reinterpret_cast<void*>(stream);
-    return ctx;
-  };
+  auto context = [](uintptr_t stream) { return call_context(stream); };
   m.def("roi_align", [context](const tvops::Tensor& input, const tvops::Tensor& rois, double spatial_scale, int64_t ph,
                                int64_t pw, int64_t sampling_ratio, bool aligned, uintptr_t stream) {
         py::gil_scoped_release release;
@@ -305,4 +297,5 @@ PYBIND11_MODULE(_C, m) {
   m.def("set_num_threads", &tvops::set_num_threads, py::arg("n"));
 
   bind_io(m);
+  bind_allocator(m);
 }

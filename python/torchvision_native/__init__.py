@@ -17,6 +17,7 @@ except RuntimeError as e:
 
 from ._C import TvopsError, TvopsTypeError, TvopsValueError  # noqa: E402
 from . import io, ops  # noqa: E402
+from . import _torch  # noqa: E402
 from ._runtime import (  # noqa: E402
     active_cpu_isa,
     available_cpu_isas,
@@ -29,6 +30,9 @@ from ._runtime import (  # noqa: E402
 )
 
 __version__ = _C.build_info()["version"]
+
+# torch.ops.tvops.* where torch is installed (ops imported it above).
+_torch.register_if_torch()
 
 __all__ = [
     "io", "ops", "build_info", "cpu_features", "recommended_variant", "active_cpu_isa", "available_cpu_isas",

@@ -1,5 +1,8 @@
-"""Box operators (torchvision.ops.boxes)."""
+"""Box operators (torchvision.ops.boxes). torch tensors go through the tvops:: custom
+ops when they are registered (torchvision_native._torch), anything else straight to
+the native functions."""
 from .. import _C
+from .. import _torch as _custom
 from .._convert import from_native, is_torch, stream_for, to_native
 
 
@@ -15,6 +18,8 @@ def nms(boxes, scores, iou_threshold):
         # zero point cancel in the IoU ratio and keep the score order): the same in float.
         boxes = boxes.int_repr().float() if boxes.is_quantized else boxes
         scores = scores.int_repr().float() if scores.is_quantized else scores
+    if _custom.wants(boxes):
+        return _custom.ops.nms(boxes, scores, float(iou_threshold))
     out = _C.nms(to_native(boxes, "boxes"), to_native(scores, "scores"), float(iou_threshold),
                  stream_for(boxes))
     return from_native(out, boxes)
@@ -28,6 +33,8 @@ def batched_nms(boxes, scores, idxs, iou_threshold):
     On CUDA everything runs on the device (torchvision's strategies: the coordinate
     trick up to 100k coordinates, per-category nms above).
     """
+    if _custom.wants(boxes):
+        return _custom.ops.batched_nms(boxes, scores, idxs, float(iou_threshold))
     out = _C.batched_nms(to_native(boxes, "boxes"), to_native(scores, "scores"), to_native(idxs, "idxs"),
                          float(iou_threshold), stream_for(boxes))
     return from_native(out, boxes)
@@ -41,7 +48,7 @@ _IOU, _GIOU, _DIOU, _CIOU = 0, 1, 2, 3
 def _check_no_grad(op, *tensors):
     # These ops are not differentiable yet: refuse rather than silently drop gradients.
     for t in tensors:
-        if is_torch(t) and t.requires_grad:
+        if getattr(t, "requires_grad", False):  # torch tensors only; numpy has no such attribute
             import torch
 
             if torch.is_grad_enabled():
@@ -58,6 +65,8 @@ def box_convert(boxes, in_fmt, out_fmt):
     if in_fmt in _ROTATED or out_fmt in _ROTATED:
         raise NotImplementedError(f"box_convert: rotated formats ({in_fmt} -> {out_fmt}) are not supported by tvops yet")
     _check_no_grad("box_convert", boxes)
+    if _custom.wants(boxes):
+        return _custom.ops.box_convert(boxes, in_fmt, out_fmt)
     return from_native(_C.box_convert(to_native(boxes, "boxes"), in_fmt, out_fmt, stream_for(boxes)), boxes)
 
 
@@ -66,6 +75,8 @@ def box_area(boxes, fmt="xyxy"):
     if fmt not in _AXIS_ALIGNED:
         raise ValueError(f"Unsupported Bounding Box area for given format {fmt}")
     _check_no_grad("box_area", boxes)
+    if _custom.wants(boxes):
+        return _custom.ops.box_area(boxes, fmt)
     return from_native(_C.box_area(to_native(boxes, "boxes"), fmt, stream_for(boxes)), boxes)
 
 
@@ -73,12 +84,16 @@ def clip_boxes_to_image(boxes, size):
     """Clips [..., 4] xyxy boxes to an image of size (height, width)."""
     height, width = size
     _check_no_grad("clip_boxes_to_image", boxes)
+    if _custom.wants(boxes):
+        return _custom.ops.clip_boxes_to_image(boxes, int(height), int(width))
     return from_native(_C.clip_boxes_to_image(to_native(boxes, "boxes"), int(height), int(width),
                                                            stream_for(boxes)), boxes)
 
 
 def remove_small_boxes(boxes, min_size):
     """int64 indices of the boxes whose sides are both >= min_size."""
+    if _custom.wants(boxes):
+        return _custom.ops.remove_small_boxes(boxes, float(min_size))
     return from_native(_C.remove_small_boxes(to_native(boxes, "boxes"), float(min_size), stream_for(boxes)), boxes)
 
 
@@ -88,6 +103,11 @@ def _pairwise(op, boxes1, boxes2, kind, eps=1e-7, fmt="xyxy"):
     if fmt not in _AXIS_ALIGNED:
         raise ValueError(f"Unsupported format '{fmt}'. Supported axis-aligned formats: {_AXIS_ALIGNED}.")
     _check_no_grad(op, boxes1, boxes2)
+    if _custom.wants(boxes1):
+        if fmt != "xyxy":
+            boxes1, boxes2 = (_custom.ops.box_convert(t, fmt, "xyxy") for t in (boxes1, boxes2))
+        fn = getattr(_custom.ops, op)
+        return fn(boxes1, boxes2) if kind in (_IOU, _GIOU) else fn(boxes1, boxes2, float(eps))
     a, b = to_native(boxes1, "boxes1"), to_native(boxes2, "boxes2")
     if fmt != "xyxy":
         a, b = (_C.box_convert(t, fmt, "xyxy", stream_for(boxes1)) for t in (a, b))

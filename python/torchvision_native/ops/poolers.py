@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from .. import _C
+from .. import _torch as _custom
 from .._convert import from_native, stream_for, to_native
 from .boxes import box_area
 
@@ -97,6 +98,9 @@ class MultiScaleRoIAlign(nn.Module):
             levels = torch.zeros(rois.shape[0], dtype=torch.int64, device=rois.device)
         else:
             levels = self.map_levels(boxes)
+        if _custom.registered:
+            return _custom.ops.multi_scale_roi_align(features, list(self.scales), rois, levels, self.output_size[0],
+                                                     self.output_size[1], int(self.sampling_ratio), False)
         params = (tuple(self.scales), self.output_size, int(self.sampling_ratio))
         return _MultiScaleFunction.apply(rois, levels, params, *features)
 

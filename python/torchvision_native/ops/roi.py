@@ -1,9 +1,11 @@
 """RoI operators (torchvision.ops.roi_align, roi_pool, ps_roi_align, ps_roi_pool) on
 tvops kernels. Differentiable with respect to the input for torch tensors; numpy
-arrays in give numpy arrays out."""
+arrays in give numpy arrays out. torch tensors go through the tvops:: custom ops when
+they are registered (torchvision_native._torch), else through _RoiOp's autograd.Function."""
 import numpy as np
 
 from .. import _C
+from .. import _torch as _custom
 from .._convert import from_native, is_torch, stream_for, to_native
 
 
@@ -22,13 +24,17 @@ def check_roi_boxes_shape(boxes):
         raise AssertionError("boxes is expected to be a Tensor[L, 5] or a List[Tensor[K, 4]]")
 
 
+def _torch_rois(boxes):
+    import torch
+
+    ids = [torch.full_like(b[:, :1], i) for i, b in enumerate(boxes)]
+    return torch.cat([torch.cat(ids, 0), torch.cat(list(boxes), 0)], 1)
+
+
 def convert_boxes_to_roi_format(boxes):
     """List of per-image [L, 4] boxes -> [K, 5] rois with the image index first."""
     if is_torch(boxes[0]):
-        import torch
-
-        ids = [torch.full_like(b[:, :1], i) for i, b in enumerate(boxes)]
-        return torch.cat([torch.cat(ids, 0), torch.cat(list(boxes), 0)], 1)
+        return _torch_rois(boxes)
     arrays = [np.asarray(b) for b in boxes]
     ids = [np.full((len(b), 1), i, dtype=b.dtype) for i, b in enumerate(arrays)]
     return np.concatenate([np.concatenate(ids, 0), np.concatenate(arrays, 0)], 1)
@@ -123,10 +129,20 @@ _ps_roi_align = _RoiOp("ps_roi_align", _C.ps_roi_align, _C.ps_roi_align_backward
 _ps_roi_pool = _RoiOp("ps_roi_pool", _C.ps_roi_pool, _C.ps_roi_pool_backward)
 
 
+def _custom_rois(boxes):
+    """The [K, 5] rois of a custom-op call (torchvision's box checks first)."""
+    check_roi_boxes_shape(boxes)
+    return _torch_rois(boxes) if isinstance(boxes, (list, tuple)) else boxes
+
+
 def roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1, aligned=False):
     """RoI Align, as torchvision.ops.roi_align: [K, C, *output_size] features of `input`
     [N, C, H, W] bilinearly pooled over `boxes` (Tensor[K, 5] or a list of Tensor[L, 4]).
     Quantized inputs (one image, as torchvision allows) give a result quantized like the input."""
+    if _custom.wants(input) and not input.is_quantized:
+        ph, pw = _pair(output_size)
+        return _custom.ops.roi_align(input, _custom_rois(boxes), float(spatial_scale), ph, pw, int(sampling_ratio),
+                                     bool(aligned))
     if is_torch(input) and input.is_quantized:
         return _quantized_roi_align(input, boxes, output_size, spatial_scale, sampling_ratio, aligned)
     return _roi_align(input, boxes, _Params(spatial_scale, output_size, sampling_ratio, aligned))
@@ -154,14 +170,24 @@ def _quantized_roi_align(input, boxes, output_size, spatial_scale, sampling_rati
 
 def roi_pool(input, boxes, output_size, spatial_scale=1.0):
     """RoI max pooling, as torchvision.ops.roi_pool."""
+    if _custom.wants(input):
+        ph, pw = _pair(output_size)
+        return _custom.ops.roi_pool(input, _custom_rois(boxes), float(spatial_scale), ph, pw)[0]
     return _roi_pool(input, boxes, _Params(spatial_scale, output_size))
 
 
 def ps_roi_align(input, boxes, output_size, spatial_scale=1.0, sampling_ratio=-1):
     """Position-sensitive RoI Align, as torchvision.ops.ps_roi_align (C = C_out * PH * PW)."""
+    if _custom.wants(input):
+        ph, pw = _pair(output_size)
+        return _custom.ops.ps_roi_align(input, _custom_rois(boxes), float(spatial_scale), ph, pw,
+                                        int(sampling_ratio))[0]
     return _ps_roi_align(input, boxes, _Params(spatial_scale, output_size, sampling_ratio))
 
 
 def ps_roi_pool(input, boxes, output_size, spatial_scale=1.0):
     """Position-sensitive RoI average pooling, as torchvision.ops.ps_roi_pool."""
+    if _custom.wants(input):
+        ph, pw = _pair(output_size)
+        return _custom.ops.ps_roi_pool(input, _custom_rois(boxes), float(spatial_scale), ph, pw)[0]
     return _ps_roi_pool(input, boxes, _Params(spatial_scale, output_size))

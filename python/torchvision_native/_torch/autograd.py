@@ -1,0 +1,103 @@
+"""Autograd formulas of the differentiable tvops:: ops: (setup_context, backward) pairs
+for torch.library.register_autograd. The backward passes call the backward custom ops,
+so compiled and exported graphs see them as ops too. As in torchvision, gradients flow
+to the feature maps only (never to the boxes) and the backward ops themselves refuse a
+second derivative."""
+import torch
+
+_ops = torch.ops.tvops
+
+
+def _save_roi(ctx, inputs, output, index=None):
+    input, rois, spatial_scale, pooled_height, pooled_width, *rest = inputs
+    ctx.save_for_backward(rois, *([] if index is None else [index]))
+    ctx.input_shape = tuple(input.shape)
+    ctx.scalars = (spatial_scale, pooled_height, pooled_width)
+    ctx.rest = tuple(rest)  # sampling_ratio [, aligned]
+    if index is not None:
+        ctx.mark_non_differentiable(index)
+
+
+def _no_grads(n):
+    return (None,) * n
+
+
+# roi_align(input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio, aligned)
+def _roi_align_setup(ctx, inputs, output):
+    _save_roi(ctx, inputs, output)
+
+
+def _roi_align_backward(ctx, grad):
+    (rois,) = ctx.saved_tensors
+    sampling_ratio, aligned = ctx.rest
+    grad_input = _ops._roi_align_backward(grad, rois, *ctx.scalars, *ctx.input_shape, sampling_ratio, aligned)
+    return (grad_input,) + _no_grads(6)
+
+
+# roi_pool(input, rois, spatial_scale, pooled_height, pooled_width) -> (output, argmax)
+def _roi_pool_setup(ctx, inputs, output):
+    _save_roi(ctx, inputs, output, index=output[1])
+
+
+def _roi_pool_backward(ctx, grad, _grad_argmax):
+    rois, argmax = ctx.saved_tensors
+    grad_input = _ops._roi_pool_backward(grad, rois, argmax, *ctx.scalars, *ctx.input_shape)
+    return (grad_input,) + _no_grads(4)
+
+
+# ps_roi_align(input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio) -> (output, mapping)
+def _ps_roi_align_setup(ctx, inputs, output):
+    _save_roi(ctx, inputs, output, index=output[1])
+
+
+def _ps_roi_align_backward(ctx, grad, _grad_mapping):
+    rois, mapping = ctx.saved_tensors
+    (sampling_ratio,) = ctx.rest
+    grad_input = _ops._ps_roi_align_backward(grad, rois, mapping, *ctx.scalars, sampling_ratio, *ctx.input_shape)
+    return (grad_input,) + _no_grads(5)
+
+
+# ps_roi_pool(input, rois, spatial_scale, pooled_height, pooled_width) -> (output, mapping)
+def _ps_roi_pool_setup(ctx, inputs, output):
+    _save_roi(ctx, inputs, output, index=output[1])
+
+
+def _ps_roi_pool_backward(ctx, grad, _grad_mapping):
+    rois, mapping = ctx.saved_tensors
+    grad_input = _ops._ps_roi_pool_backward(grad, rois, mapping, *ctx.scalars, *ctx.input_shape)
+    return (grad_input,) + _no_grads(4)
+
+
+# multi_scale_roi_align(features, scales, rois, levels, pooled_height, pooled_width, sampling_ratio, aligned)
+def _multi_scale_setup(ctx, inputs, output):
+    features, scales, rois, levels, _ph, _pw, sampling_ratio, aligned = inputs
+    ctx.save_for_backward(rois, levels)
+    ctx.shapes = [s for f in features for s in f.shape]
+    ctx.scales, ctx.sampling_ratio, ctx.aligned = list(scales), sampling_ratio, aligned
+
+
+def _multi_scale_backward(ctx, grad):
+    rois, levels = ctx.saved_tensors
+    grads = _ops._multi_scale_roi_align_backward(grad, rois, levels, ctx.scales, ctx.shapes, ctx.sampling_ratio,
+                                                 ctx.aligned)
+    return (list(grads),) + _no_grads(7)
+
+
+FORMULAS = {
+    "roi_align": (_roi_align_setup, _roi_align_backward),
+    "roi_pool": (_roi_pool_setup, _roi_pool_backward),
+    "ps_roi_align": (_ps_roi_align_setup, _ps_roi_align_backward),
+    "ps_roi_pool": (_ps_roi_pool_setup, _ps_roi_pool_backward),
+    "multi_scale_roi_align": (_multi_scale_setup, _multi_scale_backward),
+}
+
+
+def refuse_double_backward(forward_name):
+    """(setup_context, backward) for a backward op: a second derivative raises, as in torchvision."""
+    def setup(ctx, inputs, output):
+        pass
+
+    def backward(ctx, *grads):
+        raise RuntimeError(f"double backwards on {forward_name} not supported")
+
+    return setup, backward

@@ -1,0 +1,154 @@
+"""The CPU and CUDA kernels of the tvops:: custom ops: torch tensors in, the native
+function, torch tensors out. Every function takes exactly its schema's arguments
+(table.py), which are torchvision's for the ops torchvision has, so patch.py can hand
+the same functions to torchvision's own operators.
+
+CUDA calls run on torch's current stream of the tensor's device, and the outputs come
+from torch's caching allocator (an allocator callback put in scope for the call).
+"""
+import torch
+from torch.utils.dlpack import from_dlpack as _from_capsule
+from torch.utils.dlpack import to_dlpack as _to_capsule
+
+from .. import _C
+from .._convert import stream_for, to_native
+
+_allocator = None
+
+
+def _torch_allocator():
+    global _allocator
+    if _allocator is None:
+        _allocator = _C.Allocator(lambda nbytes, device: torch.empty(
+            nbytes, dtype=torch.uint8, device=torch.device("cuda", device)))
+    return _allocator
+
+
+def _in(x):
+    # CPU: the bare DLPack export (a few hundred ns); CUDA: the stream- and device-aware one.
+    return _C.Tensor.from_dlpack(_to_capsule(x)) if not x.is_cuda else to_native(x, "tensor")
+
+
+def _out(t):
+    return _from_capsule(t.to_capsule())
+
+
+def _call(fn, like, *args):
+    """fn(*args, stream): on CUDA with torch's stream and caching allocator."""
+    if not like.is_cuda:
+        return fn(*args)
+    _C.set_thread_allocator(_torch_allocator())
+    try:
+        return fn(*args, stream_for(like))
+    finally:
+        _C.set_thread_allocator(None)
+
+
+def _backward_call(fn, grad, *args):
+    """A RoI backward: its `deterministic` flag follows torch.use_deterministic_algorithms on CUDA."""
+    if not grad.is_cuda:
+        return _out(fn(*args))
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    return _out(_call(lambda *a: fn(*a, deterministic), grad, *args))
+
+
+# ---- boxes ----
+
+def nms(dets, scores, iou_threshold):
+    return _out(_call(_C.nms, dets, _in(dets), _in(scores), iou_threshold))
+
+
+def batched_nms(boxes, scores, idxs, iou_threshold):
+    return _out(_call(_C.batched_nms, boxes, _in(boxes), _in(scores), _in(idxs), iou_threshold))
+
+
+def box_convert(boxes, in_fmt, out_fmt):
+    return _out(_call(_C.box_convert, boxes, _in(boxes), in_fmt, out_fmt))
+
+
+def box_area(boxes, fmt):
+    return _out(_call(_C.box_area, boxes, _in(boxes), fmt))
+
+
+def clip_boxes_to_image(boxes, height, width):
+    return _out(_call(_C.clip_boxes_to_image, boxes, _in(boxes), height, width))
+
+
+def remove_small_boxes(boxes, min_size):
+    return _out(_call(_C.remove_small_boxes, boxes, _in(boxes), min_size))
+
+
+def _pairwise(kind):
+    def kernel(boxes1, boxes2, eps=1e-7):
+        return _out(_call(_C.pairwise_box_iou, boxes1, _in(boxes1), _in(boxes2), kind, eps))
+    return kernel
+
+
+box_iou = _pairwise(0)
+generalized_box_iou = _pairwise(1)
+distance_box_iou = _pairwise(2)
+complete_box_iou = _pairwise(3)
+
+
+# ---- RoI family (torchvision's argument order) ----
+
+def roi_align(input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio, aligned):
+    return _out(_call(_C.roi_align, input, _in(input), _in(rois), spatial_scale, pooled_height, pooled_width,
+                      sampling_ratio, aligned))
+
+
+def _roi_align_backward(grad, rois, spatial_scale, pooled_height, pooled_width, batch_size, channels, height, width,
+                        sampling_ratio, aligned):
+    return _backward_call(_C.roi_align_backward, grad, _in(grad), _in(rois), spatial_scale, pooled_height,
+                          pooled_width, batch_size, channels, height, width, sampling_ratio, aligned)
+
+
+def _pair_out(result):
+    return _out(result[0]), _out(result[1])
+
+
+def roi_pool(input, rois, spatial_scale, pooled_height, pooled_width):
+    return _pair_out(_call(_C.roi_pool, input, _in(input), _in(rois), spatial_scale, pooled_height, pooled_width))
+
+
+def _roi_pool_backward(grad, rois, argmax, spatial_scale, pooled_height, pooled_width, batch_size, channels, height,
+                       width):
+    return _backward_call(_C.roi_pool_backward, grad, _in(grad), _in(rois), _in(argmax), spatial_scale,
+                          pooled_height, pooled_width, batch_size, channels, height, width)
+
+
+def ps_roi_align(input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio):
+    return _pair_out(_call(_C.ps_roi_align, input, _in(input), _in(rois), spatial_scale, pooled_height, pooled_width,
+                           sampling_ratio))
+
+
+def _ps_roi_align_backward(grad, rois, channel_mapping, spatial_scale, pooled_height, pooled_width, sampling_ratio,
+                           batch_size, channels, height, width):
+    return _backward_call(_C.ps_roi_align_backward, grad, _in(grad), _in(rois), _in(channel_mapping), spatial_scale,
+                          pooled_height, pooled_width, sampling_ratio, batch_size, channels, height, width)
+
+
+def ps_roi_pool(input, rois, spatial_scale, pooled_height, pooled_width):
+    return _pair_out(_call(_C.ps_roi_pool, input, _in(input), _in(rois), spatial_scale, pooled_height, pooled_width))
+
+
+def _ps_roi_pool_backward(grad, rois, channel_mapping, spatial_scale, pooled_height, pooled_width, batch_size,
+                          channels, height, width):
+    return _backward_call(_C.ps_roi_pool_backward, grad, _in(grad), _in(rois), _in(channel_mapping), spatial_scale,
+                          pooled_height, pooled_width, batch_size, channels, height, width)
+
+
+def multi_scale_roi_align(features, scales, rois, levels, pooled_height, pooled_width, sampling_ratio, aligned):
+    return _out(_call(_C.multi_scale_roi_align, rois, [_in(f) for f in features], list(scales), _in(rois),
+                      _in(levels), pooled_height, pooled_width, sampling_ratio, aligned))
+
+
+def _multi_scale_roi_align_backward(grad, rois, levels, scales, shapes, sampling_ratio, aligned):
+    feature_shapes = [list(shapes[i:i + 4]) for i in range(0, len(shapes), 4)]
+    args = (_in(grad), _in(rois), _in(levels), list(scales), feature_shapes, sampling_ratio, aligned)
+    if not grad.is_cuda:
+        grads = _C.multi_scale_roi_align_backward(*args)
+    else:
+        deterministic = torch.are_deterministic_algorithms_enabled()
+        grads = _call(lambda *a: _C.multi_scale_roi_align_backward(*a, deterministic), grad, *args)
+    return [_out(g) for g in grads]
