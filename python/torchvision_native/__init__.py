@@ -34,7 +34,20 @@ __version__ = _C.build_info()["version"]
 # torch.ops.tvops.* where torch is installed (ops imported it above).
 _torch.register_if_torch()
 
+_PATCH_NAMES = ("patch_torchvision", "unpatch_torchvision", "patched_torchvision", "is_torchvision_patched")
+
+
+def __getattr__(name):
+    # torchvision_native.patch_torchvision() and friends need torch: imported on first use.
+    if name in _PATCH_NAMES:
+        from . import patch
+
+        return getattr(patch, name)
+    raise AttributeError(f"module 'torchvision_native' has no attribute {name!r}")
+
+
 __all__ = [
+    "patch_torchvision", "unpatch_torchvision", "patched_torchvision", "is_torchvision_patched",
     "io", "ops", "build_info", "cpu_features", "recommended_variant", "active_cpu_isa", "available_cpu_isas",
     "set_cpu_isa", "num_threads", "set_num_threads", "TvopsError", "TvopsValueError", "TvopsTypeError",
 ]

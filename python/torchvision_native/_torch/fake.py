@@ -52,7 +52,7 @@ def box_convert(boxes, in_fmt, out_fmt):
     return boxes.new_empty(boxes.shape, dtype=torch.float32 if integer and through_centre else boxes.dtype)
 
 
-def box_area(boxes, fmt):
+def box_area(boxes, fmt="xyxy"):
     _check_boxes(boxes)
     dtype = torch.float32 if boxes.dtype in _HALF else torch.int32 if boxes.dtype in _SMALL_INT else boxes.dtype
     return boxes.new_empty(boxes.shape[:-1], dtype=dtype)

@@ -66,7 +66,7 @@ def box_convert(boxes, in_fmt, out_fmt):
     return _out(_call(_C.box_convert, boxes, _in(boxes), in_fmt, out_fmt))
 
 
-def box_area(boxes, fmt):
+def box_area(boxes, fmt="xyxy"):
     return _out(_call(_C.box_area, boxes, _in(boxes), fmt))
 
 

@@ -1,0 +1,213 @@
+"""patch_torchvision(): torchvision's own ops, image functions and detection models on
+tvops kernels, without changing the caller's code.
+
+Two levels:
+
+* torchvision's C++ operators (torch.ops.torchvision.nms, roi_align, their backward
+  ops, ... and torch.ops.image.decode_jpeg, ...) get tvops kernels on top of theirs in
+  torch's dispatcher (CPU and CUDA keys; CompositeExplicitAutograd for the image ops).
+  Everything that reaches those operators follows: torchvision.ops.*, its autograd
+  formulas, fake kernels and TorchScript. Dropping the registrations (unpatch) brings
+  torchvision's kernels back.
+* torchvision's pure-Python box functions that tvops has fused kernels for
+  (batched_nms, box_iou, box_area, clip_boxes_to_image, remove_small_boxes) are replaced
+  in every loaded torchvision module, by wrappers that fall back to torchvision's
+  function where tvops would change the result: inputs that need gradients, devices
+  other than CPU and CUDA, and (for clip_boxes_to_image) torch.jit tracing.
+
+Results are torchvision's (same indices, bit-identical RoI features on the CPU); the
+decoders return contiguous CHW tensors where torchvision returns a strided view.
+"""
+import contextlib
+import sys
+from typing import Tuple
+
+import torch
+from torch import Tensor
+
+from . import _torch
+
+__all__ = ["patch_torchvision", "unpatch_torchvision", "patched_torchvision", "is_torchvision_patched"]
+
+# torchvision:: operators served by the kernel of the same name in _torch/kernels.py.
+TORCHVISION_OPS = (
+    "nms", "roi_align", "_roi_align_backward", "roi_pool", "_roi_pool_backward", "ps_roi_align",
+    "_ps_roi_align_backward", "ps_roi_pool", "_ps_roi_pool_backward",
+)
+IMAGE_OPS = ("decode_jpeg", "decode_png", "decode_image", "encode_jpeg", "encode_png")
+
+_state = None  # while patched: (libraries, [(module, attribute, original)])
+_originals = {}  # torchvision's Python functions, for the fallbacks below
+
+
+# ---- image:: kernels (torchvision's schemas; data is a 1-d uint8 CPU tensor) ----
+
+def _decode_jpeg(data, mode, apply_exif_orientation=False):
+    from . import io
+
+    return io.decode_jpeg(data, mode, apply_exif_orientation=apply_exif_orientation)
+
+
+def _decode_png(data, mode, apply_exif_orientation=False):
+    from . import io
+
+    return io.decode_png(data, mode, apply_exif_orientation)
+
+
+def _decode_image(data, mode, apply_exif_orientation=False):
+    from . import io
+
+    head = bytes(data[:16].tolist()) if data.dim() == 1 and data.dtype == torch.uint8 else b""
+    # tvops decodes JPEG and PNG; torchvision's decode_image sends GIF and WebP to its
+    # own decoders, which stay torchvision's.
+    if head.startswith(b"GIF8"):
+        return torch.ops.image.decode_gif(data)
+    if head[:4] == b"RIFF" and head[8:15] == b"WEBPVP8":
+        return torch.ops.image.decode_webp(data, mode)
+    return io.decode_image(data, mode, apply_exif_orientation)
+
+
+def _encode_jpeg(data, quality):
+    from . import io
+
+    return io.encode_jpeg(data, quality)
+
+
+def _encode_png(data, compression_level):
+    from . import io
+
+    return io.encode_png(data, compression_level)
+
+
+_IMAGE_KERNELS = {"decode_jpeg": _decode_jpeg, "decode_png": _decode_png, "decode_image": _decode_image,
+                  "encode_jpeg": _encode_jpeg, "encode_png": _encode_png}
+
+
+# ---- Python-level replacements (scriptable; torchvision's function where tvops can't) ----
+
+def _native_device(t: Tensor) -> bool:
+    return t.device.type == "cpu" or t.device.type == "cuda"
+
+
+def _needs_grad(t: Tensor) -> bool:
+    return t.requires_grad and torch.is_grad_enabled()
+
+
+def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float) -> Tensor:
+    """torchvision.ops.batched_nms on tvops' one-pass kernel (patch_torchvision)."""
+    if _native_device(boxes):
+        return torch.ops.tvops.batched_nms(boxes, scores, idxs, iou_threshold)
+    return _originals["batched_nms"](boxes, scores, idxs, iou_threshold)
+
+
+def box_iou(boxes1: Tensor, boxes2: Tensor, fmt: str = "xyxy") -> Tensor:
+    """torchvision.ops.box_iou on tvops' kernel (patch_torchvision)."""
+    if _native_device(boxes1) and not _needs_grad(boxes1) and not _needs_grad(boxes2) and fmt == "xyxy":
+        return torch.ops.tvops.box_iou(boxes1, boxes2)
+    return _originals["box_iou"](boxes1, boxes2, fmt)
+
+
+def box_area(boxes: Tensor, fmt: str = "xyxy") -> Tensor:
+    """torchvision.ops.box_area on tvops' kernel (patch_torchvision)."""
+    if _native_device(boxes) and not _needs_grad(boxes) and fmt == "xyxy":
+        return torch.ops.tvops.box_area(boxes, fmt)
+    return _originals["box_area"](boxes, fmt)
+
+
+def clip_boxes_to_image(boxes: Tensor, size: Tuple[int, int]) -> Tensor:
+    """torchvision.ops.clip_boxes_to_image on tvops' kernel (patch_torchvision)."""
+    if _native_device(boxes) and not _needs_grad(boxes) and not torch.jit.is_tracing():
+        return torch.ops.tvops.clip_boxes_to_image(boxes, size[0], size[1])
+    return _originals["clip_boxes_to_image"](boxes, size)
+
+
+def remove_small_boxes(boxes: Tensor, min_size: float) -> Tensor:
+    """torchvision.ops.remove_small_boxes on tvops' kernel (patch_torchvision)."""
+    if _native_device(boxes):
+        return torch.ops.tvops.remove_small_boxes(boxes, float(min_size))
+    return _originals["remove_small_boxes"](boxes, min_size)
+
+
+_PYTHON_REPLACEMENTS = {"batched_nms": batched_nms, "box_iou": box_iou, "box_area": box_area,
+                        "clip_boxes_to_image": clip_boxes_to_image, "remove_small_boxes": remove_small_boxes}
+
+
+def _torchvision_modules():
+    return [m for name, m in list(sys.modules.items())
+            if m is not None and (name == "torchvision" or name.startswith("torchvision."))]
+
+
+def _replace_everywhere(original, replacement, saved):
+    """Rebinds every loaded torchvision module's reference to `original` (modules that
+    did `from torchvision.ops.boxes import box_area` hold their own)."""
+    for module in _torchvision_modules():
+        for attribute, value in list(vars(module).items()):
+            if value is original:
+                setattr(module, attribute, replacement)
+                saved.append((module, attribute, original))
+
+
+def patch_torchvision(ops=True, io=True, python_ops=True):
+    """Runs torchvision's ops (ops), image codecs (io) and box functions (python_ops) on
+    tvops kernels until unpatch_torchvision(). Idempotent."""
+    global _state
+    if _state is not None:
+        return
+    if not _torch.register():
+        raise RuntimeError("patch_torchvision needs torch >= 2.4 with the tvops custom ops registered "
+                           "(TORCHVISION_NATIVE_CUSTOM_OPS=0 turns them off)")
+    import torchvision
+    import torchvision.io  # noqa: F401 - loads the image:: operators
+    import torchvision.ops.boxes as tv_boxes
+
+    from ._torch import kernels
+
+    libraries, saved = [], []
+    if ops:
+        library = torch.library.Library("torchvision", "IMPL")
+        for name in TORCHVISION_OPS:
+            if hasattr(torch.ops.torchvision, name):
+                for key in ("CPU", "CUDA"):
+                    library.impl(name, getattr(kernels, name), key)
+        libraries.append(library)
+    if io:
+        library = torch.library.Library("image", "IMPL")
+        for name in IMAGE_OPS:
+            if hasattr(torch.ops.image, name):
+                library.impl(name, _IMAGE_KERNELS[name], "CompositeExplicitAutograd")
+        libraries.append(library)
+    if python_ops:
+        for name, replacement in _PYTHON_REPLACEMENTS.items():
+            original = getattr(tv_boxes, name)
+            _originals[name] = original
+            _replace_everywhere(original, replacement, saved)
+    _state = (libraries, saved)
+
+
+def unpatch_torchvision():
+    """Brings torchvision's own kernels and functions back."""
+    global _state
+    if _state is None:
+        return
+    libraries, saved = _state
+    for library in libraries:
+        library._destroy()  # drops our kernels: the dispatcher serves the ones registered before them
+    for module, attribute, original in reversed(saved):
+        setattr(module, attribute, original)
+    _state = None
+
+
+def is_torchvision_patched():
+    return _state is not None
+
+
+@contextlib.contextmanager
+def patched_torchvision(**kwargs):
+    """`with patched_torchvision(): ...` patches for the block (unless already patched)."""
+    already = _state is not None
+    patch_torchvision(**kwargs)
+    try:
+        yield
+    finally:
+        if not already:
+            unpatch_torchvision()
