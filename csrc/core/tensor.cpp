@@ -186,7 +186,8 @@ void convert_from(const Tensor& src, Dst* dst) {
 }  // namespace
 
 Tensor Tensor::to(DType dtype) const {
-  if (dtype == dtype_) return *this;
+  // Callers index the result as a dense array: a strided CPU view becomes a contiguous copy.
+  if (dtype == dtype_) return device_.is_cpu() ? contiguous() : *this;
   TVOPS_CHECK(device_.is_cpu(), Device, "Tensor::to: only CPU tensors (", describe(), ")");
   Tensor src = contiguous();
   Tensor out = empty(shape_, dtype, device_);

@@ -119,6 +119,21 @@ def test_remove_small_boxes(min_size):
     assert torch.equal(tvn.ops.remove_small_boxes(b, min_size), torchvision.ops.remove_small_boxes(b, min_size))
 
 
+def test_strided_boxes():
+    # Boxes sliced out of [K, 5] rois (as MultiScaleRoIAlign's callers pass them): a row
+    # stride of 5 and a storage offset.
+    rois = torch.cat([torch.zeros(60, 1, dtype=torch.float64), random_boxes(60, dtype=torch.float64)[0]], 1)
+    boxes = rois[:, 1:]
+    assert not boxes.is_contiguous()
+    close(tvn.ops.box_area(boxes), torchvision.ops.box_area(boxes))
+    close(tvn.ops.box_convert(boxes, "xyxy", "cxcywh"), torchvision.ops.box_convert(boxes, "xyxy", "cxcywh"))
+    close(tvn.ops.clip_boxes_to_image(boxes, (300, 400)), torchvision.ops.clip_boxes_to_image(boxes, (300, 400)))
+    assert torch.equal(tvn.ops.remove_small_boxes(boxes, 100.0), torchvision.ops.remove_small_boxes(boxes, 100.0))
+    for op in PAIRWISE:
+        close(getattr(tvn.ops, op)(boxes[:20], boxes[10:]), getattr(torchvision.ops, op)(boxes[:20], boxes[10:]))
+    np.testing.assert_allclose(tvn.ops.box_area(rois.numpy()[:, 1:]), torchvision.ops.box_area(boxes).numpy())
+
+
 def test_numpy_in_numpy_out():
     a, b = boxes_of(20, 16), boxes_of(10, 17)
     out = tvn.ops.box_iou(a.numpy(), b.numpy())

@@ -93,8 +93,9 @@ class TVOPS_API Tensor {
   // A contiguous CPU copy (or this tensor if it already is one). CUDA tensors:
   // contiguous() copies on the device on ctx's stream.
   Tensor contiguous(const Context& ctx = {}) const;
-  // A CPU copy converted to float16, bfloat16, float32, float64, int32 or int64
-  // (from any dtype; to half types rounding to nearest even).
+  // A contiguous CPU copy converted to float16, bfloat16, float32, float64, int32 or
+  // int64 (from any dtype; to half types rounding to nearest even). Already of that
+  // dtype: contiguous() (CUDA tensors: this tensor).
   Tensor to(DType dtype) const;
 
   const std::shared_ptr<void>& owner() const { return owner_; }
