@@ -56,9 +56,34 @@ def register():
         if formula is not None:
             setup, backward = formula
             torch.library.register_autograd(qualname, backward, setup_context=setup, lib=library)
+    _hide_from_dynamo(kernels)
     _library, Tensor, ops = library, torch.Tensor, torch.ops.tvops
     registered = True
     return True
+
+
+def _hide_from_dynamo(*modules):
+    """The kernels run native code dynamo can't trace. Compiled graphs hold the ops
+    themselves; but where a graph breaks (torch.compile without fullgraph), the eager
+    stretch calls the kernels with dynamo's frame hook still installed, and each frame
+    would be tried and given up on, with a warning. Mark their code to be skipped."""
+    try:
+        from torch._dynamo.eval_frame import skip_code
+    except ImportError:  # pragma: no cover - other torch versions: only the warnings remain
+        return
+    from .. import _convert
+
+    def walk(code):
+        skip_code(code)
+        for const in code.co_consts:
+            if hasattr(const, "co_code"):
+                walk(const)
+
+    for module in (*modules, _convert):
+        for value in vars(module).values():
+            code = getattr(value, "__code__", None)
+            if code is not None and getattr(value, "__module__", None) == module.__name__:
+                walk(code)
 
 
 def _register_quietly():

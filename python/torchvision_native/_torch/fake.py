@@ -22,18 +22,22 @@ def _dynamic_indices(like):
 
 # ---- boxes ----
 
-def nms(dets, scores, iou_threshold):
+def _check_nms(dets, scores):
     torch._check(dets.dim() == 2, lambda: f"boxes should be a 2d tensor, got {dets.dim()}D")
     torch._check(dets.size(1) == 4, lambda: f"boxes should have 4 elements in dimension 1, got {dets.size(1)}")
     torch._check(scores.dim() == 1, lambda: f"scores should be a 1d tensor, got {scores.dim()}D")
     torch._check(dets.size(0) == scores.size(0), lambda: (
         "boxes and scores should have same number of elements in dimension 0, "
         f"got {dets.size(0)} and {scores.size(0)}"))
+
+
+def nms(dets, scores, iou_threshold):
+    _check_nms(dets, scores)
     return _dynamic_indices(dets)
 
 
 def batched_nms(boxes, scores, idxs, iou_threshold):
-    nms(boxes, scores, iou_threshold)
+    _check_nms(boxes, scores)
     torch._check(idxs.dim() == 1 and idxs.size(0) == boxes.size(0),
                  lambda: f"idxs should be [N] with N = {boxes.size(0)}, got {tuple(idxs.shape)}")
     return _dynamic_indices(boxes)
