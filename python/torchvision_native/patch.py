@@ -37,7 +37,10 @@ TORCHVISION_OPS = (
 IMAGE_OPS = ("decode_jpeg", "decode_png", "decode_image", "encode_jpeg", "encode_png")
 
 _state = None  # while patched: (libraries, [(module, attribute, original)])
-_originals = {}  # torchvision's Python functions, for the fallbacks below
+
+# torchvision's Python functions, for the fallbacks below (module globals, not a dict,
+# so torch.jit.script resolves them like any function).
+_tv_batched_nms = _tv_box_iou = _tv_box_area = _tv_clip_boxes_to_image = _tv_remove_small_boxes = None
 
 
 # ---- image:: kernels (torchvision's schemas; data is a 1-d uint8 CPU tensor) ----
@@ -97,35 +100,35 @@ def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: floa
     """torchvision.ops.batched_nms on tvops' one-pass kernel (patch_torchvision)."""
     if _native_device(boxes):
         return torch.ops.tvops.batched_nms(boxes, scores, idxs, iou_threshold)
-    return _originals["batched_nms"](boxes, scores, idxs, iou_threshold)
+    return _tv_batched_nms(boxes, scores, idxs, iou_threshold)
 
 
 def box_iou(boxes1: Tensor, boxes2: Tensor, fmt: str = "xyxy") -> Tensor:
     """torchvision.ops.box_iou on tvops' kernel (patch_torchvision)."""
     if _native_device(boxes1) and not _needs_grad(boxes1) and not _needs_grad(boxes2) and fmt == "xyxy":
         return torch.ops.tvops.box_iou(boxes1, boxes2)
-    return _originals["box_iou"](boxes1, boxes2, fmt)
+    return _tv_box_iou(boxes1, boxes2, fmt)
 
 
 def box_area(boxes: Tensor, fmt: str = "xyxy") -> Tensor:
     """torchvision.ops.box_area on tvops' kernel (patch_torchvision)."""
     if _native_device(boxes) and not _needs_grad(boxes) and fmt == "xyxy":
         return torch.ops.tvops.box_area(boxes, fmt)
-    return _originals["box_area"](boxes, fmt)
+    return _tv_box_area(boxes, fmt)
 
 
 def clip_boxes_to_image(boxes: Tensor, size: Tuple[int, int]) -> Tensor:
     """torchvision.ops.clip_boxes_to_image on tvops' kernel (patch_torchvision)."""
     if _native_device(boxes) and not _needs_grad(boxes) and not torch.jit.is_tracing():
         return torch.ops.tvops.clip_boxes_to_image(boxes, size[0], size[1])
-    return _originals["clip_boxes_to_image"](boxes, size)
+    return _tv_clip_boxes_to_image(boxes, size)
 
 
 def remove_small_boxes(boxes: Tensor, min_size: float) -> Tensor:
     """torchvision.ops.remove_small_boxes on tvops' kernel (patch_torchvision)."""
     if _native_device(boxes):
         return torch.ops.tvops.remove_small_boxes(boxes, float(min_size))
-    return _originals["remove_small_boxes"](boxes, min_size)
+    return _tv_remove_small_boxes(boxes, min_size)
 
 
 _PYTHON_REPLACEMENTS = {"batched_nms": batched_nms, "box_iou": box_iou, "box_area": box_area,
@@ -179,7 +182,7 @@ def patch_torchvision(ops=True, io=True, python_ops=True):
     if python_ops:
         for name, replacement in _PYTHON_REPLACEMENTS.items():
             original = getattr(tv_boxes, name)
-            _originals[name] = original
+            globals()["_tv_" + name] = original
             _replace_everywhere(original, replacement, saved)
     _state = (libraries, saved)
 
