@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "ops/deform_conv2d_shape.h"
+
 namespace tvops::cpu {
 
 // Greedy NMS over boxes already in score order. boxes: [n, 4] contiguous
@@ -63,6 +65,37 @@ template <typename T>
 using PsRoiBackward = void (*)(const RoiArgs<T>& a, const T* grad, int64_t cout_begin, int64_t cout_end,
                                T* grad_input);
 
+// deform_conv2d as an implicit GEMM over tiles of output pixels; see deform_conv.h.
+// Weights arrive packed by the front-end (csrc/ops/deform_conv2d.cpp), in blocks of
+// kDeformBlock(T) = 256 bytes of output (forward) or k (backward) columns.
+constexpr int64_t kDeformTilePixels = 64;  // output pixels of one image per tile
+constexpr int64_t kDeformBlockBytes = 256;
+template <typename T>
+struct DeformConvArgs {
+  DeformConvShape s;
+  const T* input;      // NHWC [N, H, W, Cin]
+  const T* offset;     // [N, 2 * G * taps, Ho, Wo]
+  const T* mask;       // [N, G * taps, Ho, Wo], or null without use_mask
+  // Per weight group: [ceil(Cout_g / B)][Kp][B] with k = tap * Cin_g + c, zero beyond
+  // K_g = taps * Cin_g (Kp: K_g rounded up to B) and beyond Cout_g; B = 256 / sizeof(T).
+  const T* weight;
+  // The transpose, for the backward's columns gradient: per group [Kp / B][Cout_g][B].
+  const T* weight_t;
+  const T* bias;       // [Cout] or null
+};
+// out [N, Cout, Ho, Wo] for tiles [tile_begin, tile_end) of all images (tile t: image
+// t / tiles_per_image, pixels from (t % tiles_per_image) * kDeformTilePixels).
+template <typename T>
+using DeformConvForward = void (*)(const DeformConvArgs<T>& a, int64_t tile_begin, int64_t tile_end, T* out);
+// Gradients from grad [N, Cout, Ho, Wo] for tiles [tile_begin, tile_end) of one image:
+// grad_input_nhwc [H, W, Cin] and grad_weight (the packed forward layout) are the
+// caller's per-thread accumulators; grad_offset and grad_mask (zeroed, [N, ...]) get
+// the tiles' own pixels.
+template <typename T>
+using DeformConvBackward = void (*)(const DeformConvArgs<T>& a, const T* grad, int64_t image, int64_t tile_begin,
+                                    int64_t tile_end, T* grad_input_nhwc, T* grad_weight, T* grad_offset,
+                                    T* grad_mask);
+
 // dst[j * dst_ld + i] = src[i * src_ld + j] for 4-byte elements; see transpose.h.
 // (transpose_16, transpose_8: the same for 2-byte and 1-byte elements.)
 using Transpose = void (*)(const void* src, int64_t rows, int64_t cols, int64_t src_ld, void* dst, int64_t dst_ld);
@@ -100,6 +133,10 @@ struct KernelTable {
   PsRoiForward<double> ps_roi_align_forward_f64 = nullptr, ps_roi_pool_forward_f64 = nullptr;
   PsRoiBackward<float> ps_roi_align_backward_f32 = nullptr, ps_roi_pool_backward_f32 = nullptr;
   PsRoiBackward<double> ps_roi_align_backward_f64 = nullptr, ps_roi_pool_backward_f64 = nullptr;
+  DeformConvForward<float> deform_conv_forward_f32 = nullptr;
+  DeformConvForward<double> deform_conv_forward_f64 = nullptr;
+  DeformConvBackward<float> deform_conv_backward_f32 = nullptr;
+  DeformConvBackward<double> deform_conv_backward_f64 = nullptr;
 };
 
 }  // namespace tvops::cpu
