@@ -11,15 +11,17 @@ from .boxes import (
     nms,
     remove_small_boxes,
 )
+from .deform_conv import deform_conv2d
 from .roi import ps_roi_align, ps_roi_pool, roi_align, roi_pool
 
 try:  # the module classes need torch
+    from .deform_conv import DeformConv2d
     from .poolers import MultiScaleRoIAlign
 except ImportError:  # pragma: no cover - exercised by the torch-free import test
     pass
 
 __all__ = [
-    "MultiScaleRoIAlign",
-    "batched_nms", "box_area", "box_convert", "box_iou", "clip_boxes_to_image", "complete_box_iou",
+    "DeformConv2d", "MultiScaleRoIAlign",
+    "batched_nms", "box_area", "box_convert", "box_iou", "clip_boxes_to_image", "complete_box_iou", "deform_conv2d",
     "distance_box_iou", "generalized_box_iou", "nms", "ps_roi_align", "ps_roi_pool", "remove_small_boxes", "roi_align", "roi_pool",
 ]

@@ -1,0 +1,338 @@
+// deform_conv2d as an implicit GEMM (see deform_conv.h). Per tile of output pixels:
+// sample a block of columns col[pixel][k] (k = tap * Cin_g + channel, channel runs
+// contiguous in the NHWC input, so the bilinear taps are vector loads), multiply it
+// with the packed weights in register-blocked micro-kernels, and move on; the
+// backward recomputes the block and uses it for every gradient while it is in cache.
+#include "kernels/cpu/deform_conv.h"
+
+#include <xsimd/xsimd.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/cpu/buffer.h"
+
+namespace tvops::cpu::TVOPS_CPU_TIER {
+namespace {
+
+template <typename T>
+using Vec = xsimd::batch<T>;
+
+// Micro-kernel shape: MR rows of A broadcast against NV vectors of B. Tiers with 32
+// vector registers keep 6 x 4 accumulators, AVX2's 16 registers 6 x 2.
+#if defined(__AVX512F__) || defined(__aarch64__)
+constexpr int kNV = 4;
+#else
+constexpr int kNV = 2;
+#endif
+constexpr int kMR = 6;
+// k values sampled per block: 64 pixels x 256 k = 64 KB of float32 columns.
+constexpr int64_t kChunk = 256;
+
+template <typename T>
+constexpr int64_t block_width() {
+  return kDeformBlockBytes / int64_t(sizeof(T));
+}
+
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// C[i][0 .. NV lanes) += sum_k A(i, k) * B[k][0 .. NV lanes) for i < MR, where
+// A(i, k) = a[i * a_row + k * a_k].
+template <typename T, int MR>
+void micro_kernel(const T* a, int64_t a_row, int64_t a_k, const T* b, int64_t ldb, int64_t kdim, T* c,
+                  int64_t ldc) {
+  constexpr int L = int(Vec<T>::size);
+  Vec<T> acc[MR][kNV];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < kNV; ++j) acc[i][j] = Vec<T>::load_unaligned(c + i * ldc + j * L);
+  for (int64_t k = 0; k < kdim; ++k) {
+    Vec<T> bv[kNV];
+#pragma GCC unroll 8
+    for (int j = 0; j < kNV; ++j) bv[j] = Vec<T>::load_unaligned(b + k * ldb + j * L);
+    const T* ak = a + k * a_k;
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const Vec<T> av(ak[i * a_row]);
+#pragma GCC unroll 8
+      for (int j = 0; j < kNV; ++j) acc[i][j] = xsimd::fma(av, bv[j], acc[i][j]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (int j = 0; j < kNV; ++j) acc[i][j].store_unaligned(c + i * ldc + j * L);
+}
+
+// C[m][0 .. block) += A[m][kdim] * B[kdim][0 .. block), block = 256 bytes of T.
+template <typename T>
+void gemm_block(int64_t m, const T* a, int64_t a_row, int64_t a_k, const T* b, int64_t ldb, int64_t kdim, T* c,
+                int64_t ldc) {
+  constexpr int64_t step = kNV * int64_t(Vec<T>::size);
+  static_assert(block_width<T>() % step == 0, "the block is a whole number of micro-kernel widths");
+  for (int64_t j = 0; j < block_width<T>(); j += step)
+    for (int64_t i = 0; i < m; i += kMR) {
+      const T* ai = a + i * a_row;
+      T* ci = c + i * ldc + j;
+      switch (std::min<int64_t>(kMR, m - i)) {
+        case 6: micro_kernel<T, 6>(ai, a_row, a_k, b + j, ldb, kdim, ci, ldc); break;
+        case 5: micro_kernel<T, 5>(ai, a_row, a_k, b + j, ldb, kdim, ci, ldc); break;
+        case 4: micro_kernel<T, 4>(ai, a_row, a_k, b + j, ldb, kdim, ci, ldc); break;
+        case 3: micro_kernel<T, 3>(ai, a_row, a_k, b + j, ldb, kdim, ci, ldc); break;
+        case 2: micro_kernel<T, 2>(ai, a_row, a_k, b + j, ldb, kdim, ci, ldc); break;
+        default: micro_kernel<T, 1>(ai, a_row, a_k, b + j, ldb, kdim, ci, ldc); break;
+      }
+    }
+}
+
+// One deformed sampling point: DCN bilinear (zero padding, strict range test, OPS.md
+// §10) with the four corners' pixel offsets and weights; invalid corners are dropped.
+template <typename T>
+struct Point {
+  int64_t pos[4];  // y * W + x of corners (yl, xl), (yl, xh), (yh, xl), (yh, xh)
+  T w[4];          // bilinear weights of the valid corners (0 for invalid ones)
+  bool valid[4];
+  T ly, lx;        // fractional parts, for the coordinate gradients
+  bool sampled;    // inside the forward's range: (-1, H) x (-1, W)
+  bool touches;    // some corner on the map (the coordinate gradients' range, [-1, H) x [-1, W))
+};
+
+template <typename T>
+Point<T> make_point(T y, T x, int64_t H, int64_t W) {
+  Point<T> p{};
+  p.touches = y >= T(-1) && y < T(H) && x >= T(-1) && x < T(W);  // false for NaN
+  if (!p.touches) return p;
+  p.sampled = y > T(-1) && x > T(-1);
+  const T fy = std::floor(y), fx = std::floor(x);
+  const int64_t yl = int64_t(fy), xl = int64_t(fx), yh = yl + 1, xh = xl + 1;
+  p.ly = y - fy;
+  p.lx = x - fx;
+  const T hy = T(1) - p.ly, hx = T(1) - p.lx;
+  const bool vyl = yl >= 0, vyh = yh <= H - 1, vxl = xl >= 0, vxh = xh <= W - 1;
+  p.valid[0] = vyl && vxl;
+  p.valid[1] = vyl && vxh;
+  p.valid[2] = vyh && vxl;
+  p.valid[3] = vyh && vxh;
+  p.pos[0] = yl * W + xl;
+  p.pos[1] = yl * W + xh;
+  p.pos[2] = yh * W + xl;
+  p.pos[3] = yh * W + xh;
+  p.w[0] = hy * hx;
+  p.w[1] = hy * p.lx;
+  p.w[2] = p.ly * hx;
+  p.w[3] = p.ly * p.lx;
+  return p;
+}
+
+// Walks the sampling points of a column block: pixels [p0, p0 + np) of image b,
+// weight group gw, k in [k0, k0 + kc). For each (tap, run of channels sharing an
+// offset group, pixel) calls fn(pixel, point, mask value, first channel (global),
+// channel count, column in the block, offset group, tap).
+template <typename T, typename Fn>
+void for_each_point(const DeformConvArgs<T>& a, int64_t b, int64_t p0, int64_t np, int64_t gw, int64_t k0,
+                    int64_t kc, Fn&& fn) {
+  const DeformConvShape& s = a.s;
+  const int64_t taps = s.taps(), cin_g = s.in_per_group(), cin_og = s.in_per_offset_group();
+  const int64_t hwo = s.out_h * s.out_w, G = s.offset_groups;
+  const int64_t c_group = gw * cin_g;
+  const int64_t tap0 = k0 / cin_g, tap1 = std::min(taps, (k0 + kc + cin_g - 1) / cin_g);
+  for (int64_t tap = tap0; tap < tap1; ++tap) {
+    const int64_t ki = tap / s.kernel_w, kj = tap % s.kernel_w;
+    const int64_t lo = std::max<int64_t>(k0 - tap * cin_g, 0), hi = std::min(k0 + kc - tap * cin_g, cin_g);
+    for (int64_t c = c_group + lo; c < c_group + hi;) {
+      const int64_t g = c / cin_og, c_end = std::min(c_group + hi, (g + 1) * cin_og);
+      const T* off = a.offset + ((b * G + g) * taps + tap) * 2 * hwo;
+      const T* msk = a.mask ? a.mask + ((b * G + g) * taps + tap) * hwo : nullptr;
+      const int64_t column = tap * cin_g + (c - c_group) - k0;
+      int64_t oy = p0 / s.out_w, ox = p0 % s.out_w;
+      for (int64_t p = 0; p < np; ++p) {
+        const int64_t pix = p0 + p;
+        // torchvision: (oy * stride - pad) + i * dilation in integers, then + offset in T.
+        const T y = T(oy * s.stride_h - s.pad_h + ki * s.dilation_h) + off[pix];
+        const T x = T(ox * s.stride_w - s.pad_w + kj * s.dilation_w) + off[hwo + pix];
+        const T m = msk ? msk[pix] : T(1);
+        fn(p, make_point(y, x, s.height, s.width), m, c, c_end - c, column, g, tap);
+        if (++ox == s.out_w) ox = 0, ++oy;
+      }
+      c = c_end;
+    }
+  }
+}
+
+// col[p][0 .. kc) for the block: m * bilinear(input) per channel, zero outside the map
+// and beyond K.
+template <typename T>
+void sample_columns(const DeformConvArgs<T>& a, int64_t b, int64_t p0, int64_t np, int64_t gw, int64_t k0,
+                    int64_t kc, T* col) {
+  const DeformConvShape& s = a.s;
+  const int64_t K = s.taps() * s.in_per_group(), Cin = s.in_channels;
+  if (k0 + kc > K)
+    for (int64_t p = 0; p < np; ++p) std::fill(col + p * kc + std::max<int64_t>(K - k0, 0), col + (p + 1) * kc, T(0));
+  const T* image = a.input + b * s.height * s.width * Cin;
+  constexpr int64_t L = Vec<T>::size;
+  for_each_point(a, b, p0, np, gw, k0, kc,
+                 [&](int64_t p, const Point<T>& pt, T m, int64_t c0, int64_t n, int64_t column, int64_t, int64_t) {
+                   T* d = col + p * kc + column;
+                   const T* src[4];
+                   T w[4];
+                   int corners = 0;
+                   if (pt.sampled)
+                     for (int q = 0; q < 4; ++q)
+                       if (pt.valid[q]) {
+                         src[corners] = image + pt.pos[q] * Cin + c0;
+                         w[corners++] = m * pt.w[q];
+                       }
+                   int64_t c = 0;
+                   if (corners == 4) {
+                     const Vec<T> w0(w[0]), w1(w[1]), w2(w[2]), w3(w[3]);
+                     for (; c + L <= n; c += L) {
+                       Vec<T> v = w0 * Vec<T>::load_unaligned(src[0] + c);
+                       v = xsimd::fma(w1, Vec<T>::load_unaligned(src[1] + c), v);
+                       v = xsimd::fma(w2, Vec<T>::load_unaligned(src[2] + c), v);
+                       v = xsimd::fma(w3, Vec<T>::load_unaligned(src[3] + c), v);
+                       v.store_unaligned(d + c);
+                     }
+                   }
+                   for (; c < n; ++c) {
+                     T v = 0;
+                     for (int q = 0; q < corners; ++q) v += w[q] * src[q][c];
+                     d[c] = v;
+                   }
+                 });
+}
+
+template <typename T>
+struct Geometry {
+  int64_t hwo, tiles, cin_g, cout_g, K, Kp, cb;
+  explicit Geometry(const DeformConvShape& s)
+      : hwo(s.out_h * s.out_w),
+        tiles((hwo + kDeformTilePixels - 1) / kDeformTilePixels),
+        cin_g(s.in_per_group()),
+        cout_g(s.out_per_group()),
+        K(s.taps() * cin_g),
+        Kp(round_up(K, block_width<T>())),
+        cb((cout_g + block_width<T>() - 1) / block_width<T>()) {}
+};
+
+}  // namespace
+
+template <typename T>
+void deform_conv_forward(const DeformConvArgs<T>& a, int64_t tile_begin, int64_t tile_end, T* out) {
+  const DeformConvShape& s = a.s;
+  const Geometry<T> g(s);
+  constexpr int64_t B = block_width<T>();
+  const int64_t ld = g.cb * B;
+  thread_local Buffer<T> col, acc;
+  col.reserve(kDeformTilePixels * kChunk);
+  acc.reserve(kDeformTilePixels * ld);
+  for (int64_t t = tile_begin; t < tile_end; ++t) {
+    const int64_t b = t / g.tiles, p0 = (t % g.tiles) * kDeformTilePixels;
+    const int64_t np = std::min(kDeformTilePixels, g.hwo - p0);
+    for (int64_t gw = 0; gw < s.groups; ++gw) {
+      std::fill(acc.data(), acc.data() + np * ld, T(0));
+      for (int64_t k0 = 0; k0 < g.Kp; k0 += kChunk) {
+        const int64_t kc = std::min(kChunk, g.Kp - k0);
+        sample_columns(a, b, p0, np, gw, k0, kc, col.data());
+        for (int64_t j = 0; j < g.cb; ++j)
+          gemm_block(np, col.data(), kc, 1, a.weight + ((gw * g.cb + j) * g.Kp + k0) * B, B, kc, acc.data() + j * B,
+                     ld);
+      }
+      for (int64_t co = 0; co < g.cout_g; ++co) {
+        const int64_t oc = gw * g.cout_g + co;
+        const T bias = a.bias ? a.bias[oc] : T(0);
+        T* o = out + (b * s.out_channels + oc) * g.hwo + p0;
+        for (int64_t p = 0; p < np; ++p) o[p] = acc[p * ld + co] + bias;
+      }
+    }
+  }
+}
+
+template <typename T>
+void deform_conv_backward(const DeformConvArgs<T>& a, const T* grad, int64_t b, int64_t tile_begin,
+                          int64_t tile_end, T* grad_input_nhwc, T* grad_weight, T* grad_offset, T* grad_mask) {
+  const DeformConvShape& s = a.s;
+  const Geometry<T> g(s);
+  constexpr int64_t B = block_width<T>();
+  constexpr int64_t L = Vec<T>::size;
+  const int64_t ld = g.cb * B, Cin = s.in_channels, G = s.offset_groups, taps = s.taps();
+  const T* image = a.input + b * s.height * s.width * Cin;
+  thread_local Buffer<T> gt, col, gcol;
+  gt.reserve(kDeformTilePixels * ld);
+  col.reserve(kDeformTilePixels * kChunk);
+  gcol.reserve(kDeformTilePixels * kChunk);
+  for (int64_t t = tile_begin; t < tile_end; ++t) {
+    const int64_t p0 = t * kDeformTilePixels, np = std::min(kDeformTilePixels, g.hwo - p0);
+    for (int64_t gw = 0; gw < s.groups; ++gw) {
+      // The tile's output gradient as [pixel][output channel], zero-padded to whole blocks.
+      std::fill(gt.data(), gt.data() + np * ld, T(0));
+      for (int64_t co = 0; co < g.cout_g; ++co) {
+        const T* src = grad + (b * s.out_channels + gw * g.cout_g + co) * g.hwo + p0;
+        for (int64_t p = 0; p < np; ++p) gt[p * ld + co] = src[p];
+      }
+      for (int64_t k0 = 0; k0 < g.Kp; k0 += kChunk) {
+        const int64_t kc = std::min(kChunk, g.Kp - k0);
+        // Columns' gradient: gcol[p][k] = sum_co gt[p][co] * W[co][k].
+        std::fill(gcol.data(), gcol.data() + np * kc, T(0));
+        for (int64_t kb = 0; kb < kc; kb += B)
+          gemm_block(np, gt.data(), ld, 1, a.weight_t + ((gw * (g.Kp / B) + (k0 + kb) / B) * g.cout_g) * B, B,
+                     g.cout_g, gcol.data() + kb, kc);
+        // Weight gradient: dW[k][co] += sum_p col[p][k] * gt[p][co].
+        sample_columns(a, b, p0, np, gw, k0, kc, col.data());
+        for (int64_t j = 0; j < g.cb; ++j)
+          gemm_block(kc, col.data(), 1, kc, gt.data() + j * B, ld, np, grad_weight + ((gw * g.cb + j) * g.Kp + k0) * B,
+                     B);
+        // Input, offset and mask gradients of each sampling point.
+        for_each_point(a, b, p0, np, gw, k0, kc,
+                       [&](int64_t p, const Point<T>& pt, T m, int64_t c0, int64_t n, int64_t column, int64_t og,
+                           int64_t tap) {
+                         if (!pt.touches) return;
+                         const T* gc = gcol.data() + p * kc + column;
+                         T dot[4] = {0, 0, 0, 0};
+                         for (int q = 0; q < 4; ++q) {
+                           if (!pt.valid[q]) continue;
+                           const T* v = image + pt.pos[q] * Cin + c0;
+                           T* gi = grad_input_nhwc + pt.pos[q] * Cin + c0;
+                           const T wq = m * pt.w[q];
+                           const bool scatter = pt.sampled;
+                           const Vec<T> wv(wq);
+                           Vec<T> d(T(0));
+                           int64_t c = 0;
+                           for (; c + L <= n; c += L) {
+                             const Vec<T> gv = Vec<T>::load_unaligned(gc + c);
+                             d = xsimd::fma(gv, Vec<T>::load_unaligned(v + c), d);
+                             if (scatter) xsimd::fma(wv, gv, Vec<T>::load_unaligned(gi + c)).store_unaligned(gi + c);
+                           }
+                           T tail = 0;
+                           for (; c < n; ++c) {
+                             tail += gc[c] * v[c];
+                             if (scatter) gi[c] += wq * gc[c];
+                           }
+                           dot[q] = xsimd::hadd(d) + tail;
+                         }
+                         const int64_t pix = p0 + p;
+                         const T hy = T(1) - pt.ly, hx = T(1) - pt.lx;
+                         // torchvision's coordinate weights, summed over the channels.
+                         const T gy = hx * (dot[2] - dot[0]) + pt.lx * (dot[3] - dot[1]);
+                         const T gx = hy * (dot[1] - dot[0]) + pt.ly * (dot[3] - dot[2]);
+                         T* go = grad_offset + ((b * G + og) * taps + tap) * 2 * g.hwo + pix;
+                         go[0] += m * gy;
+                         go[g.hwo] += m * gx;
+                         if (grad_mask && pt.sampled)
+                           grad_mask[((b * G + og) * taps + tap) * g.hwo + pix] +=
+                               pt.w[0] * dot[0] + pt.w[1] * dot[1] + pt.w[2] * dot[2] + pt.w[3] * dot[3];
+                       });
+      }
+    }
+  }
+}
+
+template void deform_conv_forward<float>(const DeformConvArgs<float>&, int64_t, int64_t, float*);
+template void deform_conv_forward<double>(const DeformConvArgs<double>&, int64_t, int64_t, double*);
+template void deform_conv_backward<float>(const DeformConvArgs<float>&, const float*, int64_t, int64_t, int64_t,
+                                          float*, float*, float*, float*);
+template void deform_conv_backward<double>(const DeformConvArgs<double>&, const double*, int64_t, int64_t, int64_t,
+                                           double*, double*, double*, double*);
+
+}  // namespace tvops::cpu::TVOPS_CPU_TIER
