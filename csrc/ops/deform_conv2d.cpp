@@ -265,6 +265,40 @@ std::vector<Tensor> backward_cpu(const DeformConvShape& s, const Tensor& grad_in
   return {detail::from_nhwc<T>(grad_nhwc, dt), grad_weight, grad_offset, grad_mask, grad_bias};
 }
 
+// bfloat16 on a CPU with AVX512_BF16: the map stays bfloat16 (channels-last), the
+// weights become bfloat16 k pairs, and vdpbf16ps multiplies (kernel_table.h).
+Tensor forward_bf16(const DeformConvShape& s, const Tensor& input, const Tensor& weight, const Tensor& offset,
+                    const Tensor& mask, const Tensor& bias, cpu::DeformConvForwardBf16 kernel) {
+  const int64_t cin_g = s.in_per_group(), cout_g = s.out_per_group(), taps = s.taps(), B = 64;
+  const int64_t K = taps * cin_g, Kp = round_up(K, B), cb = (cout_g + B - 1) / B;
+  const Tensor nhwc = detail::to_nhwc<uint16_t>(input);
+  const Tensor off = offset.to(DType::Float32).contiguous();
+  const Tensor msk = s.use_mask ? mask.to(DType::Float32).contiguous() : Tensor();
+  const Tensor bs = bias.defined() ? bias.to(DType::Float32).contiguous() : Tensor();
+  const Tensor w = weight.to(DType::Float32).contiguous();
+  Tensor staged = Tensor::zeros({s.groups * cb * Kp * B}, DType::Float32);  // [g][cb][Kp/2][64][2]
+  float* st = staged.data<float>();
+  const float* wf = w.data<float>();
+  for (int64_t g = 0; g < s.groups; ++g)
+    for (int64_t co = 0; co < cout_g; ++co)
+      for (int64_t k = 0; k < K; ++k)
+        st[(((g * cb + co / B) * Kp + k / 2 * 2) * B) + (co % B) * 2 + k % 2] =
+            wf[((g * cout_g + co) * cin_g + k % cin_g) * taps + k / cin_g];
+  Tensor packed = Tensor::empty({staged.numel()}, DType::BFloat16);
+  detail::cpu_kernels().float_to_bfloat16(st, staged.numel(), packed.data<uint16_t>());
+  cpu::DeformConvArgsBf16 a{};
+  a.s = s;
+  a.input = nhwc.data<uint16_t>();
+  a.offset = off.data<float>();
+  a.mask = msk.defined() ? msk.data<float>() : nullptr;
+  a.weight = packed.data<uint16_t>();
+  a.bias = bs.defined() ? bs.data<float>() : nullptr;
+  Tensor out = Tensor::empty({s.batch, s.out_channels, s.out_h, s.out_w}, DType::Float32);
+  const int64_t tiles = (s.out_h * s.out_w + cpu::kDeformTilePixels - 1) / cpu::kDeformTilePixels;
+  detail::parallel_for(0, s.batch * tiles, 1, [&](int64_t lo, int64_t hi) { kernel(a, lo, hi, out.data<float>()); });
+  return detail::result_as(out, DType::BFloat16);
+}
+
 // float16 / bfloat16 compute in float32 and come back in their dtype.
 std::vector<Tensor> as_dtype(std::vector<Tensor> ts, DType dtype) {
   for (Tensor& t : ts)
@@ -295,6 +329,8 @@ Tensor deform_conv2d(const Tensor& input, const Tensor& weight, const Tensor& of
   const cpu::KernelTable& kt = detail::cpu_kernels();
   if (input.dtype() == DType::Float64)
     return forward_cpu<double>(s, input, weight, offset, mask, bias, kt.deform_conv_forward_f64);
+  if (input.dtype() == DType::BFloat16 && kt.deform_conv_forward_bf16 && s.in_channels > 0)
+    return forward_bf16(s, input, weight, offset, mask, bias, kt.deform_conv_forward_bf16);
   return detail::result_as(forward_cpu<float>(s, input, weight, offset, mask, bias, kt.deform_conv_forward_f32),
                            input.dtype());
 }

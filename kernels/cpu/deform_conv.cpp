@@ -10,8 +10,15 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
+
+#if defined(__AVX512BF16__)
+#include <immintrin.h>
+#endif
 
 #include "kernels/cpu/buffer.h"
+#include "kernels/cpu/transpose.h"
+#include "kernels/cpu/vec_half.h"
 
 namespace tvops::cpu::TVOPS_CPU_TIER {
 namespace {
@@ -130,9 +137,9 @@ Point<T> make_point(T y, T x, int64_t H, int64_t W) {
 // weight group gw, k in [k0, k0 + kc). For each (tap, run of channels sharing an
 // offset group, pixel) calls fn(pixel, point, mask value, first channel (global),
 // channel count, column in the block, offset group, tap).
-template <typename T, typename Fn>
-void for_each_point(const DeformConvArgs<T>& a, int64_t b, int64_t p0, int64_t np, int64_t gw, int64_t k0,
-                    int64_t kc, Fn&& fn) {
+template <typename Args, typename Fn>
+void for_each_point(const Args& a, int64_t b, int64_t p0, int64_t np, int64_t gw, int64_t k0, int64_t kc, Fn&& fn) {
+  using T = std::remove_cv_t<std::remove_pointer_t<decltype(a.offset)>>;
   const DeformConvShape& s = a.s;
   const int64_t taps = s.taps(), cin_g = s.in_per_group(), cin_og = s.in_per_offset_group();
   const int64_t hwo = s.out_h * s.out_w, G = s.offset_groups;
@@ -194,6 +201,12 @@ void sample_columns(const DeformConvArgs<T>& a, int64_t b, int64_t p0, int64_t n
                        v = xsimd::fma(w3, Vec<T>::load_unaligned(src[3] + c), v);
                        v.store_unaligned(d + c);
                      }
+                   } else {  // on the map's edge (or off it): fewer corners
+                     for (; c + L <= n; c += L) {
+                       Vec<T> v(T(0));
+                       for (int q = 0; q < corners; ++q) v = xsimd::fma(Vec<T>(w[q]), Vec<T>::load_unaligned(src[q] + c), v);
+                       v.store_unaligned(d + c);
+                     }
                    }
                    for (; c < n; ++c) {
                      T v = 0;
@@ -201,6 +214,21 @@ void sample_columns(const DeformConvArgs<T>& a, int64_t b, int64_t p0, int64_t n
                      d[c] = v;
                    }
                  });
+}
+
+// out[co][p] = acc[p][co] + bias[co] for a tile (out rows ld_out apart): float32 through
+// the tier's register-tile transpose, then the bias over contiguous rows.
+template <typename T>
+void store_tile(const T* acc, int64_t ld, int64_t np, int64_t channels, const T* bias, T* out, int64_t ld_out) {
+  if constexpr (sizeof(T) == 4) {
+    transpose_32(acc, np, channels, ld, out, ld_out);
+  } else {
+    for (int64_t co = 0; co < channels; ++co)
+      for (int64_t p = 0; p < np; ++p) out[co * ld_out + p] = acc[p * ld + co];
+  }
+  if (bias)
+    for (int64_t co = 0; co < channels; ++co)
+      for (int64_t p = 0; p < np; ++p) out[co * ld_out + p] += bias[co];
 }
 
 template <typename T>
@@ -239,12 +267,8 @@ void deform_conv_forward(const DeformConvArgs<T>& a, int64_t tile_begin, int64_t
           gemm_block(np, col.data(), kc, 1, a.weight + ((gw * g.cb + j) * g.Kp + k0) * B, B, kc, acc.data() + j * B,
                      ld);
       }
-      for (int64_t co = 0; co < g.cout_g; ++co) {
-        const int64_t oc = gw * g.cout_g + co;
-        const T bias = a.bias ? a.bias[oc] : T(0);
-        T* o = out + (b * s.out_channels + oc) * g.hwo + p0;
-        for (int64_t p = 0; p < np; ++p) o[p] = acc[p * ld + co] + bias;
-      }
+      store_tile(acc.data(), ld, np, g.cout_g, a.bias ? a.bias + gw * g.cout_g : nullptr,
+                 out + (b * s.out_channels + gw * g.cout_g) * g.hwo + p0, g.hwo);
     }
   }
 }
@@ -327,6 +351,138 @@ void deform_conv_backward(const DeformConvArgs<T>& a, const T* grad, int64_t b, 
     }
   }
 }
+
+#if defined(__AVX512BF16__)
+namespace {
+
+// C[i][0 .. 64) += sum over k pairs q of A[i][2q .. 2q+2) . B[q][0 .. 64)[2], i < MR.
+template <int MR>
+void micro_kernel_bf16(const uint16_t* a, int64_t lda, const uint16_t* b, int64_t kpairs, float* c, int64_t ldc) {
+  __m512 acc[MR][4];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_loadu_ps(c + i * ldc + 16 * j);
+  for (int64_t q = 0; q < kpairs; ++q) {
+    __m512bh bv[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) bv[j] = (__m512bh)_mm512_loadu_si512(b + q * 128 + 32 * j);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      int32_t pair;
+      std::memcpy(&pair, a + i * lda + 2 * q, 4);
+      const __m512bh av = (__m512bh)_mm512_set1_epi32(pair);
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], av, bv[j]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) _mm512_storeu_ps(c + i * ldc + 16 * j, acc[i][j]);
+}
+
+void gemm_block_bf16(int64_t m, const uint16_t* a, int64_t lda, const uint16_t* b, int64_t kpairs, float* c,
+                     int64_t ldc) {
+  for (int64_t i = 0; i < m; i += kMR) {
+    const uint16_t* ai = a + i * lda;
+    float* ci = c + i * ldc;
+    switch (std::min<int64_t>(kMR, m - i)) {
+      case 6: micro_kernel_bf16<6>(ai, lda, b, kpairs, ci, ldc); break;
+      case 5: micro_kernel_bf16<5>(ai, lda, b, kpairs, ci, ldc); break;
+      case 4: micro_kernel_bf16<4>(ai, lda, b, kpairs, ci, ldc); break;
+      case 3: micro_kernel_bf16<3>(ai, lda, b, kpairs, ci, ldc); break;
+      case 2: micro_kernel_bf16<2>(ai, lda, b, kpairs, ci, ldc); break;
+      default: micro_kernel_bf16<1>(ai, lda, b, kpairs, ci, ldc); break;
+    }
+  }
+}
+
+uint16_t round_to_bf16(float f) {  // nearest even, as vcvtneps2bf16 (inputs here are finite or NaN)
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);
+  return uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+// The bfloat16 column block [np][kc]: float32 bilinear sums of the bfloat16 map, rounded once.
+void sample_columns_bf16(const DeformConvArgsBf16& a, int64_t b, int64_t p0, int64_t np, int64_t gw, int64_t k0,
+                         int64_t kc, uint16_t* col) {
+  const DeformConvShape& s = a.s;
+  const int64_t K = s.taps() * s.in_per_group(), Cin = s.in_channels;
+  if (k0 + kc > K)
+    for (int64_t p = 0; p < np; ++p)
+      std::fill(col + p * kc + std::max<int64_t>(K - k0, 0), col + (p + 1) * kc, uint16_t(0));
+  const uint16_t* image = a.input + b * s.height * s.width * Cin;
+  for_each_point(a, b, p0, np, gw, k0, kc,
+                 [&](int64_t p, const Point<float>& pt, float m, int64_t c0, int64_t n, int64_t column, int64_t,
+                     int64_t) {
+                   uint16_t* d = col + p * kc + column;
+                   const uint16_t* src[4];
+                   float w[4];
+                   int corners = 0;
+                   if (pt.sampled)
+                     for (int q = 0; q < 4; ++q)
+                       if (pt.valid[q]) {
+                         src[corners] = image + pt.pos[q] * Cin + c0;
+                         w[corners++] = m * pt.w[q];
+                       }
+                   int64_t c = 0;
+                   if (corners == 4) {
+                     const __m512 w0 = _mm512_set1_ps(w[0]), w1 = _mm512_set1_ps(w[1]), w2 = _mm512_set1_ps(w[2]),
+                                  w3 = _mm512_set1_ps(w[3]);
+                     for (; c + 16 <= n; c += 16) {
+                       __m512 v = _mm512_mul_ps(w0, load_half<true>(src[0] + c));
+                       v = _mm512_fmadd_ps(w1, load_half<true>(src[1] + c), v);
+                       v = _mm512_fmadd_ps(w2, load_half<true>(src[2] + c), v);
+                       v = _mm512_fmadd_ps(w3, load_half<true>(src[3] + c), v);
+                       _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c), (__m256i)_mm512_cvtneps_pbh(v));
+                     }
+                   } else {  // on the map's edge (or off it): fewer corners
+                     for (; c + 16 <= n; c += 16) {
+                       __m512 v = _mm512_setzero_ps();
+                       for (int q = 0; q < corners; ++q)
+                         v = _mm512_fmadd_ps(_mm512_set1_ps(w[q]), load_half<true>(src[q] + c), v);
+                       _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c), (__m256i)_mm512_cvtneps_pbh(v));
+                     }
+                   }
+                   for (; c < n; ++c) {
+                     float v = 0;
+                     for (int q = 0; q < corners; ++q) v += w[q] * bf16_to_float(src[q][c]);
+                     d[c] = round_to_bf16(v);
+                   }
+                 });
+}
+
+}  // namespace
+
+void deform_conv_forward_bf16(const DeformConvArgsBf16& a, int64_t tile_begin, int64_t tile_end, float* out) {
+  const DeformConvShape& s = a.s;
+  const Geometry<float> g(s);
+  constexpr int64_t B = block_width<float>();  // 64 output channels per weight block
+  const int64_t ld = g.cb * B;
+  thread_local Buffer<uint16_t> col;
+  thread_local Buffer<float> acc;
+  col.reserve(kDeformTilePixels * kChunk);
+  acc.reserve(kDeformTilePixels * ld);
+  for (int64_t t = tile_begin; t < tile_end; ++t) {
+    const int64_t b = t / g.tiles, p0 = (t % g.tiles) * kDeformTilePixels;
+    const int64_t np = std::min(kDeformTilePixels, g.hwo - p0);
+    for (int64_t gw = 0; gw < s.groups; ++gw) {
+      std::fill(acc.data(), acc.data() + np * ld, 0.f);
+      for (int64_t k0 = 0; k0 < g.Kp; k0 += kChunk) {
+        const int64_t kc = std::min(kChunk, g.Kp - k0);
+        sample_columns_bf16(a, b, p0, np, gw, k0, kc, col.data());
+        for (int64_t j = 0; j < g.cb; ++j)
+          gemm_block_bf16(np, col.data(), kc, a.weight + ((gw * g.cb + j) * g.Kp + k0) * B, kc / 2,
+                          acc.data() + j * B, ld);
+      }
+      store_tile(acc.data(), ld, np, g.cout_g, a.bias ? a.bias + gw * g.cout_g : nullptr,
+                 out + (b * s.out_channels + gw * g.cout_g) * g.hwo + p0, g.hwo);
+    }
+  }
+}
+#endif  // __AVX512BF16__
 
 template void deform_conv_forward<float>(const DeformConvArgs<float>&, int64_t, int64_t, float*);
 template void deform_conv_forward<double>(const DeformConvArgs<double>&, int64_t, int64_t, double*);

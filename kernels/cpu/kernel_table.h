@@ -83,6 +83,18 @@ struct DeformConvArgs {
   const T* weight_t;
   const T* bias;       // [Cout] or null
 };
+// The bfloat16 forward of the avx512bf16 tier (vdpbf16ps, float32 accumulation): the
+// NHWC input in bfloat16, columns rounded to bfloat16, weights as k pairs per group
+// [ceil(Cout_g / 64)][Kp / 2][64][2] (Kp: K rounded up to 64); the rest float32.
+struct DeformConvArgsBf16 {
+  DeformConvShape s;
+  const uint16_t* input;
+  const float* offset;
+  const float* mask;
+  const uint16_t* weight;
+  const float* bias;
+};
+using DeformConvForwardBf16 = void (*)(const DeformConvArgsBf16& a, int64_t tile_begin, int64_t tile_end, float* out);
 // out [N, Cout, Ho, Wo] for tiles [tile_begin, tile_end) of all images (tile t: image
 // t / tiles_per_image, pixels from (t % tiles_per_image) * kDeformTilePixels).
 template <typename T>
@@ -137,6 +149,7 @@ struct KernelTable {
   DeformConvForward<double> deform_conv_forward_f64 = nullptr;
   DeformConvBackward<float> deform_conv_backward_f32 = nullptr;
   DeformConvBackward<double> deform_conv_backward_f64 = nullptr;
+  DeformConvForwardBf16 deform_conv_forward_bf16 = nullptr;  // avx512bf16 only
 };
 
 }  // namespace tvops::cpu

@@ -111,7 +111,7 @@ def test_non_contiguous_and_channels_last_inputs():
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_half_types_compute_in_float32(dtype):
+def test_half_types_compute_in_float32(isa, dtype):
     case = make_case(8, dtype=torch.float32)
     half = {k: (v.to(dtype) if torch.is_tensor(v) else v) for k, v in case.items()}
     up = {k: (v.float() if torch.is_tensor(v) else v) for k, v in half.items()}
