@@ -12,7 +12,7 @@
 #include <cstring>
 #include <type_traits>
 
-#if defined(__AVX512BF16__)
+#if defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -347,6 +347,167 @@ void deform_conv_backward(const DeformConvArgs<T>& a, const T* grad, int64_t b, 
                            grad_mask[((b * G + og) * taps + tap) * g.hwo + pix] +=
                                pt.w[0] * dot[0] + pt.w[1] * dot[1] + pt.w[2] * dot[2] + pt.w[3] * dot[3];
                        });
+      }
+    }
+  }
+}
+
+namespace {
+
+// C[i][0 .. 64) += sum over k quads q of A[i][4q .. 4q+4) (u8) . B[q][0 .. 64)[4] (s8).
+template <int MR>
+void micro_kernel_u8(const uint8_t* a, int64_t lda, const int8_t* b, int64_t kquads, int32_t* c, int64_t ldc) {
+#if defined(__AVX512VNNI__)
+  __m512i acc[MR][4];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_loadu_si512(c + i * ldc + 16 * j);
+  for (int64_t q = 0; q < kquads; ++q) {
+    __m512i bv[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) bv[j] = _mm512_loadu_si512(b + q * 256 + 64 * j);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      int32_t quad;
+      std::memcpy(&quad, a + i * lda + 4 * q, 4);
+      const __m512i av = _mm512_set1_epi32(quad);
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], av, bv[j]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) _mm512_storeu_si512(c + i * ldc + 16 * j, acc[i][j]);
+#else
+  // Each 32-bit word holds one output channel's four s8 weights: shifts sign-extend
+  // them, so the j loop vectorises over words (the same integers as vpdpbusd).
+  for (int i = 0; i < MR; ++i) {
+    int32_t* ci = c + i * ldc;
+    for (int64_t q = 0; q < kquads; ++q) {
+      const uint8_t* ai = a + i * lda + 4 * q;
+      const int32_t a0 = ai[0], a1 = ai[1], a2 = ai[2], a3 = ai[3];
+      const int8_t* bq = b + q * 256;
+#if defined(__AVX2__)
+      const __m256i va0 = _mm256_set1_epi32(a0), va1 = _mm256_set1_epi32(a1), va2 = _mm256_set1_epi32(a2),
+                    va3 = _mm256_set1_epi32(a3);
+      for (int j = 0; j < 64; j += 8) {
+        const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bq + 4 * j));
+        __m256i sum = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ci + j));
+        sum = _mm256_add_epi32(sum, _mm256_mullo_epi32(va0, _mm256_srai_epi32(_mm256_slli_epi32(w, 24), 24)));
+        sum = _mm256_add_epi32(sum, _mm256_mullo_epi32(va1, _mm256_srai_epi32(_mm256_slli_epi32(w, 16), 24)));
+        sum = _mm256_add_epi32(sum, _mm256_mullo_epi32(va2, _mm256_srai_epi32(_mm256_slli_epi32(w, 8), 24)));
+        sum = _mm256_add_epi32(sum, _mm256_mullo_epi32(va3, _mm256_srai_epi32(w, 24)));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(ci + j), sum);
+      }
+#else
+      for (int j = 0; j < 64; ++j) {
+        uint32_t u;
+        std::memcpy(&u, bq + 4 * j, 4);
+        ci[j] += a0 * int32_t(int8_t(u)) + a1 * int32_t(int8_t(u >> 8)) + a2 * int32_t(int8_t(u >> 16)) +
+                 a3 * int32_t(int8_t(u >> 24));
+      }
+#endif
+    }
+  }
+#endif
+}
+
+void gemm_block_u8(int64_t m, const uint8_t* a, int64_t lda, const int8_t* b, int64_t kquads, int32_t* c,
+                   int64_t ldc) {
+  for (int64_t i = 0; i < m; i += kMR) {
+    const uint8_t* ai = a + i * lda;
+    int32_t* ci = c + i * ldc;
+    switch (std::min<int64_t>(kMR, m - i)) {
+      case 6: micro_kernel_u8<6>(ai, lda, b, kquads, ci, ldc); break;
+      case 5: micro_kernel_u8<5>(ai, lda, b, kquads, ci, ldc); break;
+      case 4: micro_kernel_u8<4>(ai, lda, b, kquads, ci, ldc); break;
+      case 3: micro_kernel_u8<3>(ai, lda, b, kquads, ci, ldc); break;
+      case 2: micro_kernel_u8<2>(ai, lda, b, kquads, ci, ldc); break;
+      default: micro_kernel_u8<1>(ai, lda, b, kquads, ci, ldc); break;
+    }
+  }
+}
+
+uint8_t quantize_u8(float v, float inv_scale) {
+  const float q = std::nearbyint(v * inv_scale);  // round half to even, as the vector path
+  return uint8_t(int32_t(std::min(127.f, std::max(-127.f, q))) + 128);
+}
+
+// The u8 column block [np][kc]: float32 bilinear sums quantized once (128 = zero).
+void sample_columns_u8(const DeformConvArgsU8& a, int64_t b, int64_t p0, int64_t np, int64_t gw, int64_t k0,
+                       int64_t kc, uint8_t* col) {
+  const DeformConvShape& s = a.s;
+  const int64_t K = s.taps() * s.in_per_group(), Cin = s.in_channels;
+  if (k0 + kc > K)
+    for (int64_t p = 0; p < np; ++p)
+      std::fill(col + p * kc + std::max<int64_t>(K - k0, 0), col + (p + 1) * kc, uint8_t(128));
+  const float* image = a.input + b * s.height * s.width * Cin;
+  const float inv = a.act_inv_scale;
+  for_each_point(a, b, p0, np, gw, k0, kc,
+                 [&](int64_t p, const Point<float>& pt, float m, int64_t c0, int64_t n, int64_t column, int64_t,
+                     int64_t) {
+                   uint8_t* d = col + p * kc + column;
+                   const float* src[4];
+                   float w[4];
+                   int corners = 0;
+                   if (pt.sampled)
+                     for (int q = 0; q < 4; ++q)
+                       if (pt.valid[q]) {
+                         src[corners] = image + pt.pos[q] * Cin + c0;
+                         w[corners++] = m * pt.w[q];
+                       }
+                   int64_t c = 0;
+#if defined(__AVX512F__)
+                   const __m512 vinv = _mm512_set1_ps(inv), lo = _mm512_set1_ps(-127.f), hi = _mm512_set1_ps(127.f);
+                   for (; c + 16 <= n; c += 16) {
+                     __m512 v = _mm512_setzero_ps();
+                     for (int q = 0; q < corners; ++q)
+                       v = _mm512_fmadd_ps(_mm512_set1_ps(w[q]), _mm512_loadu_ps(src[q] + c), v);
+                     v = _mm512_min_ps(hi, _mm512_max_ps(lo, _mm512_roundscale_ps(_mm512_mul_ps(v, vinv),
+                                                                                   _MM_FROUND_TO_NEAREST_INT)));
+                     const __m512i u = _mm512_add_epi32(_mm512_cvtps_epi32(v), _mm512_set1_epi32(128));
+                     _mm_storeu_si128(reinterpret_cast<__m128i*>(d + c), _mm512_cvtepi32_epi8(u));
+                   }
+#endif
+                   for (; c < n; ++c) {
+                     float v = 0;
+                     for (int q = 0; q < corners; ++q) v = std::fma(w[q], src[q][c], v);
+                     d[c] = quantize_u8(v, inv);
+                   }
+                 });
+}
+
+}  // namespace
+
+void deform_conv_forward_u8(const DeformConvArgsU8& a, int64_t tile_begin, int64_t tile_end, float* out) {
+  const DeformConvShape& s = a.s;
+  const Geometry<float> g(s);
+  constexpr int64_t B = 64;  // output channels per weight block
+  const int64_t ld = g.cb * B;
+  thread_local Buffer<uint8_t> col;
+  thread_local Buffer<int32_t> acc;
+  col.reserve(kDeformTilePixels * kChunk);
+  acc.reserve(kDeformTilePixels * ld);
+  for (int64_t t = tile_begin; t < tile_end; ++t) {
+    const int64_t b = t / g.tiles, p0 = (t % g.tiles) * kDeformTilePixels;
+    const int64_t np = std::min(kDeformTilePixels, g.hwo - p0);
+    for (int64_t gw = 0; gw < s.groups; ++gw) {
+      std::fill(acc.data(), acc.data() + np * ld, 0);
+      for (int64_t k0 = 0; k0 < g.Kp; k0 += kChunk) {
+        const int64_t kc = std::min(kChunk, g.Kp - k0);
+        sample_columns_u8(a, b, p0, np, gw, k0, kc, col.data());
+        for (int64_t j = 0; j < g.cb; ++j)
+          gemm_block_u8(np, col.data(), kc, a.weight + ((gw * g.cb + j) * g.Kp + k0) * B, kc / 4, acc.data() + j * B,
+                        ld);
+      }
+      for (int64_t co = 0; co < g.cout_g; ++co) {
+        const int64_t oc = gw * g.cout_g + co;
+        const int32_t zero = a.zero_sums[oc];
+        const float scale = a.out_scale[oc], bias = a.bias ? a.bias[oc] : 0.f;
+        float* o = out + (b * s.out_channels + oc) * g.hwo + p0;
+        for (int64_t p = 0; p < np; ++p) o[p] = float(acc[p * ld + co] - zero) * scale + bias;
       }
     }
   }

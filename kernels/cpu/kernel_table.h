@@ -95,6 +95,22 @@ struct DeformConvArgsBf16 {
   const float* bias;
 };
 using DeformConvForwardBf16 = void (*)(const DeformConvArgsBf16& a, int64_t tile_begin, int64_t tile_end, float* out);
+// The int8 inference path (every tier; vpdpbusd on avx512vnni): columns sampled in
+// float32 from the float32 NHWC input and quantized to u8 = round(v * act_inv_scale) +
+// 128, weights symmetric s8 per output channel packed as k quads per group
+// [ceil(Cout_g / 64)][Kp / 4][64][4]; out = (sum - zero_sums[co]) * out_scale[co] + bias.
+struct DeformConvArgsU8 {
+  DeformConvShape s;
+  const float* input;
+  const float* offset;
+  const float* mask;
+  const int8_t* weight;
+  const int32_t* zero_sums;  // [Cout]: 128 * sum_k weight[co][k]
+  const float* out_scale;    // [Cout]: activation scale * weight scale[co]
+  const float* bias;
+  float act_inv_scale;
+};
+using DeformConvForwardU8 = void (*)(const DeformConvArgsU8& a, int64_t tile_begin, int64_t tile_end, float* out);
 // out [N, Cout, Ho, Wo] for tiles [tile_begin, tile_end) of all images (tile t: image
 // t / tiles_per_image, pixels from (t % tiles_per_image) * kDeformTilePixels).
 template <typename T>
@@ -150,6 +166,7 @@ struct KernelTable {
   DeformConvBackward<float> deform_conv_backward_f32 = nullptr;
   DeformConvBackward<double> deform_conv_backward_f64 = nullptr;
   DeformConvForwardBf16 deform_conv_forward_bf16 = nullptr;  // avx512bf16 only
+  DeformConvForwardU8 deform_conv_forward_u8 = nullptr;
 };
 
 }  // namespace tvops::cpu

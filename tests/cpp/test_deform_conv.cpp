@@ -149,6 +149,31 @@ void check_case(const Case& c, double tol) {
 
 class DeformConvPerIsa : public tvops::testing::PerIsa {};
 
+// The int8 path against the double reference: within 5% of the output's magnitude
+// (108 products per output, 8-bit activations with one scale per call).
+void check_int8(const Case& c) {
+  std::mt19937 rng(7);
+  std::normal_distribution<double> normal;
+  std::uniform_real_distribution<double> uniform(0, 1);
+  const int64_t Ho = c.Ho(), Wo = c.Wo(), taps = c.kh * c.kw;
+  auto fill = [&](int64_t n, double scale, bool positive = false) {
+    std::vector<double> v(n);
+    for (double& e : v) e = positive ? uniform(rng) : normal(rng) * scale;
+    return v;
+  };
+  std::vector<double> x = fill(c.N * c.Cin * c.H * c.W, 1), w = fill(c.Cout * (c.Cin / c.groups) * taps, 1);
+  std::vector<double> off = fill(c.N * 2 * c.og * taps * Ho * Wo, 1.5), m = fill(c.N * c.og * taps * Ho * Wo, 1, true);
+  std::vector<double> bias = fill(c.Cout, 1), grad(c.N * c.Cout * Ho * Wo, 0.0);
+  const Reference r = reference(c, x, w, off, m, bias, grad);
+  auto as = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
+  std::vector<float> tx = as(x), tw = as(w), toff = as(off), tm = as(m), tb = as(bias);
+  const tvops::Tensor out = tvops::deform_conv2d_int8(
+      make(tx, {c.N, c.Cin, c.H, c.W}), make(tw, {c.Cout, c.Cin / c.groups, c.kh, c.kw}),
+      make(toff, {c.N, 2 * c.og * taps, Ho, Wo}), c.mask ? make(tm, {c.N, c.og * taps, Ho, Wo}) : tvops::Tensor(),
+      make(tb, {c.Cout}), c.sh, c.sw, c.ph, c.pw, c.dh, c.dw, c.groups, c.og, c.mask);
+  expect_close<float>(out, r.out, 0.05, "int8 output");
+}
+
 TEST_P(DeformConvPerIsa, GroupsOffsetGroupsStrideDilation) {
   check_case<double>(Case{}, 1e-12);
   check_case<float>(Case{}, 2e-5);
@@ -160,6 +185,12 @@ TEST_P(DeformConvPerIsa, WideChannelsCrossGemmBlocks) {
   c.og = 2, c.mask = false;
   check_case<double>(c, 1e-12);
   check_case<float>(c, 5e-5);
+}
+
+TEST_P(DeformConvPerIsa, Int8CloseToDoubleReference) {
+  Case c;
+  c.Cin = 24, c.Cout = 16, c.groups = 2, c.og = 2, c.H = 9;
+  check_int8(c);
 }
 
 TEST_P(DeformConvPerIsa, BadShapesThrow) {
