@@ -15,6 +15,9 @@
 #if defined(__AVX2__)
 #include <immintrin.h>
 #endif
+#if defined(__ARM_FEATURE_SVE)
+#include <arm_sve.h>
+#endif
 
 #include "kernels/cpu/buffer.h"
 #include "kernels/cpu/transpose.h"
@@ -73,10 +76,70 @@ void micro_kernel(const T* a, int64_t a_row, int64_t a_k, const T* b, int64_t ld
     for (int j = 0; j < kNV; ++j) acc[i][j].store_unaligned(c + i * ldc + j * L);
 }
 
+#if defined(__ARM_FEATURE_SVE)
+// The float32 micro-kernel with SVE at any vector length: two predicated vectors per
+// row (whilelt against the 64-wide block), rows unrolled by hand because sizeless SVE
+// types can't live in arrays.
+template <int MR>
+void micro_kernel_sve(const float* a, int64_t a_row, int64_t a_k, const float* b, int64_t ldb, int64_t kdim, float* c,
+                      int64_t ldc, int64_t j, int64_t width) {
+  const int64_t lanes = int64_t(svcntw());
+  const svbool_t p0 = svwhilelt_b32(j, width), p1 = svwhilelt_b32(j + lanes, width);
+#define TVOPS_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define TVOPS_LOAD(i)                                                                            \
+  svfloat32_t c##i##0 = svdup_f32(0.f), c##i##1 = svdup_f32(0.f);                                 \
+  if constexpr (i < MR) {                                                                        \
+    c##i##0 = svld1_f32(p0, c + i * ldc + j);                                                    \
+    c##i##1 = svld1_f32(p1, c + i * ldc + j + lanes);                                            \
+  }
+  TVOPS_ROWS(TVOPS_LOAD)
+  for (int64_t k = 0; k < kdim; ++k) {
+    const svfloat32_t b0 = svld1_f32(p0, b + k * ldb + j), b1 = svld1_f32(p1, b + k * ldb + j + lanes);
+    const float* ak = a + k * a_k;
+#define TVOPS_FMA(i)                                        \
+    if constexpr (i < MR) {                                 \
+      const svfloat32_t av = svdup_f32(ak[i * a_row]);      \
+      c##i##0 = svmla_f32_x(p0, c##i##0, av, b0);           \
+      c##i##1 = svmla_f32_x(p1, c##i##1, av, b1);           \
+    }
+    TVOPS_ROWS(TVOPS_FMA)
+  }
+#define TVOPS_STORE(i)                                      \
+  if constexpr (i < MR) {                                   \
+    svst1_f32(p0, c + i * ldc + j, c##i##0);                \
+    svst1_f32(p1, c + i * ldc + j + lanes, c##i##1);        \
+  }
+  TVOPS_ROWS(TVOPS_STORE)
+#undef TVOPS_STORE
+#undef TVOPS_FMA
+#undef TVOPS_LOAD
+#undef TVOPS_ROWS
+}
+#endif
+
 // C[m][0 .. block) += A[m][kdim] * B[kdim][0 .. block), block = 256 bytes of T.
 template <typename T>
 void gemm_block(int64_t m, const T* a, int64_t a_row, int64_t a_k, const T* b, int64_t ldb, int64_t kdim, T* c,
                 int64_t ldc) {
+#if defined(__ARM_FEATURE_SVE)
+  if constexpr (sizeof(T) == 4) {
+    const int64_t width = block_width<T>(), step = 2 * int64_t(svcntw());
+    for (int64_t j = 0; j < width; j += step)
+      for (int64_t i = 0; i < m; i += kMR) {
+        const T* ai = a + i * a_row;
+        T* ci = c + i * ldc;
+        switch (std::min<int64_t>(kMR, m - i)) {
+          case 6: micro_kernel_sve<6>(ai, a_row, a_k, b, ldb, kdim, ci, ldc, j, width); break;
+          case 5: micro_kernel_sve<5>(ai, a_row, a_k, b, ldb, kdim, ci, ldc, j, width); break;
+          case 4: micro_kernel_sve<4>(ai, a_row, a_k, b, ldb, kdim, ci, ldc, j, width); break;
+          case 3: micro_kernel_sve<3>(ai, a_row, a_k, b, ldb, kdim, ci, ldc, j, width); break;
+          case 2: micro_kernel_sve<2>(ai, a_row, a_k, b, ldb, kdim, ci, ldc, j, width); break;
+          default: micro_kernel_sve<1>(ai, a_row, a_k, b, ldb, kdim, ci, ldc, j, width); break;
+        }
+      }
+    return;
+  }
+#endif
   constexpr int64_t step = kNV * int64_t(Vec<T>::size);
   static_assert(block_width<T>() % step == 0, "the block is a whole number of micro-kernel widths");
   for (int64_t j = 0; j < block_width<T>(); j += step)
@@ -192,6 +255,18 @@ void sample_columns(const DeformConvArgs<T>& a, int64_t b, int64_t p0, int64_t n
                          w[corners++] = m * pt.w[q];
                        }
                    int64_t c = 0;
+#if defined(__ARM_FEATURE_SVE)
+                   if constexpr (sizeof(T) == 4) {  // predicated: no scalar tail
+                     for (; c < n; c += int64_t(svcntw())) {
+                       const svbool_t pg = svwhilelt_b32(c, n);
+                       svfloat32_t v = svdup_f32(0.f);
+                       for (int q = 0; q < corners; ++q)
+                         v = svmla_n_f32_x(pg, v, svld1_f32(pg, src[q] + c), w[q]);
+                       svst1_f32(pg, d + c, v);
+                     }
+                     return;
+                   }
+#endif
                    if (corners == 4) {
                      const Vec<T> w0(w[0]), w1(w[1]), w2(w[2]), w3(w[3]);
                      for (; c + L <= n; c += L) {
