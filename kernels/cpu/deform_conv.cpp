@@ -207,6 +207,7 @@ void for_each_point(const Args& a, int64_t b, int64_t p0, int64_t np, int64_t gw
   const int64_t taps = s.taps(), cin_g = s.in_per_group(), cin_og = s.in_per_offset_group();
   const int64_t hwo = s.out_h * s.out_w, G = s.offset_groups;
   const int64_t c_group = gw * cin_g;
+  const auto* image = a.input + b * s.height * s.width * s.in_channels;
   const int64_t tap0 = k0 / cin_g, tap1 = std::min(taps, (k0 + kc + cin_g - 1) / cin_g);
   for (int64_t tap = tap0; tap < tap1; ++tap) {
     const int64_t ki = tap / s.kernel_w, kj = tap % s.kernel_w;
@@ -216,15 +217,26 @@ void for_each_point(const Args& a, int64_t b, int64_t p0, int64_t np, int64_t gw
       const T* off = a.offset + ((b * G + g) * taps + tap) * 2 * hwo;
       const T* msk = a.mask ? a.mask + ((b * G + g) * taps + tap) * hwo : nullptr;
       const int64_t column = tap * cin_g + (c - c_group) - k0;
+      // The run's points first, so the channel loops can prefetch corners a few points
+      // ahead (data-dependent gathers the hardware prefetcher can't guess).
+      Point<T> pts[kDeformTilePixels];
       int64_t oy = p0 / s.out_w, ox = p0 % s.out_w;
       for (int64_t p = 0; p < np; ++p) {
         const int64_t pix = p0 + p;
         // torchvision: (oy * stride - pad) + i * dilation in integers, then + offset in T.
         const T y = T(oy * s.stride_h - s.pad_h + ki * s.dilation_h) + off[pix];
         const T x = T(ox * s.stride_w - s.pad_w + kj * s.dilation_w) + off[hwo + pix];
-        const T m = msk ? msk[pix] : T(1);
-        fn(p, make_point(y, x, s.height, s.width), m, c, c_end - c, column, g, tap);
+        pts[p] = make_point(y, x, s.height, s.width);
         if (++ox == s.out_w) ox = 0, ++oy;
+      }
+      constexpr int64_t kAhead = 8;
+      for (int64_t p = 0; p < np; ++p) {
+        if (p + kAhead < np) {
+          const Point<T>& next = pts[p + kAhead];
+          for (int q = 0; q < 4; ++q)
+            if (next.valid[q]) __builtin_prefetch(image + next.pos[q] * s.in_channels + c);
+        }
+        fn(p, pts[p], msk ? msk[p0 + p] : T(1), c, c_end - c, column, g, tap);
       }
       c = c_end;
     }
@@ -301,9 +313,15 @@ void store_tile(const T* acc, int64_t ld, int64_t np, int64_t channels, const T*
     for (int64_t co = 0; co < channels; ++co)
       for (int64_t p = 0; p < np; ++p) out[co * ld_out + p] = acc[p * ld + co];
   }
-  if (bias)
-    for (int64_t co = 0; co < channels; ++co)
-      for (int64_t p = 0; p < np; ++p) out[co * ld_out + p] += bias[co];
+  if (!bias) return;
+  constexpr int64_t L = Vec<T>::size;
+  for (int64_t co = 0; co < channels; ++co) {
+    T* o = out + co * ld_out;
+    const Vec<T> bv(bias[co]);
+    int64_t p = 0;
+    for (; p + L <= np; p += L) (Vec<T>::load_unaligned(o + p) + bv).store_unaligned(o + p);
+    for (; p < np; ++p) o[p] += bias[co];
+  }
 }
 
 template <typename T>
