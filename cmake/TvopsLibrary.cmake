@@ -48,6 +48,7 @@ set(TVOPS_KERNEL_FLAGS -ffp-contract=off)
 # ---- CPU kernels, one OBJECT library per ISA tier ----
 set(TVOPS_CPU_KERNEL_SOURCES
   kernels/cpu/box_iou.cpp
+  kernels/cpu/deform_conv.cpp
   kernels/cpu/nms.cpp
   kernels/cpu/roi_align.cpp
   kernels/cpu/roi_pool.cpp
@@ -86,6 +87,7 @@ set(TVOPS_CORE_SOURCES
   csrc/ops/boxes.cpp
   csrc/ops/roi_align.cpp
   csrc/ops/roi_pool.cpp
+  csrc/ops/deform_conv2d.cpp
   csrc/io/image_common.cpp
   csrc/io/image.cpp
   csrc/io/jpeg_decode.cpp

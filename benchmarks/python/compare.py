@@ -85,6 +85,9 @@ class Workload:
     # Other implementations timed beside them (name -> inputs -> result); not checked.
     extras: dict = dataclasses.field(default_factory=dict)
     per_isa: bool = True  # False: tvops' ISA tier doesn't matter (codecs): once per thread count
+    # Repetitions of torchvision's call when fewer than the policy's would take minutes
+    # (its deform_conv2d: up to 8 s a call); None: the policy's.
+    torchvision_reps: Optional[int] = None
 
 
 def _nms_tv(a):
@@ -246,6 +249,59 @@ WORKLOADS = [
 
 
 # ---------------------------------------------------------------------------------------
+# deform_conv2d (PERF.md dcn-s / dcn-l: DCNv2 with mask, 3x3, pad 1, Cout = Cin, 64x64).
+
+def dcn_setup(batch, channels, backward=False):
+    def setup(device):
+        g = torch.Generator().manual_seed(SEED)
+        n, c, hw = batch, channels, 64
+        args = {
+            "x": torch.randn(n, c, hw, hw, generator=g),
+            "offset": torch.randn(n, 18, hw, hw, generator=g),
+            "mask": torch.rand(n, 9, hw, hw, generator=g),
+            "weight": torch.randn(c, c, 3, 3, generator=g) / (3 * c ** 0.5),
+            "bias": torch.randn(c, generator=g),
+            # The GEMM floor: the same multiply-adds through torch.matmul (PERF.md's target).
+            "a": torch.randn(n * hw * hw, c * 9, generator=g),
+            "b": torch.randn(c * 9, c, generator=g),
+        }
+        return {k: v.to(device) for k, v in args.items()} | {"backward": backward}
+    return setup
+
+
+def _dcn(module):
+    def run(a):
+        if not a["backward"]:
+            with torch.no_grad():
+                return module.deform_conv2d(a["x"], a["offset"], a["weight"], a["bias"], padding=1, mask=a["mask"])
+        ins = [a[k].detach().requires_grad_() for k in ("x", "offset", "weight", "bias", "mask")]
+        out = module.deform_conv2d(ins[0], ins[1], ins[2], ins[3], padding=1, mask=ins[4])
+        out.backward(torch.ones_like(out))
+        return [t.grad for t in ins]
+    return run
+
+
+def _dcn_close(ours, theirs):
+    """Both sum thousands of float32 products in their own order: agree to 1e-4 of the
+    largest magnitude, for the output or every gradient."""
+    pairs = zip(ours, theirs) if isinstance(ours, list) else [(ours, theirs)]
+    return all(float((o - t).abs().max()) <= 1e-4 * float(t.abs().max()) + 1e-6 for o, t in pairs)
+
+
+def _gemm_floor(a):
+    return a["a"] @ a["b"]
+
+
+WORKLOADS += [
+    Workload(name, dcn_setup(n, c, bwd), _dcn(torchvision.ops), _dcn(tvn.ops), same=_dcn_close,
+             available=lambda: hasattr(tvn.ops, "deform_conv2d"), extras={"torch.matmul (GEMM floor)": _gemm_floor},
+             torchvision_reps=3)
+    for name, n, c, bwd in [("dcn-s", 8, 64, False), ("dcn-s-bwd", 8, 64, True), ("dcn-l", 4, 256, False),
+                            ("dcn-l-bwd", 4, 256, True)]
+]
+
+
+# ---------------------------------------------------------------------------------------
 # Image codecs (PERF.md: jpeg-512 / jpeg-1920 quality 90, png-512 / png-1920, of the
 # skimage astronaut and it resized to 1920x1920; jpeg-batch64 = 64 jpeg-1920 decodes).
 
@@ -402,7 +458,9 @@ def run(workloads, device, thread_counts, isas, policy, log=print):
             for threads in thread_counts:
                 torch.set_num_threads(threads)
                 tvn.set_num_threads(threads)
-                tv_s, tv_reps, tv_out = measure(w.torchvision, args, device, policy)
+                tv_policy = policy if w.torchvision_reps is None else dataclasses.replace(
+                    policy, min_reps=min(policy.min_reps, w.torchvision_reps), max_warmup=1)
+                tv_s, tv_reps, tv_out = measure(w.torchvision, args, device, tv_policy)
                 extras_ms = {k: measure(f, args, device, policy)[0] * 1e3 for k, f in w.extras.items()}
                 for isa in (isas if w.per_isa else ["-"]):
                     if isa != "-":

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "ops/deform_conv2d_shape.h"
+
 namespace tvops::cpu {
 
 // Greedy NMS over boxes already in score order. boxes: [n, 4] contiguous
@@ -63,6 +65,65 @@ template <typename T>
 using PsRoiBackward = void (*)(const RoiArgs<T>& a, const T* grad, int64_t cout_begin, int64_t cout_end,
                                T* grad_input);
 
+// deform_conv2d as an implicit GEMM over tiles of output pixels; see deform_conv.h.
+// Weights arrive packed by the front-end (csrc/ops/deform_conv2d.cpp), in blocks of
+// kDeformBlock(T) = 256 bytes of output (forward) or k (backward) columns.
+constexpr int64_t kDeformTilePixels = 64;  // output pixels of one image per tile
+constexpr int64_t kDeformBlockBytes = 256;
+template <typename T>
+struct DeformConvArgs {
+  DeformConvShape s;
+  const T* input;      // NHWC [N, H, W, Cin]
+  const T* offset;     // [N, 2 * G * taps, Ho, Wo]
+  const T* mask;       // [N, G * taps, Ho, Wo], or null without use_mask
+  // Per weight group: [ceil(Cout_g / B)][Kp][B] with k = tap * Cin_g + c, zero beyond
+  // K_g = taps * Cin_g (Kp: K_g rounded up to B) and beyond Cout_g; B = 256 / sizeof(T).
+  const T* weight;
+  // The transpose, for the backward's columns gradient: per group [Kp / B][Cout_g][B].
+  const T* weight_t;
+  const T* bias;       // [Cout] or null
+};
+// The bfloat16 forward of the avx512bf16 tier (vdpbf16ps, float32 accumulation): the
+// NHWC input in bfloat16, columns rounded to bfloat16, weights as k pairs per group
+// [ceil(Cout_g / 64)][Kp / 2][64][2] (Kp: K rounded up to 64); the rest float32.
+struct DeformConvArgsBf16 {
+  DeformConvShape s;
+  const uint16_t* input;
+  const float* offset;
+  const float* mask;
+  const uint16_t* weight;
+  const float* bias;
+};
+using DeformConvForwardBf16 = void (*)(const DeformConvArgsBf16& a, int64_t tile_begin, int64_t tile_end, float* out);
+// The int8 inference path (every tier; vpdpbusd on avx512vnni): columns sampled in
+// float32 from the float32 NHWC input and quantized to u8 = round(v * act_inv_scale) +
+// 128, weights symmetric s8 per output channel packed as k quads per group
+// [ceil(Cout_g / 64)][Kp / 4][64][4]; out = (sum - zero_sums[co]) * out_scale[co] + bias.
+struct DeformConvArgsU8 {
+  DeformConvShape s;
+  const float* input;
+  const float* offset;
+  const float* mask;
+  const int8_t* weight;
+  const int32_t* zero_sums;  // [Cout]: 128 * sum_k weight[co][k]
+  const float* out_scale;    // [Cout]: activation scale * weight scale[co]
+  const float* bias;
+  float act_inv_scale;
+};
+using DeformConvForwardU8 = void (*)(const DeformConvArgsU8& a, int64_t tile_begin, int64_t tile_end, float* out);
+// out [N, Cout, Ho, Wo] for tiles [tile_begin, tile_end) of all images (tile t: image
+// t / tiles_per_image, pixels from (t % tiles_per_image) * kDeformTilePixels).
+template <typename T>
+using DeformConvForward = void (*)(const DeformConvArgs<T>& a, int64_t tile_begin, int64_t tile_end, T* out);
+// Gradients from grad [N, Cout, Ho, Wo] for tiles [tile_begin, tile_end) of one image:
+// grad_input_nhwc [H, W, Cin] and grad_weight (the packed forward layout) are the
+// caller's per-thread accumulators; grad_offset and grad_mask (zeroed, [N, ...]) get
+// the tiles' own pixels.
+template <typename T>
+using DeformConvBackward = void (*)(const DeformConvArgs<T>& a, const T* grad, int64_t image, int64_t tile_begin,
+                                    int64_t tile_end, T* grad_input_nhwc, T* grad_weight, T* grad_offset,
+                                    T* grad_mask);
+
 // dst[j * dst_ld + i] = src[i * src_ld + j] for 4-byte elements; see transpose.h.
 // (transpose_16, transpose_8: the same for 2-byte and 1-byte elements.)
 using Transpose = void (*)(const void* src, int64_t rows, int64_t cols, int64_t src_ld, void* dst, int64_t dst_ld);
@@ -100,6 +161,12 @@ struct KernelTable {
   PsRoiForward<double> ps_roi_align_forward_f64 = nullptr, ps_roi_pool_forward_f64 = nullptr;
   PsRoiBackward<float> ps_roi_align_backward_f32 = nullptr, ps_roi_pool_backward_f32 = nullptr;
   PsRoiBackward<double> ps_roi_align_backward_f64 = nullptr, ps_roi_pool_backward_f64 = nullptr;
+  DeformConvForward<float> deform_conv_forward_f32 = nullptr;
+  DeformConvForward<double> deform_conv_forward_f64 = nullptr;
+  DeformConvBackward<float> deform_conv_backward_f32 = nullptr;
+  DeformConvBackward<double> deform_conv_backward_f64 = nullptr;
+  DeformConvForwardBf16 deform_conv_forward_bf16 = nullptr;  // avx512bf16 only
+  DeformConvForwardU8 deform_conv_forward_u8 = nullptr;
 };
 
 }  // namespace tvops::cpu

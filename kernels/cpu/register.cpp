@@ -2,6 +2,7 @@
 #include "kernels/cpu/kernel_table.h"
 #include "kernels/cpu/tier.h"
 #include "kernels/cpu/box_iou.h"
+#include "kernels/cpu/deform_conv.h"
 #include "kernels/cpu/interleave.h"
 #include "kernels/cpu/nms.h"
 #include "kernels/cpu/roi_align.h"
@@ -42,6 +43,14 @@ void fill_kernel_table(KernelTable& table, bool /*base*/) {
   table.ps_roi_pool_forward_f64 = &ps_roi_pool_forward<double>;
   table.ps_roi_pool_backward_f32 = &ps_roi_pool_backward<float>;
   table.ps_roi_pool_backward_f64 = &ps_roi_pool_backward<double>;
+  table.deform_conv_forward_f32 = &deform_conv_forward<float>;
+  table.deform_conv_forward_f64 = &deform_conv_forward<double>;
+  table.deform_conv_backward_f32 = &deform_conv_backward<float>;
+  table.deform_conv_backward_f64 = &deform_conv_backward<double>;
+  table.deform_conv_forward_u8 = &deform_conv_forward_u8;
+#if defined(__AVX512BF16__)
+  table.deform_conv_forward_bf16 = &deform_conv_forward_bf16;
+#endif
 }
 
 }  // namespace tvops::cpu::TVOPS_CPU_TIER

@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "ops/deform_conv2d_shape.h"
 #include "tvops/ops.h"
 #include "tvops/tensor.h"
 
@@ -63,5 +64,17 @@ std::pair<Tensor, Tensor> ps_roi_pool(const Tensor& input, const Tensor& rois, d
 Tensor ps_roi_pool_backward(const Tensor& grad, const Tensor& rois, double spatial_scale, int64_t pooled_height,
                             int64_t pooled_width, int64_t batch, int64_t channels, int64_t height, int64_t width,
                             bool deterministic, const Context& ctx);
+
+// deform_conv2d (deform_conv2d.cu). The front-end has checked the shapes in `s` and
+// passes input, weight, offset, mask (undefined unless s.use_mask) and bias (may be
+// undefined) contiguous, of one floating dtype, on one device; s.batch > 0.
+// allow_tf32: float32 may multiply in TF32 on tensor cores.
+Tensor deform_conv2d(const Tensor& input, const Tensor& weight, const Tensor& offset, const Tensor& mask,
+                     const Tensor& bias, const DeformConvShape& s, bool allow_tf32, const Context& ctx);
+// {grad_input, grad_weight, grad_offset, grad_mask (undefined unless s.use_mask),
+// grad_bias [Cout]}; grad is contiguous [N, Cout, Ho, Wo] of the inputs' dtype.
+std::vector<Tensor> deform_conv2d_backward(const Tensor& grad, const Tensor& input, const Tensor& weight,
+                                           const Tensor& offset, const Tensor& mask, const DeformConvShape& s,
+                                           bool allow_tf32, const Context& ctx);
 
 }  // namespace tvops::cuda

@@ -3,6 +3,8 @@
 // with torchvision's signatures and converts torch tensors and numpy arrays.
 #include <Python.h>
 #include <dlpack/dlpack.h>
+#include <optional>
+
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -227,6 +229,55 @@ PYBIND11_MODULE(_C, m) {
       },
       py::arg("grad"), py::arg("rois"), py::arg("levels"), py::arg("scales"), py::arg("shapes"),
       py::arg("sampling_ratio"), py::arg("aligned"), py::arg("stream") = 0, py::arg("deterministic") = false);
+  // deform_conv2d: mask and bias may be None; torchvision's operator argument order.
+  m.def("deform_conv2d", [context](const tvops::Tensor& input, const tvops::Tensor& weight, const tvops::Tensor& offset,
+                                   const std::optional<tvops::Tensor>& mask, const std::optional<tvops::Tensor>& bias,
+                                   int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dil_h,
+                                   int64_t dil_w, int64_t groups, int64_t offset_groups, bool allow_tf32,
+                                   uintptr_t stream) {
+        py::gil_scoped_release release;
+        return tvops::deform_conv2d(input, weight, offset, mask.value_or(tvops::Tensor()),
+                                    bias.value_or(tvops::Tensor()), stride_h, stride_w, pad_h, pad_w, dil_h, dil_w,
+                                    groups, offset_groups, mask.has_value(), allow_tf32, context(stream));
+      },
+      py::arg("input"), py::arg("weight"), py::arg("offset"), py::arg("mask"), py::arg("bias"), py::arg("stride_h"),
+      py::arg("stride_w"), py::arg("pad_h"), py::arg("pad_w"), py::arg("dilation_h"), py::arg("dilation_w"),
+      py::arg("groups"), py::arg("offset_groups"), py::arg("allow_tf32") = true, py::arg("stream") = 0);
+  m.def("deform_conv2d_int8", [](const tvops::Tensor& input, const tvops::Tensor& weight, const tvops::Tensor& offset,
+                                 const std::optional<tvops::Tensor>& mask, const std::optional<tvops::Tensor>& bias,
+                                 int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dil_h,
+                                 int64_t dil_w, int64_t groups, int64_t offset_groups) {
+        py::gil_scoped_release release;
+        return tvops::deform_conv2d_int8(input, weight, offset, mask.value_or(tvops::Tensor()),
+                                         bias.value_or(tvops::Tensor()), stride_h, stride_w, pad_h, pad_w, dil_h,
+                                         dil_w, groups, offset_groups, mask.has_value());
+      },
+      py::arg("input"), py::arg("weight"), py::arg("offset"), py::arg("mask"), py::arg("bias"), py::arg("stride_h"),
+      py::arg("stride_w"), py::arg("pad_h"), py::arg("pad_w"), py::arg("dilation_h"), py::arg("dilation_w"),
+      py::arg("groups"), py::arg("offset_groups"));
+  m.def("deform_conv2d_backward", [context](const tvops::Tensor& grad, const tvops::Tensor& input,
+                                            const tvops::Tensor& weight, const tvops::Tensor& offset,
+                                            const std::optional<tvops::Tensor>& mask,
+                                            const std::optional<tvops::Tensor>& bias, int64_t stride_h,
+                                            int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dil_h,
+                                            int64_t dil_w, int64_t groups, int64_t offset_groups, bool allow_tf32,
+                                            uintptr_t stream) {
+        std::vector<tvops::Tensor> grads;
+        {
+          py::gil_scoped_release release;
+          grads = tvops::deform_conv2d_backward(grad, input, weight, offset, mask.value_or(tvops::Tensor()),
+                                                bias.value_or(tvops::Tensor()), stride_h, stride_w, pad_h, pad_w,
+                                                dil_h, dil_w, groups, offset_groups, mask.has_value(), allow_tf32,
+                                                context(stream));
+        }
+        std::vector<std::optional<tvops::Tensor>> out;  // no mask: None for its gradient
+        for (auto& g : grads) out.push_back(g.defined() ? std::optional<tvops::Tensor>(g) : std::nullopt);
+        return out;
+      },
+      py::arg("grad"), py::arg("input"), py::arg("weight"), py::arg("offset"), py::arg("mask"), py::arg("bias"),
+      py::arg("stride_h"), py::arg("stride_w"), py::arg("pad_h"), py::arg("pad_w"), py::arg("dilation_h"),
+      py::arg("dilation_w"), py::arg("groups"), py::arg("offset_groups"), py::arg("allow_tf32") = true,
+      py::arg("stream") = 0);
   m.def("roi_pool", [context](const tvops::Tensor& input, const tvops::Tensor& rois, double scale, int64_t ph,
                               int64_t pw, uintptr_t stream) {
         py::gil_scoped_release release;

@@ -112,4 +112,33 @@ TVOPS_API Tensor ps_roi_pool_backward(const Tensor& grad, const Tensor& rois, co
                                       int64_t batch, int64_t channels, int64_t height, int64_t width,
                                       bool deterministic = false, const Context& ctx = {});
 
+// torchvision.ops.deform_conv2d (DCNv1; DCNv2 when use_mask), with torchvision's
+// operator argument order. input [N, Cin, H, W], weight [Cout, Cin / groups, kh, kw],
+// offset [N, 2 * offset_groups * kh * kw, Ho, Wo] ((dy, dx) per tap, y first), mask
+// [N, offset_groups * kh * kw, Ho, Wo] (ignored unless use_mask; may be undefined then),
+// bias [Cout] or undefined. One floating dtype (float16 / bfloat16 compute in float32).
+// Returns [N, Cout, Ho, Wo]. allow_tf32: CUDA float32 may multiply on TF32 tensor cores
+// (torch.backends.cudnn.allow_tf32, on by default in torch); the CPU ignores it.
+TVOPS_API Tensor deform_conv2d(const Tensor& input, const Tensor& weight, const Tensor& offset, const Tensor& mask,
+                               const Tensor& bias, int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w,
+                               int64_t dilation_h, int64_t dilation_w, int64_t groups, int64_t offset_groups,
+                               bool use_mask, bool allow_tf32 = true, const Context& ctx = {});
+// Its gradients: {grad_input, grad_weight, grad_offset, grad_mask, grad_bias}, shaped
+// like input, weight, offset, mask (undefined without use_mask) and [Cout].
+TVOPS_API std::vector<Tensor> deform_conv2d_backward(const Tensor& grad, const Tensor& input, const Tensor& weight,
+                                                     const Tensor& offset, const Tensor& mask, const Tensor& bias,
+                                                     int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w,
+                                                     int64_t dilation_h, int64_t dilation_w, int64_t groups,
+                                                     int64_t offset_groups, bool use_mask, bool allow_tf32 = true,
+                                                     const Context& ctx = {});
+
+// deform_conv2d for inference in int8 (the CPU; u8 x s8 -> s32, on avx512vnni by
+// vpdpbusd): weights quantized symmetrically per output channel, the sampled columns
+// per call (scale max|input| * max|mask| / 127, zero point 128); float32 in and out.
+// Accuracy against the float32 op: kernels/cpu/README.md.
+TVOPS_API Tensor deform_conv2d_int8(const Tensor& input, const Tensor& weight, const Tensor& offset, const Tensor& mask,
+                                    const Tensor& bias, int64_t stride_h, int64_t stride_w, int64_t pad_h,
+                                    int64_t pad_w, int64_t dilation_h, int64_t dilation_w, int64_t groups,
+                                    int64_t offset_groups, bool use_mask);
+
 }  // namespace tvops
