@@ -32,7 +32,7 @@ __all__ = ["patch_torchvision", "unpatch_torchvision", "patched_torchvision", "i
 # torchvision:: operators served by the kernel of the same name in _torch/kernels.py.
 TORCHVISION_OPS = (
     "nms", "roi_align", "_roi_align_backward", "roi_pool", "_roi_pool_backward", "ps_roi_align",
-    "_ps_roi_align_backward", "ps_roi_pool", "_ps_roi_pool_backward",
+    "_ps_roi_align_backward", "ps_roi_pool", "_ps_roi_pool_backward", "deform_conv2d", "_deform_conv2d_backward",
 )
 IMAGE_OPS = ("decode_jpeg", "decode_png", "decode_image", "encode_jpeg", "encode_png")
 
@@ -169,7 +169,7 @@ def patch_torchvision(ops=True, io=True, python_ops=True):
     if ops:
         library = torch.library.Library("torchvision", "IMPL")
         for name in TORCHVISION_OPS:
-            if hasattr(torch.ops.torchvision, name):
+            if hasattr(torch.ops.torchvision, name) and hasattr(kernels, name):
                 for key in ("CPU", "CUDA"):
                     library.impl(name, getattr(kernels, name), key)
         libraries.append(library)

@@ -1,6 +1,7 @@
-"""torch.compile(fullgraph=True) and torch.export through the tvops:: custom ops: no
-graph breaks, the same outputs and gradients as eager torchvision, and an exported
-program that survives torch.export.save / load."""
+"""torch.compile(fullgraph=True) and torch.export through the tvops:: custom ops (a
+small detector with deform_conv2d, nms, roi_align and roi_pool): no graph breaks, the
+same outputs and gradients as eager torchvision, and an exported program that survives
+torch.export.save / load."""
 import pytest
 import torch
 import torchvision
@@ -16,10 +17,12 @@ class Detector(torch.nn.Module):
         super().__init__()
         torch.manual_seed(0)
         self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.offsets = torch.nn.Conv2d(3, 2 * 9, 3, padding=1)
+        self.deform = tvn.ops.DeformConv2d(3, 8, 3, padding=1)
         self.pool = tvn.ops.RoIAlign((4, 4), spatial_scale=0.5, sampling_ratio=2, aligned=True)
 
     def forward(self, image, boxes, scores):
-        features = torch.relu(self.conv(image))
+        features = torch.relu(self.conv(image) + self.deform(image, self.offsets(image)))
         keep = tvn.ops.nms(boxes, scores, 0.5)
         kept = boxes[keep]
         pooled = self.pool(features, [kept])
@@ -35,7 +38,9 @@ def _inputs(n=60, seed=0):
 
 def _reference(image, boxes, scores, model):
     """The same computation with torchvision's ops."""
-    features = torch.relu(model.conv(image))
+    deformed = torchvision.ops.deform_conv2d(image, model.offsets(image), model.deform.weight, model.deform.bias,
+                                             padding=(1, 1))
+    features = torch.relu(model.conv(image) + deformed)
     keep = torchvision.ops.nms(boxes, scores, 0.5)
     kept = boxes[keep]
     pooled = torchvision.ops.roi_align(features, [kept], (4, 4), 0.5, 2, True)
@@ -81,6 +86,26 @@ def test_compiled_backward_matches_torchvision():
     assert torch.allclose(grads[0], grads[1], atol=1e-6)
 
 
+def test_compiled_deform_conv2d_training_step_matches_torchvision():
+    torch._dynamo.reset()
+    model = Detector()
+    image = _inputs()[0]
+
+    def step(deform):
+        return deform(image, model.offsets(image)).square().mean()
+
+    compiled = torch.compile(step, fullgraph=True)
+    compiled(model.deform).backward()
+    ours = [p.grad.clone() for p in (model.deform.weight, model.deform.bias, model.offsets.weight)]
+    model.zero_grad()
+    reference = torchvision.ops.DeformConv2d(3, 8, 3, padding=1)
+    reference.load_state_dict(model.deform.state_dict())
+    step(reference).backward()
+    theirs = [p.grad for p in (reference.weight, reference.bias, model.offsets.weight)]
+    for a, b in zip(ours, theirs):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_dynamic_shapes_without_recompiles():
     torch._dynamo.reset()
     counter = torch._dynamo.testing.CompileCounter()
@@ -110,7 +135,8 @@ def test_export_round_trip(tmp_path):
     args = _inputs()
     program = torch.export.export(model, args)
     targets = {str(n.target) for n in program.graph.nodes if n.op == "call_function"}
-    assert {"tvops.nms.default", "tvops.roi_align.default", "tvops.roi_pool.default"} <= targets, targets
+    assert {"tvops.nms.default", "tvops.roi_align.default", "tvops.roi_pool.default",
+            "tvops.deform_conv2d.default"} <= targets, targets
     path = tmp_path / "detector.pt2"
     torch.export.save(program, path)
     loaded = torch.export.load(path).module()

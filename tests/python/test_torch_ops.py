@@ -41,7 +41,14 @@ def _cases():
     features = [feature_map(2, 4, 16, 20).requires_grad_(), feature_map(2, 4, 8, 10, seed=1).requires_grad_()]
     levels = torch.tensor([0, 1, 1])
     grad = torch.randn(3, 4, 3, 2)
+    d_input = feature_map(2, 4, 9, 11).requires_grad_()
+    d_weight = feature_map(6, 2, 3, 3, seed=2).requires_grad_()  # groups = 2
+    d_offset = (feature_map(2, 2 * 2 * 9, 9, 11, seed=3) * 2).requires_grad_()  # offset_groups = 2, padding 1
+    d_mask = torch.rand(2, 2 * 9, 9, 11, generator=torch.Generator().manual_seed(4)).requires_grad_()
+    d_bias = torch.randn(6).requires_grad_()
     return [
+        ("deform_conv2d", (d_input, d_weight, d_offset, d_mask, d_bias, 1, 1, 1, 1, 1, 1, 2, 2, True)),
+        ("deform_conv2d", (d_input, d_weight, d_offset, torch.zeros(2, 0), d_bias, 1, 1, 1, 1, 1, 1, 2, 2, False)),
         ("nms", (boxes, scores, 0.5)),
         ("batched_nms", (boxes, scores, idxs, 0.5)),
         ("box_convert", (boxes, "xyxy", "cxcywh")),
@@ -94,6 +101,22 @@ def test_gradcheck_multi_scale_roi_align():
     levels = torch.tensor([0, 1, 1, 0, 1, 0])
     assert torch.autograd.gradcheck(
         lambda a, b: tvops.multi_scale_roi_align([a, b], [0.25, 0.125], rois, levels, 3, 2, 1, False), features)
+
+
+@pytest.mark.parametrize("use_mask", (True, False))
+def test_gradcheck_deform_conv2d(use_mask):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 4, 5, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(2, 2, 3, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    offset = torch.randn(1, 2 * 2 * 6, 5, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    mask = torch.rand(1, 2 * 6, 5, 5, generator=g, dtype=torch.float64, requires_grad=use_mask)
+    bias = torch.randn(2, generator=g, dtype=torch.float64, requires_grad=True)
+
+    def conv(x, weight, offset, mask, bias):
+        return tvops.deform_conv2d(x, weight, offset, mask if use_mask else torch.zeros(1, 0, dtype=x.dtype), bias,
+                                   1, 1, 1, 0, 1, 1, 2, 2, use_mask)
+
+    assert torch.autograd.gradcheck(conv, (x, weight, offset, mask, bias))
 
 
 @pytest.mark.parametrize("op", ("roi_align", "roi_pool", "ps_roi_align", "ps_roi_pool"))

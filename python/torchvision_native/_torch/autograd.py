@@ -1,8 +1,8 @@
 """Autograd formulas of the differentiable tvops:: ops: (setup_context, backward) pairs
 for torch.library.register_autograd. The backward passes call the backward custom ops,
-so compiled and exported graphs see them as ops too. As in torchvision, gradients flow
-to the feature maps only (never to the boxes) and the backward ops themselves refuse a
-second derivative."""
+so compiled and exported graphs see them as ops too. As in torchvision, the RoI ops
+give gradients to the feature maps only (never to the boxes), deform_conv2d to all five
+tensors, and the backward ops themselves refuse a second derivative."""
 import torch
 
 _ops = torch.ops.tvops
@@ -83,7 +83,23 @@ def _multi_scale_backward(ctx, grad):
     return (list(grads),) + _no_grads(7)
 
 
+# deform_conv2d(input, weight, offset, mask, bias, stride_h, ..., offset_groups, use_mask)
+def _deform_conv2d_setup(ctx, inputs, output):
+    input, weight, offset, mask, bias, *scalars = inputs
+    ctx.save_for_backward(input, weight, offset, mask, bias)
+    ctx.scalars = tuple(scalars)
+
+
+def _deform_conv2d_backward(ctx, grad):
+    input, weight, offset, mask, bias = ctx.saved_tensors
+    g_input, g_weight, g_offset, g_mask, g_bias = _ops._deform_conv2d_backward(grad, input, weight, offset, mask,
+                                                                               bias, *ctx.scalars)
+    use_mask = ctx.scalars[-1]
+    return (g_input, g_weight, g_offset, g_mask if use_mask else None, g_bias) + _no_grads(9)
+
+
 FORMULAS = {
+    "deform_conv2d": (_deform_conv2d_setup, _deform_conv2d_backward),
     "roi_align": (_roi_align_setup, _roi_align_backward),
     "roi_pool": (_roi_pool_setup, _roi_pool_backward),
     "ps_roi_align": (_ps_roi_align_setup, _ps_roi_align_backward),

@@ -158,3 +158,22 @@ def multi_scale_roi_align(features, scales, rois, levels, pooled_height, pooled_
 def _multi_scale_roi_align_backward(grad, rois, levels, scales, shapes, sampling_ratio, aligned):
     torch._check(len(shapes) == 4 * len(scales), lambda: "shapes holds [N, C, H, W] of each level")
     return [grad.new_empty(tuple(shapes[i:i + 4])) for i in range(0, len(shapes), 4)]
+
+
+def deform_conv2d(input, weight, offset, mask, bias, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups,
+                  offset_groups, use_mask):
+    torch._check(input.dim() == 4 and weight.dim() == 4 and offset.dim() == 4,
+                 lambda: "deform_conv2d: input, weight and offset should be 4-d")
+    torch._check(offset.size(1) == 2 * offset_groups * weight.size(2) * weight.size(3), lambda: (
+        f"deform_conv2d: offset has {offset.size(1)} channels, expected 2 * offset_groups * kh * kw = "
+        f"{2 * offset_groups * weight.size(2) * weight.size(3)}"))
+    return input.new_empty((input.size(0), weight.size(0), offset.size(2), offset.size(3)))
+
+
+def _deform_conv2d_backward(grad, input, weight, offset, mask, bias, stride_h, stride_w, pad_h, pad_w, dilation_h,
+                            dilation_w, groups, offset_groups, use_mask):
+    return (torch.empty_like(input, memory_format=torch.contiguous_format),
+            torch.empty_like(weight, memory_format=torch.contiguous_format),
+            torch.empty_like(offset, memory_format=torch.contiguous_format),
+            torch.empty_like(mask, memory_format=torch.contiguous_format),
+            torch.empty_like(bias, memory_format=torch.contiguous_format))

@@ -152,3 +152,26 @@ def _multi_scale_roi_align_backward(grad, rois, levels, scales, shapes, sampling
         deterministic = torch.are_deterministic_algorithms_enabled()
         grads = _call(lambda *a: _C.multi_scale_roi_align_backward(*a, deterministic), grad, *args)
     return [_out(g) for g in grads]
+
+
+# ---- deform_conv2d (torchvision's argument order; mask is used only when use_mask) ----
+
+def _allow_tf32(like):
+    # CUDA float32 follows torch's switch for convolutions, as torch's own do.
+    return bool(torch.backends.cudnn.allow_tf32) if like.is_cuda else True
+
+
+def deform_conv2d(input, weight, offset, mask, bias, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups,
+                  offset_groups, use_mask):
+    return _out(_call(_C.deform_conv2d, input, _in(input), _in(weight), _in(offset), _in(mask) if use_mask else None,
+                      _in(bias), stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, offset_groups,
+                      _allow_tf32(input)))
+
+
+def _deform_conv2d_backward(grad, input, weight, offset, mask, bias, stride_h, stride_w, pad_h, pad_w, dilation_h,
+                            dilation_w, groups, offset_groups, use_mask):
+    grads = _call(_C.deform_conv2d_backward, grad, _in(grad), _in(input), _in(weight), _in(offset),
+                  _in(mask) if use_mask else None, _in(bias), stride_h, stride_w, pad_h, pad_w, dilation_h,
+                  dilation_w, groups, offset_groups, _allow_tf32(grad))
+    g_input, g_weight, g_offset, g_mask, g_bias = (None if g is None else _out(g) for g in grads)
+    return g_input, g_weight, g_offset, torch.zeros_like(mask) if g_mask is None else g_mask, g_bias

@@ -39,6 +39,14 @@ SCHEMAS = {
     "_ps_roi_pool_backward": "_ps_roi_pool_backward(Tensor grad, Tensor rois, Tensor channel_mapping, "
                              "float spatial_scale, SymInt pooled_height, SymInt pooled_width, SymInt batch_size, "
                              "SymInt channels, SymInt height, SymInt width) -> Tensor",
+    # deformable convolution (torchvision's schemas: mask is read only when use_mask)
+    "deform_conv2d": "deform_conv2d(Tensor input, Tensor weight, Tensor offset, Tensor mask, Tensor bias, "
+                     "SymInt stride_h, SymInt stride_w, SymInt pad_h, SymInt pad_w, SymInt dilation_h, "
+                     "SymInt dilation_w, SymInt groups, SymInt offset_groups, bool use_mask) -> Tensor",
+    "_deform_conv2d_backward": "_deform_conv2d_backward(Tensor grad, Tensor input, Tensor weight, Tensor offset, "
+                               "Tensor mask, Tensor bias, SymInt stride_h, SymInt stride_w, SymInt pad_h, "
+                               "SymInt pad_w, SymInt dilation_h, SymInt dilation_w, SymInt groups, "
+                               "SymInt offset_groups, bool use_mask) -> (Tensor, Tensor, Tensor, Tensor, Tensor)",
     # MultiScaleRoIAlign's pooling over every level in one call; shapes = [N, C, H, W] of each level, flattened
     "multi_scale_roi_align": "multi_scale_roi_align(Tensor[] features, float[] scales, Tensor rois, Tensor levels, "
                              "SymInt pooled_height, SymInt pooled_width, int sampling_ratio, bool aligned) -> Tensor",
@@ -47,7 +55,7 @@ SCHEMAS = {
 }
 
 # Ops whose native functions a build may lack: registered only where _C has them.
-NEEDS_NATIVE = {}
+NEEDS_NATIVE = {"deform_conv2d": "deform_conv2d", "_deform_conv2d_backward": "deform_conv2d_backward"}
 
 # Backward op -> the forward op it differentiates (a second derivative raises).
 BACKWARD_OF = {name: name[1:-len("_backward")] for name in SCHEMAS if name.endswith("_backward")}

@@ -3,6 +3,7 @@ Differentiable in every input for torch tensors; numpy arrays in give numpy arra
 import math
 
 from .. import _C
+from .. import _torch as _custom
 from .._convert import from_native, is_torch, stream_for, to_native
 from .roi import _pair
 
@@ -77,6 +78,12 @@ def deform_conv2d(input, offset, weight, bias=None, stride=(1, 1), padding=(0, 0
     bias [Cout] or None, mask [N, offset_groups * kh * kw, Ho, Wo] or None (DCNv1).
     Returns [N, Cout, Ho, Wo]."""
     params = _Params(weight.shape, offset.shape, stride, padding, dilation, input.shape[1])
+    if _custom.wants(input):
+        # torchvision's operator takes a mask and a bias always: zeros stand in for None.
+        use_mask = mask is not None
+        mask = mask if use_mask else input.new_zeros((input.shape[0], 0))
+        bias = bias if bias is not None else input.new_zeros((weight.shape[0],))
+        return _custom.ops.deform_conv2d(input, weight, offset, mask, bias, *params.args(), use_mask)
     if is_torch(input):
         import torch
 
