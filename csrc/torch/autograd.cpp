@@ -1,6 +1,6 @@
-// Autograd kernels of the torchvision:: RoI operators (kernels.cpp registers the
-// schemas and the CPU/CUDA kernels): gradients flow to the feature map through the
-// backward operators, never to the boxes, and a second derivative raises, as in
+// Autograd kernels of the torchvision:: operators (kernels.cpp registers the schemas
+// and the CPU/CUDA kernels): the RoI ops give gradients to the feature map, never to
+// the boxes; deform_conv2d to all five tensors; a second derivative raises, as in
 // libtorchvision.
 #include <torch/autograd.h>
 #include <torch/library.h>
@@ -67,6 +67,25 @@ at::Tensor ps_roi_pool_backward_op(const at::Tensor& grad, const at::Tensor& roi
                                    double scale, int64_t ph, int64_t pw, int64_t n, int64_t c, int64_t h, int64_t w) {
   static auto handle = op<decltype(ps_roi_pool_backward_op)>("torchvision::_ps_roi_pool_backward");
   return handle.call(grad, rois, mapping, scale, ph, pw, n, c, h, w);
+}
+
+at::Tensor deform_conv2d_op(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& offset,
+                            const at::Tensor& mask, const at::Tensor& bias, int64_t sh, int64_t sw, int64_t ph,
+                            int64_t pw, int64_t dh, int64_t dw, int64_t groups, int64_t offset_groups,
+                            bool use_mask) {
+  static auto handle = op<decltype(deform_conv2d_op)>("torchvision::deform_conv2d");
+  return handle.call(input, weight, offset, mask, bias, sh, sw, ph, pw, dh, dw, groups, offset_groups, use_mask);
+}
+
+using Five = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+
+Five deform_conv2d_backward_op(const at::Tensor& grad, const at::Tensor& input, const at::Tensor& weight,
+                               const at::Tensor& offset, const at::Tensor& mask, const at::Tensor& bias, int64_t sh,
+                               int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t groups,
+                               int64_t offset_groups, bool use_mask) {
+  static auto handle = op<decltype(deform_conv2d_backward_op)>("torchvision::_deform_conv2d_backward");
+  return handle.call(grad, input, weight, offset, mask, bias, sh, sw, ph, pw, dh, dw, groups, offset_groups,
+                     use_mask);
 }
 
 // ---- shared pieces of the formulas ----
@@ -175,6 +194,32 @@ class PSRoIPool : public torch::autograd::Function<PSRoIPool> {
   }
 };
 
+// deform_conv2d: gradients for input, weight, offset, mask (when used) and bias.
+class DeformConv2d : public torch::autograd::Function<DeformConv2d> {
+ public:
+  static variable_list forward(AutogradContext* ctx, const Variable& input, const Variable& weight,
+                               const Variable& offset, const Variable& mask, const Variable& bias, int64_t sh,
+                               int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t groups,
+                               int64_t offset_groups, bool use_mask) {
+    ctx->save_for_backward({input, weight, offset, mask, bias});
+    ctx->saved_data["args"] = std::vector<int64_t>{sh, sw, ph, pw, dh, dw, groups, offset_groups};
+    ctx->saved_data["use_mask"] = use_mask;
+    at::AutoDispatchBelowADInplaceOrView below;
+    return {deform_conv2d_op(input, weight, offset, mask, bias, sh, sw, ph, pw, dh, dw, groups, offset_groups,
+                             use_mask)};
+  }
+  static variable_list backward(AutogradContext* ctx, const variable_list& grads) {
+    const auto v = ctx->get_saved_variables();
+    const auto a = ctx->saved_data["args"].toIntVector();
+    const bool use_mask = ctx->saved_data["use_mask"].toBool();
+    auto [gi, gw, go, gm, gb] = deform_conv2d_backward_op(grads[0], v[0], v[1], v[2], v[3], v[4], a[0], a[1], a[2],
+                                                          a[3], a[4], a[5], a[6], a[7], use_mask);
+    variable_list out{gi, gw, go, use_mask ? gm : Variable(), gb};
+    out.resize(14);
+    return out;
+  }
+};
+
 // A backward operator: differentiable inputs give an output whose own backward raises.
 template <const char* Forward>
 class NoDoubleBackward : public torch::autograd::Function<NoDoubleBackward<Forward>> {
@@ -186,6 +231,20 @@ class NoDoubleBackward : public torch::autograd::Function<NoDoubleBackward<Forwa
   }
   static variable_list backward(AutogradContext* /*ctx*/, const variable_list& /*grads*/) {
     TORCH_CHECK(false, "double backwards on ", Forward, " not supported");
+    return {};
+  }
+};
+
+class DeformConv2dBackward : public torch::autograd::Function<DeformConv2dBackward> {
+ public:
+  template <typename... Args>
+  static variable_list forward(AutogradContext* /*ctx*/, Args... args) {
+    at::AutoDispatchBelowADInplaceOrView below;
+    auto [gi, gw, go, gm, gb] = deform_conv2d_backward_op(args...);
+    return {gi, gw, go, gm, gb};
+  }
+  static variable_list backward(AutogradContext* /*ctx*/, const variable_list& /*grads*/) {
+    TORCH_CHECK(false, "double backwards on deform_conv2d not supported");
     return {};
   }
 };
@@ -242,9 +301,27 @@ at::Tensor ps_roi_pool_backward(const at::Tensor& grad, const at::Tensor& rois, 
                                              w)[0];
 }
 
+at::Tensor deform_conv2d(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& offset,
+                         const at::Tensor& mask, const at::Tensor& bias, int64_t sh, int64_t sw, int64_t ph,
+                         int64_t pw, int64_t dh, int64_t dw, int64_t groups, int64_t offset_groups, bool use_mask) {
+  return DeformConv2d::apply(input, weight, offset, mask, bias, sh, sw, ph, pw, dh, dw, groups, offset_groups,
+                             use_mask)[0];
+}
+
+Five deform_conv2d_backward(const at::Tensor& grad, const at::Tensor& input, const at::Tensor& weight,
+                            const at::Tensor& offset, const at::Tensor& mask, const at::Tensor& bias, int64_t sh,
+                            int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t groups,
+                            int64_t offset_groups, bool use_mask) {
+  auto g = DeformConv2dBackward::apply(grad, input, weight, offset, mask, bias, sh, sw, ph, pw, dh, dw, groups,
+                                       offset_groups, use_mask);
+  return {g[0], g[1], g[2], g[3], g[4]};
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(torchvision, Autograd, m) {
+  m.impl("deform_conv2d", TORCH_FN(deform_conv2d));
+  m.impl("_deform_conv2d_backward", TORCH_FN(deform_conv2d_backward));
   m.impl("roi_align", TORCH_FN(roi_align));
   m.impl("_roi_align_backward", TORCH_FN(roi_align_backward));
   m.impl("roi_pool", TORCH_FN(roi_pool));

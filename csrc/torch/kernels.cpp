@@ -113,6 +113,35 @@ at::Tensor ps_roi_pool_backward(const at::Tensor& grad, const at::Tensor& rois, 
   });
 }
 
+at::Tensor deform_conv2d(const at::Tensor& input, const at::Tensor& weight, const at::Tensor& offset,
+                         const at::Tensor& mask, const at::Tensor& bias, int64_t stride_h, int64_t stride_w,
+                         int64_t pad_h, int64_t pad_w, int64_t dilation_h, int64_t dilation_w, int64_t groups,
+                         int64_t offset_groups, bool use_mask) {
+  return translate_errors([&] {
+    // CUDA float32 may use TF32 where torch lets its own convolutions.
+    const bool tf32 = !input.is_cuda() || at::globalContext().allowTF32CuDNN();
+    return to_torch(tvops::deform_conv2d(from_torch(input), from_torch(weight), from_torch(offset),
+                                         use_mask ? from_torch(mask) : tvops::Tensor(), from_torch(bias), stride_h,
+                                         stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, offset_groups,
+                                         use_mask, tf32, context_for(input)));
+  });
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> deform_conv2d_backward(
+    const at::Tensor& grad, const at::Tensor& input, const at::Tensor& weight, const at::Tensor& offset,
+    const at::Tensor& mask, const at::Tensor& bias, int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w,
+    int64_t dilation_h, int64_t dilation_w, int64_t groups, int64_t offset_groups, bool use_mask) {
+  return translate_errors([&] {
+    const bool tf32 = !grad.is_cuda() || at::globalContext().allowTF32CuDNN();
+    const auto g = tvops::deform_conv2d_backward(
+        from_torch(grad), from_torch(input), from_torch(weight), from_torch(offset),
+        use_mask ? from_torch(mask) : tvops::Tensor(), from_torch(bias), stride_h, stride_w, pad_h, pad_w, dilation_h,
+        dilation_w, groups, offset_groups, use_mask, tf32, context_for(grad));
+    return std::make_tuple(to_torch(g[0]), to_torch(g[1]), to_torch(g[2]),
+                           g[3].defined() ? to_torch(g[3]) : at::zeros_like(mask), to_torch(g[4]));
+  });
+}
+
 // torchvision.extension checks this against torch's CUDA version (-1: CPU-only build).
 int64_t cuda_version() {
   const std::string& v = tvops::build_info().cuda_version;  // "13.0", or "" without CUDA
@@ -147,6 +176,13 @@ TORCH_LIBRARY(torchvision, m) {
   m.def("_ps_roi_pool_backward(Tensor grad, Tensor rois, Tensor channel_mapping, float spatial_scale, "
         "SymInt pooled_height, SymInt pooled_width, SymInt batch_size, SymInt channels, SymInt height, "
         "SymInt width) -> Tensor");
+  m.def("deform_conv2d(Tensor input, Tensor weight, Tensor offset, Tensor mask, Tensor bias, SymInt stride_h, "
+        "SymInt stride_w, SymInt pad_h, SymInt pad_w, SymInt dilation_h, SymInt dilation_w, SymInt groups, "
+        "SymInt offset_groups, bool use_mask) -> Tensor");
+  m.def("_deform_conv2d_backward(Tensor grad, Tensor input, Tensor weight, Tensor offset, Tensor mask, "
+        "Tensor bias, SymInt stride_h, SymInt stride_w, SymInt pad_h, SymInt pad_w, SymInt dilation_h, "
+        "SymInt dilation_w, SymInt groups, SymInt offset_groups, bool use_mask) -> (Tensor, Tensor, Tensor, "
+        "Tensor, Tensor)");
   m.def("_cuda_version() -> int", &cuda_version);
 }
 
@@ -160,7 +196,9 @@ TORCH_LIBRARY(torchvision, m) {
   m.impl("ps_roi_align", TORCH_FN(ps_roi_align));                       \
   m.impl("_ps_roi_align_backward", TORCH_FN(ps_roi_align_backward));    \
   m.impl("ps_roi_pool", TORCH_FN(ps_roi_pool));                         \
-  m.impl("_ps_roi_pool_backward", TORCH_FN(ps_roi_pool_backward))
+  m.impl("_ps_roi_pool_backward", TORCH_FN(ps_roi_pool_backward));     \
+  m.impl("deform_conv2d", TORCH_FN(deform_conv2d));                     \
+  m.impl("_deform_conv2d_backward", TORCH_FN(deform_conv2d_backward))
 
 TORCH_LIBRARY_IMPL(torchvision, CPU, m) { TVOPS_TORCH_KERNELS(m); }
 TORCH_LIBRARY_IMPL(torchvision, CUDA, m) { TVOPS_TORCH_KERNELS(m); }
