@@ -3,9 +3,13 @@ function, torch tensors out. Every function takes exactly its schema's arguments
 (table.py), which are torchvision's for the ops torchvision has, so patch.py can hand
 the same functions to torchvision's own operators.
 
-CUDA calls run on torch's current stream of the tensor's device, and the outputs come
-from torch's caching allocator (an allocator callback put in scope for the call).
+CUDA calls run on torch's current stream of the tensor's device, and their outputs are
+torch tensors of torch's caching allocator: an allocator callback in scope for the call
+takes the memory with torch.empty, and the outputs come back as views of those tensors
+(so record_stream and the allocator's stream bookkeeping apply to them as to any).
 """
+import threading
+
 import torch
 from torch.utils.dlpack import from_dlpack as _from_capsule
 from torch.utils.dlpack import to_dlpack as _to_capsule
@@ -13,14 +17,20 @@ from torch.utils.dlpack import to_dlpack as _to_capsule
 from .. import _C
 from .._convert import stream_for, to_native
 
+_local = threading.local()  # .allocations: the torch tensors of the running CUDA call
 _allocator = None
+
+
+def _allocate(nbytes, device):
+    storage = torch.empty(nbytes, dtype=torch.uint8, device=torch.device("cuda", device))
+    _local.allocations.append(storage)
+    return storage
 
 
 def _torch_allocator():
     global _allocator
     if _allocator is None:
-        _allocator = _C.Allocator(lambda nbytes, device: torch.empty(
-            nbytes, dtype=torch.uint8, device=torch.device("cuda", device)))
+        _allocator = _C.Allocator(_allocate)
     return _allocator
 
 
@@ -29,58 +39,77 @@ def _in(x):
     return _C.Tensor.from_dlpack(_to_capsule(x)) if not x.is_cuda else to_native(x, "tensor")
 
 
-def _out(t):
-    return _from_capsule(t.to_capsule())
+def _cuda_tensor(view, allocations):
+    """The caching-allocator tensor under a native CUDA output, shaped like it."""
+    nbytes = view.numel() * view.element_size()
+    if nbytes and view.is_contiguous():
+        for storage in allocations:
+            if storage.data_ptr() == view.data_ptr() and storage.numel() >= nbytes:
+                return storage[:nbytes].view(view.dtype).view(view.shape)
+    return view
 
 
-def _call(fn, like, *args):
-    """fn(*args, stream): on CUDA with torch's stream and caching allocator."""
+def _to_torch(result, allocations=None):
+    if result is None:
+        return None
+    if isinstance(result, (tuple, list)):
+        return type(result)(_to_torch(r, allocations) for r in result)
+    view = _from_capsule(result.to_capsule())
+    return view if allocations is None else _cuda_tensor(view, allocations)
+
+
+def _run(fn, like, *args, deterministic=None):
+    """fn(*args) on the CPU; on CUDA fn(*args, stream[, deterministic]) with torch's
+    stream and caching allocator. Returns torch tensors."""
     if not like.is_cuda:
-        return fn(*args)
+        return _to_torch(fn(*args))
+    _local.allocations = []
+    extra = (stream_for(like),) if deterministic is None else (stream_for(like), deterministic)
     _C.set_thread_allocator(_torch_allocator())
     try:
-        return fn(*args, stream_for(like))
+        result = fn(*args, *extra)
     finally:
         _C.set_thread_allocator(None)
+    try:
+        return _to_torch(result, _local.allocations)
+    finally:
+        _local.allocations = None
 
 
-def _backward_call(fn, grad, *args):
-    """A RoI backward: its `deterministic` flag follows torch.use_deterministic_algorithms on CUDA."""
-    if not grad.is_cuda:
-        return _out(fn(*args))
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    return _out(_call(lambda *a: fn(*a, deterministic), grad, *args))
+def _run_backward(fn, grad, *args):
+    """A RoI backward: on CUDA its `deterministic` flag follows torch.use_deterministic_algorithms."""
+    return _run(fn, grad, *args, deterministic=grad.is_cuda and torch.are_deterministic_algorithms_enabled())
 
 
 # ---- boxes ----
 
 def nms(dets, scores, iou_threshold):
-    return _out(_call(_C.nms, dets, _in(dets), _in(scores), iou_threshold))
+    return _run(_C.nms, dets, _in(dets), _in(scores), iou_threshold)
 
 
 def batched_nms(boxes, scores, idxs, iou_threshold):
-    return _out(_call(_C.batched_nms, boxes, _in(boxes), _in(scores), _in(idxs), iou_threshold))
+    return _run(_C.batched_nms, boxes, _in(boxes), _in(scores), _in(idxs), iou_threshold)
 
 
 def box_convert(boxes, in_fmt, out_fmt):
-    return _out(_call(_C.box_convert, boxes, _in(boxes), in_fmt, out_fmt))
+    return _run(_C.box_convert, boxes, _in(boxes), in_fmt, out_fmt)
 
 
 def box_area(boxes, fmt="xyxy"):
-    return _out(_call(_C.box_area, boxes, _in(boxes), fmt))
+    return _run(_C.box_area, boxes, _in(boxes), fmt)
 
 
 def clip_boxes_to_image(boxes, height, width):
-    return _out(_call(_C.clip_boxes_to_image, boxes, _in(boxes), height, width))
+    return _run(_C.clip_boxes_to_image, boxes, _in(boxes), height, width)
 
 
 def remove_small_boxes(boxes, min_size):
-    return _out(_call(_C.remove_small_boxes, boxes, _in(boxes), min_size))
+    return _run(_C.remove_small_boxes, boxes, _in(boxes), min_size)
 
 
 def _pairwise(kind):
     def kernel(boxes1, boxes2, eps=1e-7):
-        return _out(_call(_C.pairwise_box_iou, boxes1, _in(boxes1), _in(boxes2), kind, eps))
+        return _run(_C.pairwise_box_iou, boxes1, _in(boxes1), _in(boxes2), kind, eps)
     return kernel
 
 
@@ -93,65 +122,56 @@ complete_box_iou = _pairwise(3)
 # ---- RoI family (torchvision's argument order) ----
 
 def roi_align(input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio, aligned):
-    return _out(_call(_C.roi_align, input, _in(input), _in(rois), spatial_scale, pooled_height, pooled_width,
-                      sampling_ratio, aligned))
+    return _run(_C.roi_align, input, _in(input), _in(rois), spatial_scale, pooled_height, pooled_width,
+                sampling_ratio, aligned)
 
 
 def _roi_align_backward(grad, rois, spatial_scale, pooled_height, pooled_width, batch_size, channels, height, width,
                         sampling_ratio, aligned):
-    return _backward_call(_C.roi_align_backward, grad, _in(grad), _in(rois), spatial_scale, pooled_height,
-                          pooled_width, batch_size, channels, height, width, sampling_ratio, aligned)
-
-
-def _pair_out(result):
-    return _out(result[0]), _out(result[1])
+    return _run_backward(_C.roi_align_backward, grad, _in(grad), _in(rois), spatial_scale, pooled_height,
+                         pooled_width, batch_size, channels, height, width, sampling_ratio, aligned)
 
 
 def roi_pool(input, rois, spatial_scale, pooled_height, pooled_width):
-    return _pair_out(_call(_C.roi_pool, input, _in(input), _in(rois), spatial_scale, pooled_height, pooled_width))
+    return _run(_C.roi_pool, input, _in(input), _in(rois), spatial_scale, pooled_height, pooled_width)
 
 
 def _roi_pool_backward(grad, rois, argmax, spatial_scale, pooled_height, pooled_width, batch_size, channels, height,
                        width):
-    return _backward_call(_C.roi_pool_backward, grad, _in(grad), _in(rois), _in(argmax), spatial_scale,
-                          pooled_height, pooled_width, batch_size, channels, height, width)
+    return _run_backward(_C.roi_pool_backward, grad, _in(grad), _in(rois), _in(argmax), spatial_scale,
+                         pooled_height, pooled_width, batch_size, channels, height, width)
 
 
 def ps_roi_align(input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio):
-    return _pair_out(_call(_C.ps_roi_align, input, _in(input), _in(rois), spatial_scale, pooled_height, pooled_width,
-                           sampling_ratio))
+    return _run(_C.ps_roi_align, input, _in(input), _in(rois), spatial_scale, pooled_height, pooled_width,
+                sampling_ratio)
 
 
 def _ps_roi_align_backward(grad, rois, channel_mapping, spatial_scale, pooled_height, pooled_width, sampling_ratio,
                            batch_size, channels, height, width):
-    return _backward_call(_C.ps_roi_align_backward, grad, _in(grad), _in(rois), _in(channel_mapping), spatial_scale,
-                          pooled_height, pooled_width, sampling_ratio, batch_size, channels, height, width)
+    return _run_backward(_C.ps_roi_align_backward, grad, _in(grad), _in(rois), _in(channel_mapping), spatial_scale,
+                         pooled_height, pooled_width, sampling_ratio, batch_size, channels, height, width)
 
 
 def ps_roi_pool(input, rois, spatial_scale, pooled_height, pooled_width):
-    return _pair_out(_call(_C.ps_roi_pool, input, _in(input), _in(rois), spatial_scale, pooled_height, pooled_width))
+    return _run(_C.ps_roi_pool, input, _in(input), _in(rois), spatial_scale, pooled_height, pooled_width)
 
 
 def _ps_roi_pool_backward(grad, rois, channel_mapping, spatial_scale, pooled_height, pooled_width, batch_size,
                           channels, height, width):
-    return _backward_call(_C.ps_roi_pool_backward, grad, _in(grad), _in(rois), _in(channel_mapping), spatial_scale,
-                          pooled_height, pooled_width, batch_size, channels, height, width)
+    return _run_backward(_C.ps_roi_pool_backward, grad, _in(grad), _in(rois), _in(channel_mapping), spatial_scale,
+                         pooled_height, pooled_width, batch_size, channels, height, width)
 
 
 def multi_scale_roi_align(features, scales, rois, levels, pooled_height, pooled_width, sampling_ratio, aligned):
-    return _out(_call(_C.multi_scale_roi_align, rois, [_in(f) for f in features], list(scales), _in(rois),
-                      _in(levels), pooled_height, pooled_width, sampling_ratio, aligned))
+    return _run(_C.multi_scale_roi_align, rois, [_in(f) for f in features], list(scales), _in(rois), _in(levels),
+                pooled_height, pooled_width, sampling_ratio, aligned)
 
 
 def _multi_scale_roi_align_backward(grad, rois, levels, scales, shapes, sampling_ratio, aligned):
     feature_shapes = [list(shapes[i:i + 4]) for i in range(0, len(shapes), 4)]
-    args = (_in(grad), _in(rois), _in(levels), list(scales), feature_shapes, sampling_ratio, aligned)
-    if not grad.is_cuda:
-        grads = _C.multi_scale_roi_align_backward(*args)
-    else:
-        deterministic = torch.are_deterministic_algorithms_enabled()
-        grads = _call(lambda *a: _C.multi_scale_roi_align_backward(*a, deterministic), grad, *args)
-    return [_out(g) for g in grads]
+    return _run_backward(_C.multi_scale_roi_align_backward, grad, _in(grad), _in(rois), _in(levels), list(scales),
+                         feature_shapes, sampling_ratio, aligned)
 
 
 # ---- deform_conv2d (torchvision's argument order; mask is used only when use_mask) ----
@@ -163,15 +183,15 @@ def _allow_tf32(like):
 
 def deform_conv2d(input, weight, offset, mask, bias, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups,
                   offset_groups, use_mask):
-    return _out(_call(_C.deform_conv2d, input, _in(input), _in(weight), _in(offset), _in(mask) if use_mask else None,
-                      _in(bias), stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, offset_groups,
-                      _allow_tf32(input)))
+    return _run(_C.deform_conv2d, input, _in(input), _in(weight), _in(offset), _in(mask) if use_mask else None,
+                _in(bias), stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, offset_groups,
+                _allow_tf32(input))
 
 
 def _deform_conv2d_backward(grad, input, weight, offset, mask, bias, stride_h, stride_w, pad_h, pad_w, dilation_h,
                             dilation_w, groups, offset_groups, use_mask):
-    grads = _call(_C.deform_conv2d_backward, grad, _in(grad), _in(input), _in(weight), _in(offset),
-                  _in(mask) if use_mask else None, _in(bias), stride_h, stride_w, pad_h, pad_w, dilation_h,
-                  dilation_w, groups, offset_groups, _allow_tf32(grad))
-    g_input, g_weight, g_offset, g_mask, g_bias = (None if g is None else _out(g) for g in grads)
+    g_input, g_weight, g_offset, g_mask, g_bias = _run(
+        _C.deform_conv2d_backward, grad, _in(grad), _in(input), _in(weight), _in(offset),
+        _in(mask) if use_mask else None, _in(bias), stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups,
+        offset_groups, _allow_tf32(grad))
     return g_input, g_weight, g_offset, torch.zeros_like(mask) if g_mask is None else g_mask, g_bias
