@@ -14,8 +14,8 @@ score_thresh=0.01 so that its candidates reach NMS as with trained weights. Both
 variants must give the same detections (checked).
 
 "Ops" is the time inside the functions patch_torchvision serves (MultiScaleRoIAlign's
-forward, which calls roi_align; batched_nms, which calls nms; clip_boxes_to_image;
-remove_small_boxes; box_iou; box_area), measured by timing wrappers around them in both
+forward, which calls roi_align; batched_nms, which calls nms; remove_small_boxes;
+box_iou; box_area), measured by timing wrappers around them in both
 variants (outermost call only). Thread counts set torch's and tvops' pools alike.
 Writes <out>/detection-models-cpu.{json,md}.
 """
@@ -41,8 +41,7 @@ MODELS = {
     "maskrcnn_resnet50_fpn": (detection.maskrcnn_resnet50_fpn, {}),
     "retinanet_resnet50_fpn": (detection.retinanet_resnet50_fpn, {"score_thresh": 0.01}),
 }
-TIMED_FUNCTIONS = ("batched_nms", "nms", "roi_align", "clip_boxes_to_image", "remove_small_boxes", "box_iou",
-                   "box_area")
+TIMED_FUNCTIONS = ("batched_nms", "nms", "roi_align", "remove_small_boxes", "box_iou", "box_area")
 
 
 class OpTimer:
@@ -158,8 +157,8 @@ def markdown(rows, info, reps):
         f"torchvision {info['torchvision']}, tvops {info['tvops_build_info']['variant']} "
         f"(`benchmarks/python/detection_models.py`). One 480 x 640 image (resized to 800 x 1066 by the "
         f"models), random weights, inference mode; median of {reps} interleaved runs, milliseconds. "
-        "Same detections in both variants. \"ops\" = time inside MultiScaleRoIAlign (roi_align), batched_nms "
-        "(nms) and the box functions; its share is of the torchvision run.",
+        "Same detections in both variants. \"ops\" = time inside what patch_torchvision serves: "
+        "MultiScaleRoIAlign (roi_align), batched_nms (nms), remove_small_boxes, box_iou, box_area.",
         "",
         "| model | threads | torchvision | patched | speedup | ops, torchvision | ops, patched | ops speedup | "
         "ops share (torchvision -> patched) |",

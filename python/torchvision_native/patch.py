@@ -9,18 +9,17 @@ Two levels:
   Everything that reaches those operators follows: torchvision.ops.*, its autograd
   formulas, fake kernels and TorchScript. Dropping the registrations (unpatch) brings
   torchvision's kernels back.
-* torchvision's pure-Python box functions that tvops has fused kernels for
-  (batched_nms, box_iou, box_area, clip_boxes_to_image, remove_small_boxes) are replaced
-  in every loaded torchvision module, by wrappers that fall back to torchvision's
-  function where tvops would change the result: inputs that need gradients, devices
-  other than CPU and CUDA, and (for clip_boxes_to_image) torch.jit tracing.
+* torchvision's pure-Python box functions that tvops has faster kernels for
+  (batched_nms, box_iou, box_area, remove_small_boxes) are replaced in every loaded
+  torchvision module, by wrappers that fall back to torchvision's function where tvops
+  can't serve the call: inputs that need gradients, devices other than CPU and CUDA,
+  formats other than xyxy.
 
 Results are torchvision's (same indices, bit-identical RoI features on the CPU); the
 decoders return contiguous CHW tensors where torchvision returns a strided view.
 """
 import contextlib
 import sys
-from typing import Tuple
 
 import torch
 from torch import Tensor
@@ -40,7 +39,7 @@ _state = None  # while patched: (libraries, [(module, attribute, original)])
 
 # torchvision's Python functions, for the fallbacks below (module globals, not a dict,
 # so torch.jit.script resolves them like any function).
-_tv_batched_nms = _tv_box_iou = _tv_box_area = _tv_clip_boxes_to_image = _tv_remove_small_boxes = None
+_tv_batched_nms = _tv_box_iou = _tv_box_area = _tv_remove_small_boxes = None
 
 
 # ---- image:: kernels (torchvision's schemas; data is a 1-d uint8 CPU tensor) ----
@@ -117,13 +116,6 @@ def box_area(boxes: Tensor, fmt: str = "xyxy") -> Tensor:
     return _tv_box_area(boxes, fmt)
 
 
-def clip_boxes_to_image(boxes: Tensor, size: Tuple[int, int]) -> Tensor:
-    """torchvision.ops.clip_boxes_to_image on tvops' kernel (patch_torchvision)."""
-    if _native_device(boxes) and not _needs_grad(boxes) and not torch.jit.is_tracing():
-        return torch.ops.tvops.clip_boxes_to_image(boxes, size[0], size[1])
-    return _tv_clip_boxes_to_image(boxes, size)
-
-
 def remove_small_boxes(boxes: Tensor, min_size: float) -> Tensor:
     """torchvision.ops.remove_small_boxes on tvops' kernel (patch_torchvision)."""
     if _native_device(boxes):
@@ -131,8 +123,10 @@ def remove_small_boxes(boxes: Tensor, min_size: float) -> Tensor:
     return _tv_remove_small_boxes(boxes, min_size)
 
 
+# Not clip_boxes_to_image: torch's clamp on the [K, classes, 4] boxes of the detection heads
+# beats tvops' CPU kernel (benchmarks/results/detection-models-cpu.md).
 _PYTHON_REPLACEMENTS = {"batched_nms": batched_nms, "box_iou": box_iou, "box_area": box_area,
-                        "clip_boxes_to_image": clip_boxes_to_image, "remove_small_boxes": remove_small_boxes}
+                        "remove_small_boxes": remove_small_boxes}
 
 
 def _torchvision_modules():
