@@ -168,11 +168,16 @@ def _roi_align(module, backward):
 
 
 def _roi_backward(module, op, *extra):
-    """Forward + backward of a pooling op, returning the input gradient (ones as grad)."""
+    """Forward + backward of a pooling op, returning the input gradient. The output
+    gradient (ones) is made once, on the first (warm-up) call, and reused, as ra7-bwd's
+    is: allocating it per call (100 MB at rp7) timed torch's allocator, not the ops."""
     def run(a):
         x = a["x"].detach().requires_grad_(True)
         out = getattr(module, op)(x, a["rois"], a["pooled"], a.get("scale", 0.25), *a.get("extra", extra))
-        out.backward(torch.ones_like(out))
+        grad = a.get("ones")
+        if grad is None or grad.shape != out.shape or grad.device != out.device:
+            grad = a["ones"] = torch.ones_like(out)
+        out.backward(grad)
         return x.grad
     return run
 
@@ -292,12 +297,45 @@ def _gemm_floor(a):
     return a["a"] @ a["b"]
 
 
+def _dcn_bf16(a):
+    """tvops' bfloat16 forward (vdpbf16ps on avx512bf16) on the bf16-rounded inputs."""
+    if "bf16" not in a:
+        a["bf16"] = {k: a[k].bfloat16() for k in ("x", "offset", "weight", "bias", "mask")}
+    b = a["bf16"]
+    with torch.no_grad():
+        return tvn.ops.deform_conv2d(b["x"], b["offset"], b["weight"], b["bias"], padding=1, mask=b["mask"])
+
+
+def _dcn_float_of_bf16(module):
+    """The same bf16-rounded inputs in float32 (torchvision has no bfloat16 CPU kernel)."""
+    def run(a):
+        if "bf16" not in a:
+            _dcn_bf16(a)
+        f = {k: v.float() for k, v in a["bf16"].items()}
+        with torch.no_grad():
+            return module.deform_conv2d(f["x"], f["offset"], f["weight"], f["bias"], padding=1, mask=f["mask"])
+    return run
+
+
+def _dcn_bf16_close(ours, theirs):
+    """bf16 columns and output: within 1% of the float32 result's magnitude."""
+    return float((ours.float() - theirs).abs().max()) <= 1e-2 * float(theirs.abs().max())
+
+
 WORKLOADS += [
     Workload(name, dcn_setup(n, c, bwd), _dcn(torchvision.ops), _dcn(tvn.ops), same=_dcn_close,
              available=lambda: hasattr(tvn.ops, "deform_conv2d"), extras={"torch.matmul (GEMM floor)": _gemm_floor},
              torchvision_reps=3)
     for name, n, c, bwd in [("dcn-s", 8, 64, False), ("dcn-s-bwd", 8, 64, True), ("dcn-l", 4, 256, False),
                             ("dcn-l-bwd", 4, 256, True)]
+]
+# bfloat16 forward: torchvision runs float32 (it has no bf16 CPU kernel); the extra
+# column is tvops' own float32 forward, so its ratio is the bf16 path's gain.
+WORKLOADS += [
+    Workload(name, dcn_setup(n, c), _dcn_float_of_bf16(torchvision.ops), _dcn_bf16, same=_dcn_bf16_close,
+             available=lambda: hasattr(tvn.ops, "deform_conv2d"),
+             extras={"tvops float32": _dcn_float_of_bf16(tvn.ops)}, torchvision_reps=3)
+    for name, n, c in [("dcn-s-bf16", 8, 64), ("dcn-l-bf16", 4, 256)]
 ]
 
 

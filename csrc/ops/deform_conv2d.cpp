@@ -294,10 +294,10 @@ Tensor forward_bf16(const DeformConvShape& s, const Tensor& input, const Tensor&
   a.mask = msk.defined() ? msk.data<float>() : nullptr;
   a.weight = packed.data<uint16_t>();
   a.bias = bs.defined() ? bs.data<float>() : nullptr;
-  Tensor out = Tensor::empty({s.batch, s.out_channels, s.out_h, s.out_w}, DType::Float32);
+  Tensor out = Tensor::empty({s.batch, s.out_channels, s.out_h, s.out_w}, DType::BFloat16);
   const int64_t tiles = (s.out_h * s.out_w + cpu::kDeformTilePixels - 1) / cpu::kDeformTilePixels;
-  detail::parallel_for(0, s.batch * tiles, 1, [&](int64_t lo, int64_t hi) { kernel(a, lo, hi, out.data<float>()); });
-  return detail::result_as(out, DType::BFloat16);
+  detail::parallel_for(0, s.batch * tiles, 1, [&](int64_t lo, int64_t hi) { kernel(a, lo, hi, out.data<uint16_t>()); });
+  return out;
 }
 
 // float16 / bfloat16 compute in float32 and come back in their dtype.

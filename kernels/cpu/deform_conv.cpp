@@ -710,15 +710,16 @@ void sample_columns_bf16(const DeformConvArgsBf16& a, int64_t b, int64_t p0, int
 
 }  // namespace
 
-void deform_conv_forward_bf16(const DeformConvArgsBf16& a, int64_t tile_begin, int64_t tile_end, float* out) {
+void deform_conv_forward_bf16(const DeformConvArgsBf16& a, int64_t tile_begin, int64_t tile_end, uint16_t* out) {
   const DeformConvShape& s = a.s;
   const Geometry<float> g(s);
   constexpr int64_t B = block_width<float>();  // 64 output channels per weight block
   const int64_t ld = g.cb * B;
   thread_local Buffer<uint16_t> col;
-  thread_local Buffer<float> acc;
+  thread_local Buffer<float> acc, rows;
   col.reserve(kDeformTilePixels * kChunk);
   acc.reserve(kDeformTilePixels * ld);
+  rows.reserve(kDeformTilePixels * g.cout_g);
   for (int64_t t = tile_begin; t < tile_end; ++t) {
     const int64_t b = t / g.tiles, p0 = (t % g.tiles) * kDeformTilePixels;
     const int64_t np = std::min(kDeformTilePixels, g.hwo - p0);
@@ -731,8 +732,12 @@ void deform_conv_forward_bf16(const DeformConvArgsBf16& a, int64_t tile_begin, i
           gemm_block_bf16(np, col.data(), kc, a.weight + ((gw * g.cb + j) * g.Kp + k0) * B, kc / 2,
                           acc.data() + j * B, ld);
       }
-      store_tile(acc.data(), ld, np, g.cout_g, a.bias ? a.bias + gw * g.cout_g : nullptr,
-                 out + (b * s.out_channels + gw * g.cout_g) * g.hwo + p0, g.hwo);
+      // [channel][pixel] rows in float32 (bias added), then rounded to bfloat16 once.
+      store_tile(acc.data(), ld, np, g.cout_g, a.bias ? a.bias + gw * g.cout_g : nullptr, rows.data(),
+                 kDeformTilePixels);
+      for (int64_t co = 0; co < g.cout_g; ++co)
+        float_to_bfloat16(rows.data() + co * kDeformTilePixels, np,
+                          out + (b * s.out_channels + gw * g.cout_g + co) * g.hwo + p0);
     }
   }
 }

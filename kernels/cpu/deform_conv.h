@@ -31,7 +31,7 @@ void deform_conv_forward_u8(const DeformConvArgsU8& a, int64_t tile_begin, int64
 #if defined(__AVX512BF16__)
 // bfloat16 inputs: the column block is rounded to bfloat16 once (the bilinear sum is
 // float32) and multiplied by vdpbf16ps, two k per instruction, into float32 sums.
-void deform_conv_forward_bf16(const DeformConvArgsBf16& a, int64_t tile_begin, int64_t tile_end, float* out);
+void deform_conv_forward_bf16(const DeformConvArgsBf16& a, int64_t tile_begin, int64_t tile_end, uint16_t* out);
 #endif
 
 }  // namespace tvops::cpu::TVOPS_CPU_TIER

@@ -94,7 +94,9 @@ struct DeformConvArgsBf16 {
   const uint16_t* weight;
   const float* bias;
 };
-using DeformConvForwardBf16 = void (*)(const DeformConvArgsBf16& a, int64_t tile_begin, int64_t tile_end, float* out);
+// Writes bfloat16 out [N, Cout, Ho, Wo] (the float32 sums rounded once, bias added first).
+using DeformConvForwardBf16 = void (*)(const DeformConvArgsBf16& a, int64_t tile_begin, int64_t tile_end,
+                                       uint16_t* out);
 // The int8 inference path (every tier; vpdpbusd on avx512vnni): columns sampled in
 // float32 from the float32 NHWC input and quantized to u8 = round(v * act_inv_scale) +
 // 128, weights symmetric s8 per output channel packed as k quads per group
