@@ -14,7 +14,6 @@ import os
 import sys
 import warnings
 
-from .. import _C
 
 registered = False  # True once torch.ops.tvops.* exist; the ops modules read it on every call
 Tensor = None       # torch.Tensor once registered (isinstance checks that dynamo can trace)
@@ -39,12 +38,10 @@ def register():
     if not _supported(torch):
         return False
     from . import autograd, fake, kernels
-    from .table import BACKWARD_OF, NEEDS_NATIVE, SCHEMAS
+    from .table import BACKWARD_OF, SCHEMAS
 
     library = torch.library.Library("tvops", "DEF")
     for name, schema in SCHEMAS.items():
-        if name in NEEDS_NATIVE and not hasattr(_C, NEEDS_NATIVE[name]):
-            continue
         qualname = f"tvops::{name}"
         library.define(schema)
         for key in ("CPU", "CUDA"):

@@ -54,8 +54,5 @@ SCHEMAS = {
                                       "float[] scales, SymInt[] shapes, int sampling_ratio, bool aligned) -> Tensor[]",
 }
 
-# Ops whose native functions a build may lack: registered only where _C has them.
-NEEDS_NATIVE = {"deform_conv2d": "deform_conv2d", "_deform_conv2d_backward": "deform_conv2d_backward"}
-
 # Backward op -> the forward op it differentiates (a second derivative raises).
 BACKWARD_OF = {name: name[1:-len("_backward")] for name in SCHEMAS if name.endswith("_backward")}
