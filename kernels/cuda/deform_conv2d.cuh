@@ -1,0 +1,339 @@
+// Pieces of the CUDA deform_conv2d (internal): the tile configurations, the warp-level
+// matrix products (mma.sync: TF32, 3xTF32, bf16/fp16; a CUDA-core loop for float64) over
+// shared-memory tiles, and the DCN bilinear sampler (OPS.md §10).
+//
+// Every product here is C[m][n] += sum_k A[m][k] * B[n][k] over two shared-memory tiles
+// stored k-contiguous ([rows][P], P = BK + 16 bytes of padding), so one fragment load is
+// one 32-bit word and the 8 row groups of a warp hit 8 different banks.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+namespace tvops::cuda::dcn {
+
+constexpr int kThreads = 256;  // every kernel of the op: 8 warps
+
+// How a tile product multiplies.
+enum class Mode {
+  Tf32,    // float32 rounded to TF32 once, one mma.m16n8k8 per step
+  Tf32x3,  // float32 split into big + small TF32 parts, three mma (exact-float32 mode)
+  Half,    // bfloat16 / float16 operands, mma.m16n8k16, float32 accumulators
+  Simt,    // float64 on CUDA cores
+};
+
+template <typename T> struct AccOf { using type = float; };
+template <> struct AccOf<double> { using type = double; };
+
+// One tile shape: BM x BN outputs, BK deep per step, for storage type T in mode M.
+template <typename T_, Mode M_, int BM_, int BN_, int BK_>
+struct Cfg {
+  using T = T_;
+  static constexpr Mode M = M_;
+  using S = std::conditional_t<M_ == Mode::Half || M_ == Mode::Simt, T_, float>;  // shared-memory operand
+  using A = typename AccOf<T_>::type;                                             // accumulator
+  static constexpr int BM = BM_, BN = BN_, BK = BK_;
+  static constexpr int P = BK + 16 / int(sizeof(S));  // row pitch (elements)
+  static constexpr int WN = BN >= 128 ? 4 : 2, WM = 8 / WN;  // warp grid
+  static constexpr int WTM = BM / WM, WTN = BN / WN;          // warp tile
+  static constexpr int MT = WTM / 16, NT = WTN / 8;           // mma tiles per warp
+  static constexpr int KSTEP = M == Mode::Half ? 16 : 8;
+  static constexpr int RM = BM / 16, RN = BN / 16;            // Simt: outputs per thread per axis
+  static constexpr int kAcc = M == Mode::Simt ? RM * RN : MT * NT * 4;
+  static constexpr int kTileBytes = 2 * (BM + BN) * P * int(sizeof(S));  // double-buffered A and B
+  static_assert(M == Mode::Simt || (MT >= 1 && NT >= 1 && WTM % 16 == 0 && WTN % 8 == 0), "tile");
+  static_assert(BK % KSTEP == 0, "depth");
+};
+
+// ---- scalar conversions ----
+template <typename T> __device__ inline typename AccOf<T>::type to_acc(T v) { return v; }
+template <> __device__ inline float to_acc(__half v) { return __half2float(v); }
+template <> __device__ inline float to_acc(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+template <typename T, typename A> __device__ inline T from_acc(A v) { return static_cast<T>(v); }
+template <> __device__ inline __half from_acc<__half, float>(float v) { return __float2half_rn(v); }
+template <> __device__ inline __nv_bfloat16 from_acc<__nv_bfloat16, float>(float v) { return __float2bfloat16_rn(v); }
+
+template <typename T> __device__ inline typename AccOf<T>::type ld(const T* p) { return to_acc(*p); }
+
+__device__ inline uint32_t to_tf32(float x) {
+  uint32_t r;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+  return r;
+}
+
+// The value a product operand holds in shared memory.
+template <class C>
+__device__ inline typename C::S to_operand(typename C::A v) {
+  if constexpr (C::M == Mode::Tf32)
+    return __uint_as_float(to_tf32(v));
+  else
+    return from_acc<typename C::S>(v);
+}
+
+// ---- mma.sync wrappers (sm_80+) ----
+__device__ inline void mma_tf32(float* d, const uint32_t* a, const uint32_t* b) {
+  asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+template <typename H>
+__device__ inline void mma_16(float* d, const uint32_t* a, const uint32_t* b) {
+  if constexpr (std::is_same_v<H, __nv_bfloat16>)
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+  else
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+__device__ inline void cp_async16(void* smem, const void* gmem) {
+  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
+}
+__device__ inline void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ inline void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+
+// Copies a contiguous [rows][BK] block of packed operands into a [rows][P] tile.
+template <class C, int ROWS>
+__device__ inline void load_tile_async(typename C::S* dst, const typename C::S* src) {
+  constexpr int kPerRow = C::BK * int(sizeof(typename C::S)) / 16;
+  constexpr int kChunks = ROWS * kPerRow;
+  constexpr int kElems = 16 / int(sizeof(typename C::S));
+  for (int i = threadIdx.x; i < kChunks; i += kThreads) {
+    const int r = i / kPerRow, q = i % kPerRow;
+    cp_async16(dst + r * C::P + q * kElems, src + r * C::BK + q * kElems);
+  }
+}
+
+// Stores R consecutive operands with 16-byte stores (dst 16-byte aligned).
+template <typename S, int R>
+__device__ inline void store_run(S* dst, const S (&v)[R]) {
+  static_assert(R * sizeof(S) % 16 == 0, "run");
+#pragma unroll
+  for (int q = 0; q < int(R * sizeof(S) / 16); ++q) {
+    uint4 u;
+    memcpy(&u, &v[q * 16 / sizeof(S)], 16);
+    reinterpret_cast<uint4*>(dst)[q] = u;
+  }
+}
+
+// ---- the tile product ----
+
+// Row and column of accumulator e of this thread.
+template <class C>
+__device__ inline void acc_coord(int e, int& row, int& col) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if constexpr (C::M == Mode::Simt) {
+    row = threadIdx.x % 16 + 16 * (e / C::RN);
+    col = threadIdx.x / 16 + 16 * (e % C::RN);
+  } else {
+    const int wm = warp / C::WN, wn = warp % C::WN;
+    const int mt = e / (C::NT * 4), nt = (e / 4) % C::NT, q = e % 4;
+    row = wm * C::WTM + mt * 16 + lane / 4 + (q >= 2 ? 8 : 0);
+    col = wn * C::WTN + nt * 8 + 2 * (lane % 4) + (q & 1);
+  }
+}
+
+template <class C>
+__device__ inline void tile_product(const typename C::S* __restrict__ sA, const typename C::S* __restrict__ sB,
+                                    typename C::A* acc) {
+  using S = typename C::S;
+  constexpr int P = C::P;
+  if constexpr (C::M == Mode::Simt) {
+    const int tm = threadIdx.x % 16, tn = threadIdx.x / 16;
+#pragma unroll 4
+    for (int k = 0; k < C::BK; ++k) {
+      S a[C::RM], b[C::RN];
+#pragma unroll
+      for (int i = 0; i < C::RM; ++i) a[i] = sA[(tm + 16 * i) * P + k];
+#pragma unroll
+      for (int j = 0; j < C::RN; ++j) b[j] = sB[(tn + 16 * j) * P + k];
+#pragma unroll
+      for (int i = 0; i < C::RM; ++i)
+#pragma unroll
+        for (int j = 0; j < C::RN; ++j) acc[i * C::RN + j] = fma(a[i], b[j], acc[i * C::RN + j]);
+    }
+  } else {
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int wm = warp / C::WN, wn = warp % C::WN, g = lane / 4, t = lane % 4;
+    const S* a_base = sA + (wm * C::WTM + g) * P;
+    const S* b_base = sB + (wn * C::WTN + g) * P;
+#pragma unroll
+    for (int k0 = 0; k0 < C::BK; k0 += C::KSTEP) {
+      if constexpr (C::M == Mode::Half) {
+        uint32_t af[C::MT][4], bf[C::NT][2];
+#pragma unroll
+        for (int mt = 0; mt < C::MT; ++mt) {
+          const S* r0 = a_base + mt * 16 * P + k0 + 2 * t;
+          const S* r1 = r0 + 8 * P;
+          af[mt][0] = *reinterpret_cast<const uint32_t*>(r0);
+          af[mt][1] = *reinterpret_cast<const uint32_t*>(r1);
+          af[mt][2] = *reinterpret_cast<const uint32_t*>(r0 + 8);
+          af[mt][3] = *reinterpret_cast<const uint32_t*>(r1 + 8);
+        }
+#pragma unroll
+        for (int nt = 0; nt < C::NT; ++nt) {
+          const S* r = b_base + nt * 8 * P + k0 + 2 * t;
+          bf[nt][0] = *reinterpret_cast<const uint32_t*>(r);
+          bf[nt][1] = *reinterpret_cast<const uint32_t*>(r + 8);
+        }
+#pragma unroll
+        for (int mt = 0; mt < C::MT; ++mt)
+#pragma unroll
+          for (int nt = 0; nt < C::NT; ++nt) mma_16<S>(acc + (mt * C::NT + nt) * 4, af[mt], bf[nt]);
+      } else if constexpr (C::M == Mode::Tf32) {
+        uint32_t af[C::MT][4], bf[C::NT][2];
+#pragma unroll
+        for (int mt = 0; mt < C::MT; ++mt) {
+          const S* r0 = a_base + mt * 16 * P + k0 + t;
+          const S* r1 = r0 + 8 * P;
+          af[mt][0] = __float_as_uint(r0[0]);
+          af[mt][1] = __float_as_uint(r1[0]);
+          af[mt][2] = __float_as_uint(r0[4]);
+          af[mt][3] = __float_as_uint(r1[4]);
+        }
+#pragma unroll
+        for (int nt = 0; nt < C::NT; ++nt) {
+          const S* r = b_base + nt * 8 * P + k0 + t;
+          bf[nt][0] = __float_as_uint(r[0]);
+          bf[nt][1] = __float_as_uint(r[4]);
+        }
+#pragma unroll
+        for (int mt = 0; mt < C::MT; ++mt)
+#pragma unroll
+          for (int nt = 0; nt < C::NT; ++nt) mma_tf32(acc + (mt * C::NT + nt) * 4, af[mt], bf[nt]);
+      } else {  // Tf32x3: x = big + small, x*y ~ big*big + big*small + small*big
+        uint32_t ab[C::MT][4], as[C::MT][4], bb[C::NT][2], bs[C::NT][2];
+        auto split = [](float x, uint32_t& big, uint32_t& small) {
+          big = to_tf32(x);
+          small = to_tf32(x - __uint_as_float(big));
+        };
+#pragma unroll
+        for (int mt = 0; mt < C::MT; ++mt) {
+          const S* r0 = a_base + mt * 16 * P + k0 + t;
+          const S* r1 = r0 + 8 * P;
+          split(r0[0], ab[mt][0], as[mt][0]);
+          split(r1[0], ab[mt][1], as[mt][1]);
+          split(r0[4], ab[mt][2], as[mt][2]);
+          split(r1[4], ab[mt][3], as[mt][3]);
+        }
+#pragma unroll
+        for (int nt = 0; nt < C::NT; ++nt) {
+          const S* r = b_base + nt * 8 * P + k0 + t;
+          split(r[0], bb[nt][0], bs[nt][0]);
+          split(r[4], bb[nt][1], bs[nt][1]);
+        }
+#pragma unroll
+        for (int mt = 0; mt < C::MT; ++mt)
+#pragma unroll
+          for (int nt = 0; nt < C::NT; ++nt) {
+            float* d = acc + (mt * C::NT + nt) * 4;
+            mma_tf32(d, as[mt], bb[nt]);
+            mma_tf32(d, ab[mt], bs[nt]);
+            mma_tf32(d, ab[mt], bb[nt]);
+          }
+      }
+    }
+  }
+}
+
+// ---- geometry and the DCN bilinear sampler ----
+
+// The call's geometry in 32-bit ints (the host checks the ranges).
+struct Geo {
+  int N, Cin, H, W, Cout, kh, kw, Ho, Wo, sh, sw, ph, pw, dh, dw, groups, G;
+  int Cin_g, Cout_g, cpg, taps, HWo, HW, NP;
+  bool use_mask;
+};
+
+// One output pixel of the flattened [N * Ho * Wo] range.
+struct Pix {
+  int b, pix, oy, ox;
+  bool ok;
+};
+__device__ inline Pix decode(const Geo& g, int P) {
+  Pix p;
+  p.ok = P < g.NP;
+  const int q = p.ok ? P : 0;
+  p.b = q / g.HWo;
+  p.pix = q - p.b * g.HWo;
+  p.oy = p.pix / g.Wo;
+  p.ox = p.pix - p.oy * g.Wo;
+  return p;
+}
+
+// The sample of one (pixel, tap, offset group): torchvision's bilinear_interpolate with
+// zero padding, and what the backward needs for the coordinate weights, which have no
+// whole-point range test (so y == -1 still moves the offset). ok: bits 0-3 mark the
+// corners (yl,xl) (yl,xh) (yh,xl) (yh,xh) inside the image; bit 4 the strict range
+// -1 < y < H, -1 < x < W. Coordinates outside [-1, H) x [-1, W), NaN included, leave
+// every bit clear: no corner is read and every weight is 0.
+template <typename A>
+struct Sample {
+  int idx;  // yl * W + xl
+  unsigned ok;
+  A w00, w01, w10, w11;  // bilinear weights (0 unless bit 4)
+  A ly, lx, m;           // fractions, mask value
+};
+
+template <typename T, typename A = typename AccOf<T>::type>
+__device__ inline Sample<A> make_sample(const Geo& g, const T* __restrict__ offset, const T* __restrict__ mask,
+                                        const Pix& p, int tap, int og) {
+  Sample<A> s;
+  const int i = tap / g.kw, j = tap - i * g.kw;
+  const int64_t ob = ((int64_t(p.b) * g.G + og) * 2 * g.taps + 2 * tap) * g.HWo + p.pix;
+  const A dy = ld(offset + ob), dx = ld(offset + ob + g.HWo);
+  s.m = g.use_mask ? ld(mask + ((int64_t(p.b) * g.G + og) * g.taps + tap) * g.HWo + p.pix) : A(1);
+  const A y = A(p.oy * g.sh - g.ph + i * g.dh) + dy;
+  const A x = A(p.ox * g.sw - g.pw + j * g.dw) + dx;
+  s.ok = 0;
+  s.idx = 0;
+  s.w00 = s.w01 = s.w10 = s.w11 = s.ly = s.lx = A(0);
+  if (y >= A(-1) && y < A(g.H) && x >= A(-1) && x < A(g.W)) {
+    const A fy = floor(y), fx = floor(x);
+    const int yl = static_cast<int>(fy), xl = static_cast<int>(fx);
+    s.ly = y - fy;
+    s.lx = x - fx;
+    s.idx = yl * g.W + xl;
+    const bool yl_ok = yl >= 0, yh_ok = yl + 1 < g.H, xl_ok = xl >= 0, xh_ok = xl + 1 < g.W;
+    s.ok = unsigned(yl_ok && xl_ok) | unsigned(yl_ok && xh_ok) << 1 | unsigned(yh_ok && xl_ok) << 2 |
+           unsigned(yh_ok && xh_ok) << 3;
+    if (y > A(-1) && x > A(-1)) {
+      s.ok |= 16u;
+      const A hy = A(1) - s.ly, hx = A(1) - s.lx;
+      s.w00 = hy * hx;
+      s.w01 = hy * s.lx;
+      s.w10 = s.ly * hx;
+      s.w11 = s.ly * s.lx;
+    }
+  }
+  return s;
+}
+
+// The four corners of a sample in one channel plane (0 outside the image).
+template <typename T, typename A>
+__device__ inline void gather(const T* __restrict__ plane, const Sample<A>& s, int W, A& v00, A& v01, A& v10,
+                              A& v11) {
+  const T* p = plane + s.idx;
+  v00 = (s.ok & 1u) ? ld(p) : A(0);
+  v01 = (s.ok & 2u) ? ld(p + 1) : A(0);
+  v10 = (s.ok & 4u) ? ld(p + W) : A(0);
+  v11 = (s.ok & 8u) ? ld(p + W + 1) : A(0);
+}
+
+template <typename A>
+__device__ inline A bilinear(const Sample<A>& s, A v00, A v01, A v10, A v11) {
+  return s.w00 * v00 + s.w01 * v01 + s.w10 * v10 + s.w11 * v11;
+}
+
+}  // namespace tvops::cuda::dcn
