@@ -38,7 +38,9 @@ class Pool:
     USED_MEM_CURRENT, USED_MEM_HIGH = 7, 8
 
     def __init__(self, device=0):
+        torch.zeros(1, device="cuda")  # torch initialises the driver lazily
         self.cuda = ctypes.CDLL("libcuda.so.1")
+        assert self.cuda.cuInit(0) == 0
         dev = ctypes.c_int()
         assert self.cuda.cuDeviceGet(ctypes.byref(dev), device) == 0
         self.pool = ctypes.c_void_p()
