@@ -152,10 +152,13 @@ def main():
             torch.cuda.empty_cache()
     torch.backends.cudnn.allow_tf32 = True
 
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        rev = ""
+    rev = os.environ.get("TVOPS_GIT_REV", "")
+    if not rev:
+        try:
+            rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                 text=True).stdout.strip()
+        except OSError:
+            pass
     meta = dict(device=torch.cuda.get_device_name(), torch=torch.__version__, torchvision=torchvision.__version__,
                 git=rev, method="CUDA events, median of 5 groups of back-to-back calls; memory: peak beyond "
                             "existing allocations, less results")

@@ -57,7 +57,7 @@ inline const Tuning& tuning_for(int cc) {
 template <typename T, typename S>
 struct Args {
   Geo g;
-  const T* input;   // [N, Cin, H, W]
+  const T* in_cl;   // channels-last input [N, H, W, CP]
   const T* offset;  // [N, 2 G taps, Ho, Wo]
   const T* mask;    // [N, G taps, Ho, Wo] or null
   const T* bias;    // [Cout] or null (forward)
@@ -65,7 +65,7 @@ struct Args {
   const T* grad;    // [N, Cout, Ho, Wo] (backward)
   T* out;           // forward output
   using A = typename AccOf<T>::type;
-  A* grad_input;    // accumulators (zeroed)
+  A* grad_in_cl;    // accumulators (zeroed): channels-last input gradient [N, H, W, CP]
   A* grad_offset;
   A* grad_mask;
   A* grad_weight;
@@ -73,7 +73,7 @@ struct Args {
 };
 
 // ---- weight packing ----
-// Forward: [gw][tap][K chunk of BK channels][Cout_g padded to BN][BK], zero padded.
+// Forward: [gw][K chunk of BK channels][tap][Cout_g padded to BN][BK], zero padded.
 template <class C>
 __global__ void pack_forward_weights(const typename C::T* __restrict__ w, typename C::S* __restrict__ out, Geo g,
                                      int64_t total) {
@@ -85,10 +85,10 @@ __global__ void pack_forward_weights(const typename C::T* __restrict__ w, typena
     r /= C::BK;
     const int co = int(r % CoutP);
     r /= CoutP;
-    const int kc = int(r % NC);
-    r /= NC;
     const int tap = int(r % g.taps);
-    const int gw = int(r / g.taps);
+    r /= g.taps;
+    const int kc = int(r % NC);
+    const int gw = int(r / NC);
     const int c = kc * C::BK + k;
     typename C::A v = 0;
     if (co < g.Cout_g && c < g.Cin_g) v = ld(w + ((int64_t(gw) * g.Cout_g + co) * g.Cin_g + c) * g.taps + tap);
@@ -121,65 +121,114 @@ __global__ void pack_backward_weights(const typename C::T* __restrict__ w, typen
   }
 }
 
-// ---- forward ----
+// ---- sample tables ----
+// A block samples the channels-last copy `xin` ([N, H, W, CP]; a group's channels at
+// gw * CinP, zero padded) through one table entry per (pixel, tap, offset group),
+// computed once and shared by the lanes that read the pixel's channels.
+template <typename A>
+struct Entry {
+  int idx;       // b * HW + yl * W + xl: the (yl, xl) corner's pixel in xin
+  unsigned ok;   // Sample::ok; 0 for pixels outside the range
+  A w[4];        // forward: mask * bilinear weights; backward: bilinear weights
+  A ly, lx, m;   // backward only
+};
 
-// Samples this thread's run of R channels (local channels c0 .. c0 + R of weight group
-// gw) at one tap for one pixel, masked, as operands into dst.
-template <class C, int R>
-__device__ inline void sample_run(const Args<typename C::T, typename C::S>& a, const Pix& px, int gw, int tap, int c0,
-                                  typename C::S* dst, int& cached_key, Sample<typename C::A>& s) {
+template <class C> constexpr int forward_smem() {
+  return C::kTileBytes + 2 * C::BM * int(sizeof(Entry<typename C::A>));
+}
+template <class C> constexpr int data_gemm_bytes() {
   using A = typename C::A;
-  using S = typename C::S;
-  const Geo& g = a.g;
-  S vals[R];
-  const int c_end = min(c0 + R, g.Cin_g);
-  if (!px.ok || c0 >= g.Cin_g) {
-#pragma unroll
-    for (int r = 0; r < R; ++r) vals[r] = to_operand<C>(A(0));
+  return std::max<int>(C::kTileBytes, C::BM * (C::BN + 16 / int(sizeof(A))) * int(sizeof(A)));
+}
+template <class C> constexpr int data_smem() {
+  return data_gemm_bytes<C>() + C::BM * int(sizeof(Entry<typename C::A>));
+}
+template <class C> constexpr int weight_smem() {
+  return 2 * C::BM * C::P * int(sizeof(typename C::S)) + 2 * C::BK * (C::BN + 8) * int(sizeof(typename C::S)) +
+         2 * C::BK * int(sizeof(Entry<typename C::A>));
+}
+
+template <typename T, typename A>
+__device__ inline Entry<A> make_entry(const Geo& g, const T* offset, const T* mask, int P, bool valid, int tap, int og,
+                                      bool forward) {
+  Entry<A> e;
+  Pix p = decode(g, P);
+  e.ok = 0;
+  e.idx = 0;
+  e.w[0] = e.w[1] = e.w[2] = e.w[3] = e.ly = e.lx = e.m = A(0);
+  if (!(valid && p.ok)) return e;
+  const Sample<A> s = make_sample(g, offset, mask, p, tap, og);
+  e.idx = p.b * g.HW + s.idx;
+  if (forward) {  // torchvision reads nothing outside the strict range
+    e.ok = (s.ok & 16u) ? (s.ok & 15u) : 0u;
+    e.w[0] = s.m * s.w00;
+    e.w[1] = s.m * s.w01;
+    e.w[2] = s.m * s.w10;
+    e.w[3] = s.m * s.w11;
   } else {
-    const int cg0 = gw * g.Cin_g + c0;
-    const int og0 = cg0 / g.cpg, og1 = (gw * g.Cin_g + c_end - 1) / g.cpg;
-    const typename C::T* plane = a.input + (int64_t(px.b) * g.Cin + cg0) * g.HW;
-    if (og0 == og1) {
-      const int key = tap * g.G + og0;
-      if (key != cached_key) {
-        s = make_sample(g, a.offset, a.mask, px, tap, og0);
-        cached_key = key;
-      }
+    e.ok = s.ok;
+    e.w[0] = s.w00;
+    e.w[1] = s.w01;
+    e.w[2] = s.w10;
+    e.w[3] = s.w11;
+    e.ly = s.ly;
+    e.lx = s.lx;
+    e.m = s.m;
+  }
+  return e;
+}
+
+// Whether local channels [c0, c1) of weight group gw lie in one offset group.
+__device__ inline bool one_offset_group(const Geo& g, int gw, int c0, int c1) {
+  c1 = min(c1, g.Cin_g);
+  return c1 <= c0 || (gw * g.Cin_g + c0) / g.cpg == (gw * g.Cin_g + c1 - 1) / g.cpg;
+}
+
+// Masked samples of V local channels c .. c + V of group gw for one pixel, from the
+// table entry (fast path) or, when the channels span offset groups, per channel.
+template <typename T, int V>
+__device__ inline void sample_vec(const Geo& g, const T* __restrict__ xin, const T* offset, const T* mask,
+                                  const Entry<typename AccOf<T>::type>& e, bool uniform, int P, bool valid, int gw,
+                                  int tap, int c, typename AccOf<T>::type (&val)[V]) {
+  using A = typename AccOf<T>::type;
 #pragma unroll
-      for (int r = 0; r < R; ++r) {
-        A v = 0;
-        if (c0 + r < c_end) {
-          A v00, v01, v10, v11;
-          gather(plane + int64_t(r) * g.HW, s, g.W, v00, v01, v10, v11);
-          v = s.m * bilinear(s, v00, v01, v10, v11);
-        }
-        vals[r] = to_operand<C>(v);
-      }
-    } else {  // the run crosses offset groups
+  for (int j = 0; j < V; ++j) val[j] = A(0);
+  if (c >= g.CinP) return;
+  if (uniform) {
+    if (e.ok == 0) return;
+    const T* base = xin + int64_t(e.idx) * g.CP + gw * g.CinP + c;
+    const int64_t off[4] = {0, g.CP, int64_t(g.W) * g.CP, int64_t(g.W + 1) * g.CP};
 #pragma unroll
-      for (int r = 0; r < R; ++r) vals[r] = to_operand<C>(A(0));
-      for (int r = 0; r < c_end - c0; ++r) {
-        const int og = (cg0 + r) / g.cpg;
-        const int key = tap * g.G + og;
-        if (key != cached_key) {
-          s = make_sample(g, a.offset, a.mask, px, tap, og);
-          cached_key = key;
-        }
-        A v00, v01, v10, v11;
-        gather(plane + int64_t(r) * g.HW, s, g.W, v00, v01, v10, v11);
-        const A v = s.m * bilinear(s, v00, v01, v10, v11);
-        // run-time index: keep it out of the register array
-        S tmp[R];
+    for (int k = 0; k < 4; ++k) {
+      if (e.ok & (1u << k)) {
+        A v[V];
+        load_vec<T, V>(base + off[k], v);
 #pragma unroll
-        for (int q = 0; q < R; ++q) tmp[q] = q == r ? to_operand<C>(v) : vals[q];
-#pragma unroll
-        for (int q = 0; q < R; ++q) vals[q] = tmp[q];
+        for (int j = 0; j < V; ++j) val[j] += e.w[k] * v[j];
       }
     }
+    return;
   }
-  store_run<S, R>(dst, vals);
+  if (!valid || P >= g.NP) return;
+  const Pix p = decode(g, P);
+  for (int j = 0; j < V; ++j) {
+    const int cl = c + j;
+    if (cl >= g.Cin_g) break;
+    const Sample<A> s = make_sample(g, offset, mask, p, tap, (gw * g.Cin_g + cl) / g.cpg);
+    if (!(s.ok & 16u)) continue;
+    const T* q = xin + (int64_t(p.b) * g.HW + s.idx) * g.CP + gw * g.CinP + cl;
+    A v00 = (s.ok & 1u) ? ld(q) : A(0), v01 = (s.ok & 2u) ? ld(q + g.CP) : A(0);
+    A v10 = (s.ok & 4u) ? ld(q + int64_t(g.W) * g.CP) : A(0);
+    A v11 = (s.ok & 8u) ? ld(q + int64_t(g.W + 1) * g.CP) : A(0);
+    A v = s.m * bilinear(s, v00, v01, v10, v11);
+    // constant indices only: keep val in registers
+#pragma unroll
+    for (int q2 = 0; q2 < V; ++q2)
+      if (q2 == j) val[q2] = v;
+  }
 }
+
+// ---- forward ----
 
 template <class C>
 __global__ void __launch_bounds__(kThreads, 2) forward_kernel(Args<typename C::T, typename C::S> a) {
@@ -187,32 +236,55 @@ __global__ void __launch_bounds__(kThreads, 2) forward_kernel(Args<typename C::T
   using S = typename C::S;
   using A = typename C::A;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  S* sA = reinterpret_cast<S*>(smem_raw);  // [2][BM][P]
-  S* sB = sA + 2 * C::BM * C::P;           // [2][BN][P]
+  S* sA = reinterpret_cast<S*>(smem_raw);                         // [2][BM][P]
+  S* sB = sA + 2 * C::BM * C::P;                                  // [2][BN][P]
+  Entry<A>* table = reinterpret_cast<Entry<A>*>(sB + 2 * C::BN * C::P);  // [2][BM]
   const Geo& g = a.g;
-  constexpr int TPP = kThreads / C::BM, R = C::BK / TPP;
+  constexpr int V = 16 / int(sizeof(T));  // channels a lane reads at once
+  constexpr int L = C::BK / V;            // lanes a pixel
+  constexpr int PP = kThreads / L;        // pixels a pass
+  static_assert(L <= 32 && 32 % L == 0 && C::BM % PP == 0, "sampling layout");
   const int NC = (g.Cin_g + C::BK - 1) / C::BK;
   const int NB = (g.Cout_g + C::BN - 1) / C::BN;
   const int CoutP = NB * C::BN;
-  const int KT = g.taps * NC;
-  const int prow = threadIdx.x % C::BM, rbase = threadIdx.x / C::BM * R;
+  const int KT = g.taps * NC;  // K steps: channel chunk outer, tap inner (the chunk's rows stay in L1)
   const int P0 = blockIdx.x * C::BM;
-  const Pix px = decode(g, P0 + prow);
+  const int lc = threadIdx.x % L * V;
   for (int yb = blockIdx.y; yb < g.groups * NB; yb += gridDim.y) {
     const int gw = yb / NB, nb = yb % NB;
     const S* wblk = a.wpack + int64_t(gw) * KT * CoutP * C::BK + nb * C::BN * C::BK;
     const int64_t chunk_stride = int64_t(CoutP) * C::BK;
+    auto fill_table = [&](int kt) {
+      const int kc = kt / g.taps, tap = kt % g.taps;
+      if (threadIdx.x < C::BM && one_offset_group(g, gw, kc * C::BK, kc * C::BK + C::BK))
+        table[(kt & 1) * C::BM + threadIdx.x] =
+            make_entry<T, A>(g, a.offset, a.mask, P0 + threadIdx.x, true, tap,
+                             (gw * g.Cin_g + kc * C::BK) / g.cpg, true);
+    };
     A acc[C::kAcc];
 #pragma unroll
     for (int e = 0; e < C::kAcc; ++e) acc[e] = 0;
-    int cached_key = -1;
-    Sample<A> s;
     load_tile_async<C, C::BN>(sB, wblk);
     cp_async_commit();
+    fill_table(0);
+    __syncthreads();
     for (int kt = 0; kt < KT; ++kt) {
-      const int tap = kt / NC, c0 = (kt % NC) * C::BK;
+      const int kc = kt / g.taps, tap = kt % g.taps;
+      const int c0 = kc * C::BK;
+      const bool uniform = one_offset_group(g, gw, c0, c0 + C::BK);
       S* a_buf = sA + (kt & 1) * C::BM * C::P;
-      sample_run<C, R>(a, px, gw, tap, c0 + rbase, a_buf + prow * C::P + rbase, cached_key, s);
+      const Entry<A>* tab = table + (kt & 1) * C::BM;
+#pragma unroll
+      for (int q = 0; q < C::BM / PP; ++q) {
+        const int pr = q * PP + threadIdx.x / L;
+        A val[V];
+        sample_vec<T, V>(g, a.in_cl, a.offset, a.mask, tab[pr], uniform, P0 + pr, true, gw, tap, c0 + lc, val);
+        S sv[V];
+#pragma unroll
+        for (int j = 0; j < V; ++j) sv[j] = to_operand<C>(val[j]);
+        store_run<S, V>(a_buf + pr * C::P + lc, sv);
+      }
+      if (kt + 1 < KT) fill_table(kt + 1);
       cp_async_wait_all();
       __syncthreads();
       if (kt + 1 < KT) {
@@ -246,12 +318,17 @@ __global__ void __launch_bounds__(kThreads) backward_data_kernel(Args<typename C
   using S = typename C::S;
   using A = typename C::A;
   extern __shared__ __align__(16) unsigned char smem_raw[];
+  constexpr int GP = C::BN + 16 / int(sizeof(A));  // columns-gradient pitch (rows 16-byte aligned)
+  constexpr int kGemmBytes = data_gemm_bytes<C>();
   S* sA = reinterpret_cast<S*>(smem_raw);  // [2][BM][P]: grad, pixels x output channels
   S* sB = sA + 2 * C::BM * C::P;           // [2][BN][P]: weights, input channels x output channels
-  A* sG = reinterpret_cast<A*>(smem_raw);  // after the product: [BM][BN + 1] columns gradient
-  constexpr int GP = C::BN + 1;
+  A* sG = reinterpret_cast<A*>(smem_raw);  // after the product: [BM][GP] columns gradient
+  Entry<A>* table = reinterpret_cast<Entry<A>*>(smem_raw + kGemmBytes);  // [BM]
   const Geo& g = a.g;
-  constexpr int TPP = kThreads / C::BM, R = C::BK / TPP, R2 = C::BN / TPP;
+  constexpr int TPP = kThreads / C::BM, R = C::BK / TPP;
+  constexpr int V = 16 / int(sizeof(A));  // channels a lane scatters at once
+  constexpr int L = C::BN / V, PP = kThreads / L;
+  static_assert(L <= 32 && 32 % L == 0 && C::BM % PP == 0, "scatter layout");
   const int NCB = (g.Cin_g + C::BN - 1) / C::BN;
   const int NCO = (g.Cout_g + C::BK - 1) / C::BK;
   const int row = threadIdx.x % C::BM, part = threadIdx.x / C::BM;
@@ -259,6 +336,10 @@ __global__ void __launch_bounds__(kThreads) backward_data_kernel(Args<typename C
   const Pix px = decode(g, P0 + row);
   for (int yb = blockIdx.y; yb < g.groups * g.taps * NCB; yb += gridDim.y) {
     const int gw = yb / (g.taps * NCB), tap = yb / NCB % g.taps, cb = yb % NCB;
+    const bool uniform = one_offset_group(g, gw, cb * C::BN, cb * C::BN + C::BN);
+    const int og = (gw * g.Cin_g + cb * C::BN) / g.cpg;
+    if (uniform && threadIdx.x < C::BM)
+      table[threadIdx.x] = make_entry<T, A>(g, a.offset, a.mask, P0 + threadIdx.x, true, tap, og, false);
     const S* wblk = a.wpack + (int64_t(gw * g.taps + tap) * NCB + cb) * NCO * C::BN * C::BK;
     const T* grow = a.grad + (int64_t(px.b) * g.Cout + gw * g.Cout_g) * g.HWo + px.pix;
     A acc[C::kAcc];
@@ -290,48 +371,94 @@ __global__ void __launch_bounds__(kThreads) backward_data_kernel(Args<typename C
       sG[r * GP + c] = acc[e];
     }
     __syncthreads();
-    // Scatter: this thread's pixel, channels c_lo .. c_hi of the block.
-    const int c_lo = cb * C::BN + part * R2, c_hi = min(c_lo + R2, g.Cin_g);
-    if (px.ok && c_lo < c_hi) {
-      const int64_t img = int64_t(px.b) * g.Cin;
-      int og_cur = -1;
-      Sample<A> s;
-      A gy_sum = 0, gx_sum = 0, gm_sum = 0;
-      auto flush = [&]() {
-        const int64_t ob = ((int64_t(px.b) * g.G + og_cur) * 2 * g.taps + 2 * tap) * g.HWo + px.pix;
-        atomicAdd(a.grad_offset + ob, gy_sum);
-        atomicAdd(a.grad_offset + ob + g.HWo, gx_sum);
-        if (g.use_mask) atomicAdd(a.grad_mask + ((int64_t(px.b) * g.G + og_cur) * g.taps + tap) * g.HWo + px.pix, gm_sum);
-      };
-#pragma unroll 4
-      for (int cl = c_lo; cl < c_hi; ++cl) {
-        const int c = gw * g.Cin_g + cl;
-        const int og = c / g.cpg;
-        if (og != og_cur) {
-          if (og_cur >= 0) flush();
-          og_cur = og;
-          s = make_sample(g, a.offset, a.mask, px, tap, og);
-          gy_sum = gx_sum = gm_sum = 0;
+    // Scatter: L lanes a pixel, V channels a lane.
+    const int lc = threadIdx.x % L * V, cl = cb * C::BN + lc;
+    const int64_t cbase = int64_t(gw) * g.CinP + cl;
+#pragma unroll 2
+    for (int q = 0; q < C::BM / PP; ++q) {
+      const int pr = q * PP + threadIdx.x / L;
+      const int P = P0 + pr;
+      A gc[V];
+#pragma unroll
+      for (int j = 0; j < V; ++j) gc[j] = sG[pr * GP + lc + j];
+      if (uniform) {
+        const Entry<A> e = table[pr];
+        A gy = 0, gx = 0, gm = 0;
+        if (e.ok != 0 && cl < g.CinP) {
+          const int64_t base = int64_t(e.idx) * g.CP + cbase;
+          const int64_t off[4] = {0, g.CP, int64_t(g.W) * g.CP, int64_t(g.W + 1) * g.CP};
+          A v[4][V];
+#pragma unroll
+          for (int k = 0; k < 4; ++k) {
+            if (e.ok & (1u << k))
+              load_vec<T, V>(a.in_cl + base + off[k], v[k]);
+            else
+#pragma unroll
+              for (int j = 0; j < V; ++j) v[k][j] = A(0);
+          }
+          A mg[V];
+#pragma unroll
+          for (int j = 0; j < V; ++j) {
+            mg[j] = e.m * gc[j];
+            // torchvision's get_coordinate_weight (corners outside the image read as 0)
+            gy += mg[j] * (e.lx * (v[3][j] - v[1][j]) + (A(1) - e.lx) * (v[2][j] - v[0][j]));
+            gx += mg[j] * (e.ly * (v[3][j] - v[2][j]) + (A(1) - e.ly) * (v[1][j] - v[0][j]));
+            gm += gc[j] * (e.w[0] * v[0][j] + e.w[1] * v[1][j] + e.w[2] * v[2][j] + e.w[3] * v[3][j]);
+          }
+          if (e.ok & 16u) {
+#pragma unroll
+            for (int k = 0; k < 4; ++k) {
+              if (e.ok & (1u << k)) {
+                A add[V];
+#pragma unroll
+                for (int j = 0; j < V; ++j) add[j] = e.w[k] * mg[j];
+                atomic_add_vec<A, V>(a.grad_in_cl + base + off[k], add);
+              }
+            }
+          }
         }
-        if (s.ok == 0) continue;
-        const A gc = sG[row * GP + (cl - cb * C::BN)];
-        const int64_t plane = (img + c) * g.HW;
-        A v00, v01, v10, v11;
-        gather(a.input + plane, s, g.W, v00, v01, v10, v11);
-        const A mg = s.m * gc;
-        if (s.ok & 16u) {
-          A* gp = a.grad_input + plane + s.idx;
-          if (s.ok & 1u) atomicAdd(gp, s.w00 * mg);
-          if (s.ok & 2u) atomicAdd(gp + 1, s.w01 * mg);
-          if (s.ok & 4u) atomicAdd(gp + g.W, s.w10 * mg);
-          if (s.ok & 8u) atomicAdd(gp + g.W + 1, s.w11 * mg);
-          gm_sum += gc * bilinear(s, v00, v01, v10, v11);
+        // the pixel's sums over its channels: L lanes, then one atomic each
+#pragma unroll
+        for (int o = L / 2; o > 0; o /= 2) {
+          gy += __shfl_xor_sync(0xffffffffu, gy, o);
+          gx += __shfl_xor_sync(0xffffffffu, gx, o);
+          gm += __shfl_xor_sync(0xffffffffu, gm, o);
         }
-        // torchvision's get_coordinate_weight (corners outside the image read as 0)
-        gy_sum += mg * (s.lx * (v11 - v01) + (A(1) - s.lx) * (v10 - v00));
-        gx_sum += mg * (s.ly * (v11 - v10) + (A(1) - s.ly) * (v01 - v00));
+        if (threadIdx.x % L == 0 && e.ok != 0) {
+          const Pix p = decode(g, P);
+          const int64_t ob = ((int64_t(p.b) * g.G + og) * 2 * g.taps + 2 * tap) * g.HWo + p.pix;
+          atomicAdd(a.grad_offset + ob, gy);
+          atomicAdd(a.grad_offset + ob + g.HWo, gx);
+          if (g.use_mask) atomicAdd(a.grad_mask + ((int64_t(p.b) * g.G + og) * g.taps + tap) * g.HWo + p.pix, gm);
+        }
+      } else if (P < g.NP) {  // the block's channels span offset groups: one channel at a time
+        const Pix p = decode(g, P);
+        for (int j = 0; j < V; ++j) {
+          const int c = cl + j;
+          if (c >= g.Cin_g) break;
+          const int ogc = (gw * g.Cin_g + c) / g.cpg;
+          const Sample<A> s = make_sample(g, a.offset, a.mask, p, tap, ogc);
+          if (s.ok == 0) continue;
+          const int64_t base = (int64_t(p.b) * g.HW + s.idx) * g.CP + int64_t(gw) * g.CinP + c;
+          const int64_t off[4] = {0, g.CP, int64_t(g.W) * g.CP, int64_t(g.W + 1) * g.CP};
+          A v[4];
+#pragma unroll
+          for (int k = 0; k < 4; ++k) v[k] = (s.ok & (1u << k)) ? ld(a.in_cl + base + off[k]) : A(0);
+          const A mgj = s.m * gc[j];
+          if (s.ok & 16u) {
+            const A w[4] = {s.w00, s.w01, s.w10, s.w11};
+#pragma unroll
+            for (int k = 0; k < 4; ++k)
+              if (s.ok & (1u << k)) atomicAdd(a.grad_in_cl + base + off[k], w[k] * mgj);
+          }
+          const int64_t ob = ((int64_t(p.b) * g.G + ogc) * 2 * g.taps + 2 * tap) * g.HWo + p.pix;
+          atomicAdd(a.grad_offset + ob, mgj * (s.lx * (v[3] - v[1]) + (A(1) - s.lx) * (v[2] - v[0])));
+          atomicAdd(a.grad_offset + ob + g.HWo, mgj * (s.ly * (v[3] - v[2]) + (A(1) - s.ly) * (v[1] - v[0])));
+          if (g.use_mask)
+            atomicAdd(a.grad_mask + ((int64_t(p.b) * g.G + ogc) * g.taps + tap) * g.HWo + p.pix,
+                      gc[j] * bilinear(s, v[0], v[1], v[2], v[3]));
+        }
       }
-      flush();
     }
     __syncthreads();  // the next block's prologue reuses the buffers
   }
@@ -344,81 +471,67 @@ __global__ void __launch_bounds__(kThreads, 2) backward_weight_kernel(Args<typen
   using T = typename C::T;
   using S = typename C::S;
   using A = typename C::A;
+  constexpr int PB = C::BN + 8;  // columns tile: [BK pixels][PB], channels contiguous
   extern __shared__ __align__(16) unsigned char smem_raw[];
   S* sA = reinterpret_cast<S*>(smem_raw);  // [2][BM][P]: grad, output channels x pixels
-  S* sB = sA + 2 * C::BM * C::P;           // [2][BN][P]: columns, input channels x pixels
+  S* sB = sA + 2 * C::BM * C::P;           // [2][BK][PB]: columns, pixels x input channels
+  Entry<A>* table = reinterpret_cast<Entry<A>*>(sB + 2 * C::BK * PB);  // [2][BK]
   const Geo& g = a.g;
   constexpr int ROWS = kThreads / C::BK;    // grad rows staged per pass
   constexpr int RA = C::BM / ROWS;          // passes
-  constexpr int RB = C::BN / ROWS;          // channels sampled per thread
+  constexpr int V = 16 / int(sizeof(T));
+  constexpr int L = C::BN / V, PP = kThreads / L;
+  static_assert(L <= 32 && 32 % L == 0 && C::BK % PP == 0, "sampling layout");
   const int NMB = (g.Cout_g + C::BM - 1) / C::BM, NCB = (g.Cin_g + C::BN - 1) / C::BN;
   const int gw = blockIdx.x / NMB, mb = blockIdx.x % NMB;
   const int tap = blockIdx.y / NCB, cb = blockIdx.y % NCB;
   const int p_begin = blockIdx.z * a.split_pixels;
   const int p_end = min(g.NP, p_begin + a.split_pixels);
   const int col = threadIdx.x % C::BK, lane_row = threadIdx.x / C::BK;
-  const int c_run = cb * C::BN + lane_row * RB;  // this thread's sampled channels (local)
-  const int c_end = min(c_run + RB, g.Cin_g);
+  const bool uniform = one_offset_group(g, gw, cb * C::BN, cb * C::BN + C::BN);
+  const int og = (gw * g.Cin_g + cb * C::BN) / g.cpg;
+  const int lc = threadIdx.x % L * V;
+  auto fill_table = [&](int it) {
+    const int P = p_begin + it * C::BK + threadIdx.x;
+    if (uniform && threadIdx.x < C::BK)
+      table[(it & 1) * C::BK + threadIdx.x] = make_entry<T, A>(g, a.offset, a.mask, P, P < p_end, tap, og, true);
+  };
   A acc[C::kAcc];
 #pragma unroll
   for (int e = 0; e < C::kAcc; ++e) acc[e] = 0;
-  int cached_key = -1;
-  Sample<A> s;
+  fill_table(0);
+  __syncthreads();
   int it = 0;
   for (int p0 = p_begin; p0 < p_end; p0 += C::BK, ++it) {
     S* a_buf = sA + (it & 1) * C::BM * C::P;
-    S* b_buf = sB + (it & 1) * C::BN * C::P;
-    const int P = p0 + col;
-    Pix px = decode(g, P);
-    px.ok = px.ok && P < p_end;
-    // grad rows
-    const T* grow = a.grad + (int64_t(px.b) * g.Cout + gw * g.Cout_g + mb * C::BM) * g.HWo + px.pix;
+    S* b_buf = sB + (it & 1) * C::BK * PB;
+    {  // grad rows
+      const int P = p0 + col;
+      const Pix px = decode(g, P);
+      const bool ok = px.ok && P < p_end;
+      const T* grow = a.grad + (int64_t(px.b) * g.Cout + gw * g.Cout_g + mb * C::BM) * g.HWo + px.pix;
 #pragma unroll
-    for (int i = 0; i < RA; ++i) {
-      const int r = lane_row + i * ROWS;
-      const bool ok = px.ok && mb * C::BM + r < g.Cout_g;
-      a_buf[r * C::P + col] = to_operand<C>(ok ? ld(grow + int64_t(r) * g.HWo) : A(0));
-    }
-    // columns
-    if (px.ok && c_run < c_end) {
-      const int cg0 = gw * g.Cin_g + c_run;
-      const T* plane = a.input + (int64_t(px.b) * g.Cin + cg0) * g.HW;
-      const int og0 = cg0 / g.cpg, og1 = (gw * g.Cin_g + c_end - 1) / g.cpg;
-      cached_key = -1;  // a new pixel every step
-      if (og0 == og1) {
-        s = make_sample(g, a.offset, a.mask, px, tap, og0);
-#pragma unroll
-        for (int r = 0; r < RB; ++r) {
-          A v = 0;
-          if (c_run + r < c_end) {
-            A v00, v01, v10, v11;
-            gather(plane + int64_t(r) * g.HW, s, g.W, v00, v01, v10, v11);
-            v = s.m * bilinear(s, v00, v01, v10, v11);
-          }
-          b_buf[(lane_row * RB + r) * C::P + col] = to_operand<C>(v);
-        }
-      } else {
-        for (int r = 0; r < RB; ++r) {
-          A v = 0;
-          if (c_run + r < c_end) {
-            const int og = (cg0 + r) / g.cpg;
-            if (og != cached_key) {
-              s = make_sample(g, a.offset, a.mask, px, tap, og);
-              cached_key = og;
-            }
-            A v00, v01, v10, v11;
-            gather(plane + int64_t(r) * g.HW, s, g.W, v00, v01, v10, v11);
-            v = s.m * bilinear(s, v00, v01, v10, v11);
-          }
-          b_buf[(lane_row * RB + r) * C::P + col] = to_operand<C>(v);
-        }
+      for (int i = 0; i < RA; ++i) {
+        const int r = lane_row + i * ROWS;
+        a_buf[r * C::P + col] = to_operand<C>(ok && mb * C::BM + r < g.Cout_g ? ld(grow + int64_t(r) * g.HWo) : A(0));
       }
-    } else {
-#pragma unroll
-      for (int r = 0; r < RB; ++r) b_buf[(lane_row * RB + r) * C::P + col] = to_operand<C>(A(0));
     }
+    // columns: L lanes a pixel, V channels a lane
+    const Entry<A>* tab = table + (it & 1) * C::BK;
+#pragma unroll
+    for (int q = 0; q < C::BK / PP; ++q) {
+      const int pr = q * PP + threadIdx.x / L;
+      A val[V];
+      sample_vec<T, V>(g, a.in_cl, a.offset, a.mask, tab[pr], uniform, p0 + pr, p0 + pr < p_end, gw, tap,
+                       cb * C::BN + lc, val);
+      S sv[V];
+#pragma unroll
+      for (int j = 0; j < V; ++j) sv[j] = to_operand<C>(val[j]);
+      store_run<S, V>(b_buf + pr * PB + lc, sv);
+    }
+    if (p0 + C::BK < p_end) fill_table(it + 1);
     __syncthreads();
-    tile_product<C>(a_buf, b_buf, acc);
+    tile_product<C, PB>(a_buf, b_buf, acc);
   }
 #pragma unroll
   for (int e = 0; e < C::kAcc; ++e) {
@@ -427,6 +540,55 @@ __global__ void __launch_bounds__(kThreads, 2) backward_weight_kernel(Args<typen
     const int co = mb * C::BM + r, ci = cb * C::BN + c;
     if (co < g.Cout_g && ci < g.Cin_g)
       atomicAdd(a.grad_weight + ((int64_t(gw) * g.Cout_g + co) * g.Cin_g + ci) * g.taps + tap, acc[e]);
+  }
+}
+
+// ---- layout changes ----
+
+// x [N, Cin, H, W] -> xin [N, H, W, groups * CinP], each group's channels zero padded.
+template <typename T>
+__global__ void to_channels_last(const T* __restrict__ x, Geo g, T* __restrict__ out) {
+  __shared__ T tile[32][33];
+  const int p0 = blockIdx.x * 32, c0 = blockIdx.y * 32;
+  const T zero = from_acc<T>(typename AccOf<T>::type(0));
+  for (int n = blockIdx.z; n < g.N; n += gridDim.z) {
+    for (int j = threadIdx.y; j < 32; j += blockDim.y) {
+      const int co = c0 + j, p = p0 + threadIdx.x;
+      T v = zero;
+      if (co < g.CP && p < g.HW) {
+        const int gw = co / g.CinP, cl = co - gw * g.CinP;
+        if (cl < g.Cin_g) v = x[(int64_t(n) * g.Cin + gw * g.Cin_g + cl) * g.HW + p];
+      }
+      tile[j][threadIdx.x] = v;
+    }
+    __syncthreads();
+    for (int j = threadIdx.y; j < 32; j += blockDim.y) {
+      const int p = p0 + j, co = c0 + threadIdx.x;
+      if (co < g.CP && p < g.HW) out[(int64_t(n) * g.HW + p) * g.CP + co] = tile[threadIdx.x][j];
+    }
+    __syncthreads();
+  }
+}
+
+// The channels-last input gradient sums (A) -> grad_input [N, Cin, H, W] (T).
+template <typename T, typename A>
+__global__ void from_channels_last(const A* __restrict__ in, Geo g, T* __restrict__ out) {
+  __shared__ A tile[32][33];
+  const int p0 = blockIdx.x * 32, c0 = blockIdx.y * 32;
+  for (int n = blockIdx.z; n < g.N; n += gridDim.z) {
+    for (int j = threadIdx.y; j < 32; j += blockDim.y) {
+      const int p = p0 + j, c = c0 + threadIdx.x;
+      if (c < g.Cin && p < g.HW) {
+        const int gw = c / g.Cin_g, cl = c - gw * g.Cin_g;
+        tile[j][threadIdx.x] = in[(int64_t(n) * g.HW + p) * g.CP + gw * g.CinP + cl];
+      }
+    }
+    __syncthreads();
+    for (int j = threadIdx.y; j < 32; j += blockDim.y) {
+      const int c = c0 + j, p = p0 + threadIdx.x;
+      if (c < g.Cin && p < g.HW) out[(int64_t(n) * g.Cin + c) * g.HW + p] = from_acc<T>(tile[threadIdx.x][j]);
+    }
+    __syncthreads();
   }
 }
 
@@ -493,6 +655,7 @@ Geo make_geo(const DeformConvShape& s) {
   g.NP = fits(s.batch * s.out_h * s.out_w, "batch * out_h * out_w");
   fits(s.batch * s.offset_groups * 2 * s.taps(), "offset channels * batch");
   fits(s.height * s.width + s.width + 1, "height * width");
+  fits(s.batch * s.height * s.width + s.width + 1, "batch * height * width");
   // coordinates reach at most (out - 1) * stride + (k - 1) * dilation before the offset
   fits((s.out_h - 1) * s.stride_h + (s.kernel_h - 1) * s.dilation_h + 1, "sampled rows");
   fits((s.out_w - 1) * s.stride_w + (s.kernel_w - 1) * s.dilation_w + 1, "sampled columns");
@@ -522,41 +685,60 @@ void set_smem(Kernel kernel, int bytes) {
 
 unsigned grid_y(int64_t n) { return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(n, 1), 65535)); }
 
+// The channels-last, group-padded copy of the input that the samplers read (its
+// geometry goes into g: CinP, CP).
+template <typename T>
+Tensor channels_last_input(Geo& g, const Tensor& input, const Context& ctx) {
+  constexpr int V = 16 / int(sizeof(T));
+  g.CinP = (g.Cin_g + V - 1) / V * V;
+  TVOPS_CHECK(int64_t(g.groups) * g.CinP < (int64_t(1) << 31), Value, "deform_conv2d: too many channels");
+  g.CP = g.groups * g.CinP;
+  Tensor xin = Tensor::empty({int64_t(g.N) * g.HW * g.CP}, input.dtype(), input.device(), ctx);
+  const dim3 grid(unsigned((g.HW + 31) / 32), unsigned((g.CP + 31) / 32), grid_y(g.N));
+  TVOPS_CHECK((g.CP + 31) / 32 < 65536, Value, "deform_conv2d: too many channels for the CUDA layout copy");
+  to_channels_last<T><<<grid, dim3(32, 8), 0, static_cast<cudaStream_t>(ctx.cuda_stream)>>>(input.data<T>(), g,
+                                                                                               xin.data<T>());
+  TVOPS_CUDA_CHECK(cudaGetLastError());
+  return xin;
+}
+
 template <typename T, typename S>
-Args<T, S> base_args(const Geo& g, const Tensor& input, const Tensor& offset, const Tensor& mask) {
+Args<T, S> base_args(const Geo& g, const Tensor& xin, const Tensor& offset, const Tensor& mask) {
   Args<T, S> a{};
   a.g = g;
-  a.input = input.data<T>();
+  a.in_cl = xin.data<T>();
   a.offset = offset.data<T>();
   a.mask = g.use_mask ? mask.data<T>() : nullptr;
   return a;
 }
 
 template <class C>
-void run_forward(const Geo& g, const Tensor& input, const Tensor& weight, const Tensor& offset, const Tensor& mask,
+void run_forward(Geo g, const Tensor& input, const Tensor& weight, const Tensor& offset, const Tensor& mask,
                  const Tensor& bias, Tensor& out, const Context& ctx) {
   using T = typename C::T;
   using S = typename C::S;
   auto stream = static_cast<cudaStream_t>(ctx.cuda_stream);
+  const Tensor xin = channels_last_input<T>(g, input, ctx);
   const int NC = (g.Cin_g + C::BK - 1) / C::BK, NB = (g.Cout_g + C::BN - 1) / C::BN;
   const int64_t packed = int64_t(g.groups) * g.taps * NC * NB * C::BN * C::BK;
   Tensor wp = Tensor::empty({packed * int64_t(sizeof(S))}, DType::UInt8, input.device(), ctx);
   pack_forward_weights<C><<<grid_stride_blocks(packed), 256, 0, stream>>>(weight.data<T>(), wp.data<S>(), g, packed);
   TVOPS_CUDA_CHECK(cudaGetLastError());
-  Args<T, S> a = base_args<T, S>(g, input, offset, mask);
+  Args<T, S> a = base_args<T, S>(g, xin, offset, mask);
   a.bias = bias.defined() ? bias.data<T>() : nullptr;
   a.wpack = wp.data<S>();
   a.out = out.data<T>();
   auto kernel = forward_kernel<C>;
-  set_smem(kernel, C::kTileBytes);
+  constexpr int smem = forward_smem<C>();
+  set_smem(kernel, smem);
   const dim3 grid(unsigned((g.NP + C::BM - 1) / C::BM), grid_y(int64_t(g.groups) * NB));
-  kernel<<<grid, kThreads, C::kTileBytes, stream>>>(a);
+  kernel<<<grid, kThreads, smem, stream>>>(a);
   TVOPS_CUDA_CHECK(cudaGetLastError());
 }
 
 // Data gradient (Cd) and weight gradient (Cw) configurations of one dtype and mode.
 template <class Cd, class Cw>
-void run_backward(const Geo& g, const Tensor& grad, const Tensor& input, const Tensor& weight, const Tensor& offset,
+void run_backward(Geo g, const Tensor& grad, const Tensor& input, const Tensor& weight, const Tensor& offset,
                   const Tensor& mask, std::vector<Tensor>& res, const Tuning& tune, const Context& ctx) {
   using T = typename Cd::T;
   using S = typename Cd::S;
@@ -565,21 +747,25 @@ void run_backward(const Geo& g, const Tensor& grad, const Tensor& input, const T
   auto stream = static_cast<cudaStream_t>(ctx.cuda_stream);
   const Device dev = input.device();
   const DType acc_type = std::is_same_v<A, double> ? DType::Float64 : DType::Float32;
+  const Tensor xin = channels_last_input<T>(g, input, ctx);
   Tensor& grad_input = res[0];
   Tensor& grad_weight = res[1];
   Tensor& grad_offset = res[2];
   Tensor& grad_mask = res[3];
-  auto acc_buffer = [&](Tensor& out) -> Tensor {
-    Tensor b = direct ? out : Tensor::empty(out.sizes(), acc_type, dev, ctx);
+  auto zeroed = [&](Tensor b) {
     TVOPS_CUDA_CHECK(cudaMemsetAsync(b.data_ptr(), 0, b.nbytes(), stream));
     return b;
   };
-  Tensor gi = acc_buffer(grad_input), gwt = acc_buffer(grad_weight), go = acc_buffer(grad_offset);
+  auto acc_buffer = [&](Tensor& out) -> Tensor {
+    return zeroed(direct ? out : Tensor::empty(out.sizes(), acc_type, dev, ctx));
+  };
+  Tensor gi = zeroed(Tensor::empty({int64_t(g.N) * g.HW * g.CP}, acc_type, dev, ctx));
+  Tensor gwt = acc_buffer(grad_weight), go = acc_buffer(grad_offset);
   Tensor gm = g.use_mask ? acc_buffer(grad_mask) : Tensor();
 
-  Args<T, S> a = base_args<T, S>(g, input, offset, mask);
+  Args<T, S> a = base_args<T, S>(g, xin, offset, mask);
   a.grad = grad.data<T>();
-  a.grad_input = gi.data<A>();
+  a.grad_in_cl = gi.data<A>();
   a.grad_weight = gwt.data<A>();
   a.grad_offset = go.data<A>();
   a.grad_mask = g.use_mask ? gm.data<A>() : nullptr;
@@ -592,7 +778,7 @@ void run_backward(const Geo& g, const Tensor& grad, const Tensor& input, const T
                                                                               packed);
     TVOPS_CUDA_CHECK(cudaGetLastError());
     a.wpack = wp.data<S>();
-    constexpr int smem = std::max<int>(Cd::kTileBytes, Cd::BM * (Cd::BN + 1) * int(sizeof(A)));
+    constexpr int smem = data_smem<Cd>();
     auto kernel = backward_data_kernel<Cd>;
     set_smem(kernel, smem);
     const dim3 grid(unsigned((g.NP + Cd::BM - 1) / Cd::BM), grid_y(int64_t(g.groups) * g.taps * NCB));
@@ -612,19 +798,25 @@ void run_backward(const Geo& g, const Tensor& grad, const Tensor& input, const T
     splits = (steps + per - 1) / per;
     a.split_pixels = static_cast<int>(per * Cw::BK);
     auto kernel = backward_weight_kernel<Cw>;
-    set_smem(kernel, Cw::kTileBytes);
+    constexpr int smem = weight_smem<Cw>();
+    set_smem(kernel, smem);
     const dim3 grid(unsigned(g.groups * NMB), unsigned(g.taps * NCB), unsigned(splits));
-    kernel<<<grid, kThreads, Cw::kTileBytes, stream>>>(a);
+    kernel<<<grid, kThreads, smem, stream>>>(a);
     TVOPS_CUDA_CHECK(cudaGetLastError());
   }
   bias_grad_kernel<T, A><<<g.Cout, kThreads, 0, stream>>>(grad.data<T>(), g.N, g.Cout, g.HWo, res[4].data<T>());
   TVOPS_CUDA_CHECK(cudaGetLastError());
+  {
+    const dim3 grid(unsigned((g.HW + 31) / 32), unsigned((g.Cin + 31) / 32), grid_y(g.N));
+    TVOPS_CHECK((g.Cin + 31) / 32 < 65536, Value, "deform_conv2d: too many channels for the CUDA layout copy");
+    from_channels_last<T, A><<<grid, dim3(32, 8), 0, stream>>>(gi.data<A>(), g, grad_input.data<T>());
+    TVOPS_CUDA_CHECK(cudaGetLastError());
+  }
   if constexpr (!direct) {
     auto cast = [&](const Tensor& from, Tensor& to) {
       cast_kernel<T, A><<<grid_stride_blocks(to.numel()), 256, 0, stream>>>(from.data<A>(), to.numel(), to.data<T>());
       TVOPS_CUDA_CHECK(cudaGetLastError());
     };
-    cast(gi, grad_input);
     cast(gwt, grad_weight);
     cast(go, grad_offset);
     if (g.use_mask) cast(gm, grad_mask);

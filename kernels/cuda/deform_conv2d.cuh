@@ -144,11 +144,14 @@ __device__ inline void acc_coord(int e, int& row, int& col) {
   }
 }
 
-template <class C>
+// B is [n][P] (k contiguous) when PB == 0, else [k][PB] (n contiguous).
+template <class C, int PB = 0>
 __device__ inline void tile_product(const typename C::S* __restrict__ sA, const typename C::S* __restrict__ sB,
                                     typename C::A* acc) {
   using S = typename C::S;
   constexpr int P = C::P;
+  // element (k, n) of B
+  auto b_at = [&](int k, int n) -> const S* { return PB == 0 ? sB + n * P + k : sB + k * PB + n; };
   if constexpr (C::M == Mode::Simt) {
     const int tm = threadIdx.x % 16, tn = threadIdx.x / 16;
 #pragma unroll 4
@@ -157,7 +160,7 @@ __device__ inline void tile_product(const typename C::S* __restrict__ sA, const 
 #pragma unroll
       for (int i = 0; i < C::RM; ++i) a[i] = sA[(tm + 16 * i) * P + k];
 #pragma unroll
-      for (int j = 0; j < C::RN; ++j) b[j] = sB[(tn + 16 * j) * P + k];
+      for (int j = 0; j < C::RN; ++j) b[j] = *b_at(k, tn + 16 * j);
 #pragma unroll
       for (int i = 0; i < C::RM; ++i)
 #pragma unroll
@@ -167,7 +170,7 @@ __device__ inline void tile_product(const typename C::S* __restrict__ sA, const 
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int wm = warp / C::WN, wn = warp % C::WN, g = lane / 4, t = lane % 4;
     const S* a_base = sA + (wm * C::WTM + g) * P;
-    const S* b_base = sB + (wn * C::WTN + g) * P;
+    const int n_base = wn * C::WTN + g;
 #pragma unroll
     for (int k0 = 0; k0 < C::BK; k0 += C::KSTEP) {
       if constexpr (C::M == Mode::Half) {
@@ -183,9 +186,20 @@ __device__ inline void tile_product(const typename C::S* __restrict__ sA, const 
         }
 #pragma unroll
         for (int nt = 0; nt < C::NT; ++nt) {
-          const S* r = b_base + nt * 8 * P + k0 + 2 * t;
-          bf[nt][0] = *reinterpret_cast<const uint32_t*>(r);
-          bf[nt][1] = *reinterpret_cast<const uint32_t*>(r + 8);
+          const int n = n_base + nt * 8;
+          if constexpr (PB == 0) {
+            const S* r = b_at(k0 + 2 * t, n);
+            bf[nt][0] = *reinterpret_cast<const uint32_t*>(r);
+            bf[nt][1] = *reinterpret_cast<const uint32_t*>(r + 8);
+          } else {  // pairs along k are a row apart: two 16-bit loads each
+            auto pair = [&](int k) {
+              const uint32_t lo = *reinterpret_cast<const uint16_t*>(b_at(k, n));
+              const uint32_t hi = *reinterpret_cast<const uint16_t*>(b_at(k + 1, n));
+              return lo | hi << 16;
+            };
+            bf[nt][0] = pair(k0 + 2 * t);
+            bf[nt][1] = pair(k0 + 2 * t + 8);
+          }
         }
 #pragma unroll
         for (int mt = 0; mt < C::MT; ++mt)
@@ -204,9 +218,8 @@ __device__ inline void tile_product(const typename C::S* __restrict__ sA, const 
         }
 #pragma unroll
         for (int nt = 0; nt < C::NT; ++nt) {
-          const S* r = b_base + nt * 8 * P + k0 + t;
-          bf[nt][0] = __float_as_uint(r[0]);
-          bf[nt][1] = __float_as_uint(r[4]);
+          bf[nt][0] = __float_as_uint(*b_at(k0 + t, n_base + nt * 8));
+          bf[nt][1] = __float_as_uint(*b_at(k0 + t + 4, n_base + nt * 8));
         }
 #pragma unroll
         for (int mt = 0; mt < C::MT; ++mt)
@@ -229,9 +242,8 @@ __device__ inline void tile_product(const typename C::S* __restrict__ sA, const 
         }
 #pragma unroll
         for (int nt = 0; nt < C::NT; ++nt) {
-          const S* r = b_base + nt * 8 * P + k0 + t;
-          split(r[0], bb[nt][0], bs[nt][0]);
-          split(r[4], bb[nt][1], bs[nt][1]);
+          split(*b_at(k0 + t, n_base + nt * 8), bb[nt][0], bs[nt][0]);
+          split(*b_at(k0 + t + 4, n_base + nt * 8), bb[nt][1], bs[nt][1]);
         }
 #pragma unroll
         for (int mt = 0; mt < C::MT; ++mt)
@@ -247,12 +259,47 @@ __device__ inline void tile_product(const typename C::S* __restrict__ sA, const 
   }
 }
 
+// ---- vector loads and atomics over runs of channels (channels-last data) ----
+
+// v[0..V) = p[0..V) in the accumulator type; p aligned to V * sizeof(T) (8 or 16 bytes).
+template <typename T, int V>
+__device__ inline void load_vec(const T* p, typename AccOf<T>::type (&v)[V]) {
+  constexpr int B = V * int(sizeof(T));
+  static_assert(B == 8 || B == 16, "vector");
+  T t[V];
+  if constexpr (B == 16) {
+    const uint4 u = __ldg(reinterpret_cast<const uint4*>(p));
+    memcpy(t, &u, 16);
+  } else {
+    const uint2 u = __ldg(reinterpret_cast<const uint2*>(p));
+    memcpy(t, &u, 8);
+  }
+#pragma unroll
+  for (int j = 0; j < V; ++j) v[j] = to_acc(t[j]);
+}
+
+template <typename A, int V>
+__device__ inline void atomic_add_vec(A* p, const A (&v)[V]) {
+#if __CUDA_ARCH__ >= 900
+  constexpr bool kVector = std::is_same_v<A, float> && V == 4;  // one 16-byte atomic (sm_90+)
+#else
+  constexpr bool kVector = false;
+#endif
+  if constexpr (kVector) {
+    atomicAdd(reinterpret_cast<float4*>(p), make_float4(v[0], v[1], v[2], v[3]));
+  } else {
+#pragma unroll
+    for (int j = 0; j < V; ++j) atomicAdd(p + j, v[j]);
+  }
+}
+
 // ---- geometry and the DCN bilinear sampler ----
 
 // The call's geometry in 32-bit ints (the host checks the ranges).
 struct Geo {
   int N, Cin, H, W, Cout, kh, kw, Ho, Wo, sh, sw, ph, pw, dh, dw, groups, G;
   int Cin_g, Cout_g, cpg, taps, HWo, HW, NP;
+  int CinP, CP;  // channels-last copies: a group's channels padded to CinP, CP = groups * CinP a pixel
   bool use_mask;
 };
 
