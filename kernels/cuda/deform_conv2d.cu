@@ -148,17 +148,34 @@ template <class C> constexpr int weight_smem() {
          2 * C::BK * int(sizeof(Entry<typename C::A>));
 }
 
+// A table entry in two steps: start() issues the offset / mask loads, finish() (later,
+// after other loads were issued) turns them into the entry.
+template <typename A>
+struct PendingEntry {
+  Pix p;
+  bool live;
+  SampleLoads<A> l;
+};
+
 template <typename T, typename A>
-__device__ inline Entry<A> make_entry(const Geo& g, const T* offset, const T* mask, int P, bool valid, int tap, int og,
-                                      bool forward) {
+__device__ inline PendingEntry<A> entry_start(const Geo& g, const T* offset, const T* mask, int P, bool valid, int tap,
+                                              int og) {
+  PendingEntry<A> q;
+  q.p = decode(g, P);  // out of range: pixel 0, so the loads stay in bounds
+  q.live = valid && q.p.ok;
+  q.l = sample_loads<T, A>(g, offset, mask, q.p, tap, og);
+  return q;
+}
+
+template <typename A>
+__device__ inline Entry<A> entry_finish(const Geo& g, const PendingEntry<A>& q, int tap, bool forward) {
   Entry<A> e;
-  Pix p = decode(g, P);
   e.ok = 0;
   e.idx = 0;
   e.w[0] = e.w[1] = e.w[2] = e.w[3] = e.ly = e.lx = e.m = A(0);
-  if (!(valid && p.ok)) return e;
-  const Sample<A> s = make_sample(g, offset, mask, p, tap, og);
-  e.idx = p.b * g.HW + s.idx;
+  if (!q.live) return e;
+  const Sample<A> s = sample_from(g, q.p, tap, q.l);
+  e.idx = q.p.b * g.HW + s.idx;
   if (forward) {  // torchvision reads nothing outside the strict range
     e.ok = (s.ok & 16u) ? (s.ok & 15u) : 0u;
     e.w[0] = s.m * s.w00;
@@ -176,6 +193,45 @@ __device__ inline Entry<A> make_entry(const Geo& g, const T* offset, const T* ma
     e.m = s.m;
   }
   return e;
+}
+
+template <typename T, typename A>
+__device__ inline Entry<A> make_entry(const Geo& g, const T* offset, const T* mask, int P, bool valid, int tap, int og,
+                                      bool forward) {
+  return entry_finish(g, entry_start<T, A>(g, offset, mask, P, valid, tap, og), tap, forward);
+}
+
+// Masked samples of V channels (at cbase in xin's pixel rows) for NQ pixels from their
+// table entries. Every corner is loaded unconditionally (a corner outside the image
+// reads xin[0] and is dropped), so all 4 * NQ loads are in flight together.
+template <typename T, int V, int NQ>
+__device__ inline void gather_entries(const Geo& g, const T* __restrict__ xin, const Entry<typename AccOf<T>::type>* e,
+                                      const int (&rows)[NQ], int64_t cbase, bool lane_ok,
+                                      typename AccOf<T>::type (&val)[NQ][V]) {
+  using A = typename AccOf<T>::type;
+  const int64_t off[4] = {0, g.CP, int64_t(g.W) * g.CP, int64_t(g.W + 1) * g.CP};
+  A raw[NQ][4][V];
+  unsigned ok[NQ];
+  A w[NQ][4];
+#pragma unroll
+  for (int q = 0; q < NQ; ++q) {
+    const Entry<A>& en = e[rows[q]];
+    ok[q] = lane_ok ? en.ok : 0u;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) w[q][k] = en.w[k];
+    const int64_t base = int64_t(en.idx) * g.CP + cbase;
+#pragma unroll
+    for (int k = 0; k < 4; ++k) load_vec<T, V>(xin + ((ok[q] >> k) & 1u ? base + off[k] : 0), raw[q][k]);
+  }
+#pragma unroll
+  for (int q = 0; q < NQ; ++q)
+#pragma unroll
+    for (int j = 0; j < V; ++j) {
+      A v = 0;
+#pragma unroll
+      for (int k = 0; k < 4; ++k) v += (ok[q] >> k) & 1u ? w[q][k] * raw[q][k][j] : A(0);
+      val[q][j] = v;
+    }
 }
 
 // Whether local channels [c0, c1) of weight group gw lie in one offset group.
@@ -274,17 +330,44 @@ __global__ void __launch_bounds__(kThreads, 2) forward_kernel(Args<typename C::T
       const bool uniform = one_offset_group(g, gw, c0, c0 + C::BK);
       S* a_buf = sA + (kt & 1) * C::BM * C::P;
       const Entry<A>* tab = table + (kt & 1) * C::BM;
+      // the next step's table entries: their loads overlap this step's gathers
+      const int kn = kt + 1, kc_n = kn / g.taps, tap_n = kn % g.taps;
+      const bool fill = threadIdx.x < C::BM && kn < KT &&
+                        one_offset_group(g, gw, kc_n * C::BK, kc_n * C::BK + C::BK);
+      PendingEntry<A> pend{};
+      if (fill)
+        pend = entry_start<T, A>(g, a.offset, a.mask, P0 + threadIdx.x, true, tap_n,
+                                 (gw * g.Cin_g + kc_n * C::BK) / g.cpg);
+      if (uniform) {
+        constexpr int PASSES = C::BM / PP, NQ = PASSES < 2 ? PASSES : 2;  // pixels whose loads fly together
 #pragma unroll
-      for (int q = 0; q < C::BM / PP; ++q) {
-        const int pr = q * PP + threadIdx.x / L;
-        A val[V];
-        sample_vec<T, V>(g, a.in_cl, a.offset, a.mask, tab[pr], uniform, P0 + pr, true, gw, tap, c0 + lc, val);
-        S sv[V];
+        for (int q0 = 0; q0 < PASSES; q0 += NQ) {
+          int rows[NQ];
 #pragma unroll
-        for (int j = 0; j < V; ++j) sv[j] = to_operand<C>(val[j]);
-        store_run<S, V>(a_buf + pr * C::P + lc, sv);
+          for (int i = 0; i < NQ; ++i) rows[i] = (q0 + i) * PP + threadIdx.x / L;
+          A val[NQ][V];
+          gather_entries<T, V, NQ>(g, a.in_cl, tab, rows, int64_t(gw) * g.CinP + c0 + lc, c0 + lc < g.CinP, val);
+#pragma unroll
+          for (int i = 0; i < NQ; ++i) {
+            S sv[V];
+#pragma unroll
+            for (int j = 0; j < V; ++j) sv[j] = to_operand<C>(val[i][j]);
+            store_run<S, V>(a_buf + rows[i] * C::P + lc, sv);
+          }
+        }
+      } else {
+#pragma unroll 1
+        for (int q = 0; q < C::BM / PP; ++q) {
+          const int pr = q * PP + threadIdx.x / L;
+          A val[V];
+          sample_vec<T, V>(g, a.in_cl, a.offset, a.mask, tab[pr], false, P0 + pr, true, gw, tap, c0 + lc, val);
+          S sv[V];
+#pragma unroll
+          for (int j = 0; j < V; ++j) sv[j] = to_operand<C>(val[j]);
+          store_run<S, V>(a_buf + pr * C::P + lc, sv);
+        }
       }
-      if (kt + 1 < KT) fill_table(kt + 1);
+      if (fill) table[(kn & 1) * C::BM + threadIdx.x] = entry_finish(g, pend, tap_n, true);
       cp_async_wait_all();
       __syncthreads();
       if (kt + 1 < KT) {
@@ -347,19 +430,26 @@ __global__ void __launch_bounds__(kThreads) backward_data_kernel(Args<typename C
     for (int e = 0; e < C::kAcc; ++e) acc[e] = 0;
     load_tile_async<C, C::BN>(sB, wblk);
     cp_async_commit();
-    for (int kt = 0; kt < NCO; ++kt) {
+    // grad rows of step kt, loaded one step ahead so the loads fly during the product
+    A vals[R];
+    auto load_grad = [&](int kt) {
       const int co0 = kt * C::BK + part * R;
-      S vals[R];
 #pragma unroll
-      for (int r = 0; r < R; ++r)
-        vals[r] = to_operand<C>(px.ok && co0 + r < g.Cout_g ? ld(grow + int64_t(co0 + r) * g.HWo) : A(0));
+      for (int r = 0; r < R; ++r) vals[r] = px.ok && co0 + r < g.Cout_g ? ld(grow + int64_t(co0 + r) * g.HWo) : A(0);
+    };
+    load_grad(0);
+    for (int kt = 0; kt < NCO; ++kt) {
       S* a_buf = sA + (kt & 1) * C::BM * C::P;
-      store_run<S, R>(a_buf + row * C::P + part * R, vals);
+      S sv[R];
+#pragma unroll
+      for (int r = 0; r < R; ++r) sv[r] = to_operand<C>(vals[r]);
+      store_run<S, R>(a_buf + row * C::P + part * R, sv);
       cp_async_wait_all();
       __syncthreads();
       if (kt + 1 < NCO) {
         load_tile_async<C, C::BN>(sB + ((kt + 1) & 1) * C::BN * C::P, wblk + (kt + 1) * C::BN * C::BK);
         cp_async_commit();
+        load_grad(kt + 1);
       }
       tile_product<C>(a_buf, sB + (kt & 1) * C::BN * C::P, acc);
     }
@@ -389,12 +479,10 @@ __global__ void __launch_bounds__(kThreads) backward_data_kernel(Args<typename C
           const int64_t off[4] = {0, g.CP, int64_t(g.W) * g.CP, int64_t(g.W + 1) * g.CP};
           A v[4][V];
 #pragma unroll
-          for (int k = 0; k < 4; ++k) {
-            if (e.ok & (1u << k))
-              load_vec<T, V>(a.in_cl + base + off[k], v[k]);
-            else
+          for (int k = 0; k < 4; ++k) {  // all four in flight; a corner outside reads xin[0], then 0
+            load_vec<T, V>(a.in_cl + ((e.ok >> k) & 1u ? base + off[k] : 0), v[k]);
 #pragma unroll
-              for (int j = 0; j < V; ++j) v[k][j] = A(0);
+            for (int j = 0; j < V; ++j) v[k][j] = (e.ok >> k) & 1u ? v[k][j] : A(0);
           }
           A mg[V];
 #pragma unroll
@@ -516,20 +604,46 @@ __global__ void __launch_bounds__(kThreads, 2) backward_weight_kernel(Args<typen
         a_buf[r * C::P + col] = to_operand<C>(ok && mb * C::BM + r < g.Cout_g ? ld(grow + int64_t(r) * g.HWo) : A(0));
       }
     }
+    // the next step's table entries: their loads overlap this step's gathers
+    const bool fill = uniform && threadIdx.x < C::BK && p0 + C::BK < p_end;
+    PendingEntry<A> pend{};
+    if (fill) {
+      const int Pn = p0 + C::BK + threadIdx.x;
+      pend = entry_start<T, A>(g, a.offset, a.mask, Pn, Pn < p_end, tap, og);
+    }
     // columns: L lanes a pixel, V channels a lane
     const Entry<A>* tab = table + (it & 1) * C::BK;
+    const int c0 = cb * C::BN + lc;
+    if (uniform) {
+      constexpr int PASSES = C::BK / PP, NQ = PASSES < 2 ? PASSES : 2;
 #pragma unroll
-    for (int q = 0; q < C::BK / PP; ++q) {
-      const int pr = q * PP + threadIdx.x / L;
-      A val[V];
-      sample_vec<T, V>(g, a.in_cl, a.offset, a.mask, tab[pr], uniform, p0 + pr, p0 + pr < p_end, gw, tap,
-                       cb * C::BN + lc, val);
-      S sv[V];
+      for (int q0 = 0; q0 < PASSES; q0 += NQ) {
+        int rows[NQ];
 #pragma unroll
-      for (int j = 0; j < V; ++j) sv[j] = to_operand<C>(val[j]);
-      store_run<S, V>(b_buf + pr * PB + lc, sv);
+        for (int i = 0; i < NQ; ++i) rows[i] = (q0 + i) * PP + threadIdx.x / L;
+        A val[NQ][V];
+        gather_entries<T, V, NQ>(g, a.in_cl, tab, rows, int64_t(gw) * g.CinP + c0, c0 < g.CinP, val);
+#pragma unroll
+        for (int i = 0; i < NQ; ++i) {
+          S sv[V];
+#pragma unroll
+          for (int j = 0; j < V; ++j) sv[j] = to_operand<C>(val[i][j]);
+          store_run<S, V>(b_buf + rows[i] * PB + lc, sv);
+        }
+      }
+    } else {
+#pragma unroll 1
+      for (int q = 0; q < C::BK / PP; ++q) {
+        const int pr = q * PP + threadIdx.x / L;
+        A val[V];
+        sample_vec<T, V>(g, a.in_cl, a.offset, a.mask, tab[pr], false, p0 + pr, p0 + pr < p_end, gw, tap, c0, val);
+        S sv[V];
+#pragma unroll
+        for (int j = 0; j < V; ++j) sv[j] = to_operand<C>(val[j]);
+        store_run<S, V>(b_buf + pr * PB + lc, sv);
+      }
     }
-    if (p0 + C::BK < p_end) fill_table(it + 1);
+    if (fill) table[((it + 1) & 1) * C::BK + threadIdx.x] = entry_finish(g, pend, tap, true);
     __syncthreads();
     tile_product<C, PB>(a_buf, b_buf, acc);
   }

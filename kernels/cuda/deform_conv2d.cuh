@@ -333,14 +333,29 @@ struct Sample {
   A ly, lx, m;           // fractions, mask value
 };
 
+// The offset (dy, dx) and mask value of one (pixel, tap, offset group), read but not
+// yet used: a block issues these loads early and finishes the sample later.
+template <typename A>
+struct SampleLoads {
+  A dy, dx, m;
+};
 template <typename T, typename A = typename AccOf<T>::type>
-__device__ inline Sample<A> make_sample(const Geo& g, const T* __restrict__ offset, const T* __restrict__ mask,
-                                        const Pix& p, int tap, int og) {
+__device__ inline SampleLoads<A> sample_loads(const Geo& g, const T* __restrict__ offset, const T* __restrict__ mask,
+                                              const Pix& p, int tap, int og) {
+  SampleLoads<A> l;
+  const int64_t ob = ((int64_t(p.b) * g.G + og) * 2 * g.taps + 2 * tap) * g.HWo + p.pix;
+  l.dy = ld(offset + ob);
+  l.dx = ld(offset + ob + g.HWo);
+  l.m = g.use_mask ? ld(mask + ((int64_t(p.b) * g.G + og) * g.taps + tap) * g.HWo + p.pix) : A(1);
+  return l;
+}
+
+template <typename A>
+__device__ inline Sample<A> sample_from(const Geo& g, const Pix& p, int tap, const SampleLoads<A>& l) {
   Sample<A> s;
   const int i = tap / g.kw, j = tap - i * g.kw;
-  const int64_t ob = ((int64_t(p.b) * g.G + og) * 2 * g.taps + 2 * tap) * g.HWo + p.pix;
-  const A dy = ld(offset + ob), dx = ld(offset + ob + g.HWo);
-  s.m = g.use_mask ? ld(mask + ((int64_t(p.b) * g.G + og) * g.taps + tap) * g.HWo + p.pix) : A(1);
+  const A dy = l.dy, dx = l.dx;
+  s.m = l.m;
   const A y = A(p.oy * g.sh - g.ph + i * g.dh) + dy;
   const A x = A(p.ox * g.sw - g.pw + j * g.dw) + dx;
   s.ok = 0;
@@ -365,6 +380,12 @@ __device__ inline Sample<A> make_sample(const Geo& g, const T* __restrict__ offs
     }
   }
   return s;
+}
+
+template <typename T, typename A = typename AccOf<T>::type>
+__device__ inline Sample<A> make_sample(const Geo& g, const T* __restrict__ offset, const T* __restrict__ mask,
+                                        const Pix& p, int tap, int og) {
+  return sample_from(g, p, tap, sample_loads<T, A>(g, offset, mask, p, tap, og));
 }
 
 // The four corners of a sample in one channel plane (0 outside the image).
