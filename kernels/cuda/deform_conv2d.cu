@@ -133,8 +133,18 @@ struct Entry {
   A ly, lx, m;   // backward only
 };
 
+// The forward samplers' entry (forward and weight gradient): the four corners' pixels in
+// xin, a corner outside the image (or a pixel out of range) pointing at the zero pixel
+// N * HW past the images, so every load is unconditional and no weight meets a non-finite
+// value it should not.
+template <typename A>
+struct FwdEntry {
+  int corner[4];
+  A w[4];  // mask * bilinear weight, 0 for dropped corners
+};
+
 template <class C> constexpr int forward_smem() {
-  return C::kTileBytes + 2 * C::BM * int(sizeof(Entry<typename C::A>));
+  return C::kTileBytes + 2 * C::BM * int(sizeof(FwdEntry<typename C::A>));
 }
 template <class C> constexpr int data_gemm_bytes() {
   using A = typename C::A;
@@ -145,7 +155,7 @@ template <class C> constexpr int data_smem() {
 }
 template <class C> constexpr int weight_smem() {
   return 2 * C::BM * C::P * int(sizeof(typename C::S)) + 2 * C::BK * (C::BN + 8) * int(sizeof(typename C::S)) +
-         2 * C::BK * int(sizeof(Entry<typename C::A>));
+         2 * C::BK * int(sizeof(FwdEntry<typename C::A>));
 }
 
 // A table entry in two steps: start() issues the offset / mask loads, finish() (later,
@@ -158,10 +168,10 @@ struct PendingEntry {
 };
 
 template <typename T, typename A>
-__device__ inline PendingEntry<A> entry_start(const Geo& g, const T* offset, const T* mask, int P, bool valid, int tap,
-                                              int og) {
+__device__ inline PendingEntry<A> entry_start(const Geo& g, const T* offset, const T* mask, const Pix& p, bool valid,
+                                              int tap, int og) {
   PendingEntry<A> q;
-  q.p = decode(g, P);  // out of range: pixel 0, so the loads stay in bounds
+  q.p = p;  // out of range: decode() gave pixel 0, so the loads stay in bounds
   q.live = valid && q.p.ok;
   q.l = sample_loads<T, A>(g, offset, mask, q.p, tap, og);
   return q;
@@ -198,40 +208,67 @@ __device__ inline Entry<A> entry_finish(const Geo& g, const PendingEntry<A>& q, 
 template <typename T, typename A>
 __device__ inline Entry<A> make_entry(const Geo& g, const T* offset, const T* mask, int P, bool valid, int tap, int og,
                                       bool forward) {
-  return entry_finish(g, entry_start<T, A>(g, offset, mask, P, valid, tap, og), tap, forward);
+  return entry_finish(g, entry_start<T, A>(g, offset, mask, decode(g, P), valid, tap, og), tap, forward);
 }
 
-// Masked samples of V channels (at cbase in xin's pixel rows) for NQ pixels from their
-// table entries. Every corner is loaded unconditionally (a corner outside the image
-// reads xin[0] and is dropped), so all 4 * NQ loads are in flight together.
+template <typename A>
+__device__ inline FwdEntry<A> fwd_entry_finish(const Geo& g, const PendingEntry<A>& q, int tap) {
+  FwdEntry<A> e;
+  const int zero = g.N * g.HW;
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    e.corner[k] = zero;
+    e.w[k] = A(0);
+  }
+  if (!q.live) return e;
+  const Sample<A> s = sample_from(g, q.p, tap, q.l);
+  if (!(s.ok & 16u)) return e;  // torchvision reads nothing outside the strict range
+  const int base = q.p.b * g.HW + s.idx;
+  const int step[4] = {0, 1, g.W, g.W + 1};
+  const A w[4] = {s.w00, s.w01, s.w10, s.w11};
+#pragma unroll
+  for (int k = 0; k < 4; ++k)
+    if (s.ok & (1u << k)) {
+      e.corner[k] = base + step[k];
+      e.w[k] = s.m * w[k];
+    }
+  return e;
+}
+
+template <typename T, typename A>
+__device__ inline FwdEntry<A> make_fwd_entry(const Geo& g, const T* offset, const T* mask, const Pix& p, bool valid,
+                                             int tap, int og) {
+  return fwd_entry_finish(g, entry_start<T, A>(g, offset, mask, p, valid, tap, og), tap);
+}
+
+// Masked samples of V channels (at cbase in each pixel row of xin) for NQ pixels from
+// their table entries: all 4 * NQ corner loads in flight together.
 template <typename T, int V, int NQ>
-__device__ inline void gather_entries(const Geo& g, const T* __restrict__ xin, const Entry<typename AccOf<T>::type>* e,
-                                      const int (&rows)[NQ], int64_t cbase, bool lane_ok,
-                                      typename AccOf<T>::type (&val)[NQ][V]) {
+__device__ inline void gather_entries(const Geo& g, const T* __restrict__ xin,
+                                      const FwdEntry<typename AccOf<T>::type>* e, const int (&rows)[NQ], int cbase,
+                                      bool lane_ok, typename AccOf<T>::type (&val)[NQ][V]) {
   using A = typename AccOf<T>::type;
-  const int64_t off[4] = {0, g.CP, int64_t(g.W) * g.CP, int64_t(g.W + 1) * g.CP};
+#pragma unroll
+  for (int q = 0; q < NQ; ++q)
+#pragma unroll
+    for (int j = 0; j < V; ++j) val[q][j] = A(0);
+  if (!lane_ok) return;  // channels past the group's padded run
   A raw[NQ][4][V];
-  unsigned ok[NQ];
   A w[NQ][4];
 #pragma unroll
   for (int q = 0; q < NQ; ++q) {
-    const Entry<A>& en = e[rows[q]];
-    ok[q] = lane_ok ? en.ok : 0u;
+    const FwdEntry<A>& en = e[rows[q]];
 #pragma unroll
-    for (int k = 0; k < 4; ++k) w[q][k] = en.w[k];
-    const int64_t base = int64_t(en.idx) * g.CP + cbase;
-#pragma unroll
-    for (int k = 0; k < 4; ++k) load_vec<T, V>(xin + ((ok[q] >> k) & 1u ? base + off[k] : 0), raw[q][k]);
+    for (int k = 0; k < 4; ++k) {
+      w[q][k] = en.w[k];
+      load_vec<T, V>(xin + int64_t(en.corner[k]) * g.CP + cbase, raw[q][k]);
+    }
   }
 #pragma unroll
   for (int q = 0; q < NQ; ++q)
 #pragma unroll
-    for (int j = 0; j < V; ++j) {
-      A v = 0;
-#pragma unroll
-      for (int k = 0; k < 4; ++k) v += (ok[q] >> k) & 1u ? w[q][k] * raw[q][k][j] : A(0);
-      val[q][j] = v;
-    }
+    for (int j = 0; j < V; ++j)
+      val[q][j] = w[q][0] * raw[q][0][j] + w[q][1] * raw[q][1][j] + w[q][2] * raw[q][2][j] + w[q][3] * raw[q][3][j];
 }
 
 // Whether local channels [c0, c1) of weight group gw lie in one offset group.
@@ -240,31 +277,15 @@ __device__ inline bool one_offset_group(const Geo& g, int gw, int c0, int c1) {
   return c1 <= c0 || (gw * g.Cin_g + c0) / g.cpg == (gw * g.Cin_g + c1 - 1) / g.cpg;
 }
 
-// Masked samples of V local channels c .. c + V of group gw for one pixel, from the
-// table entry (fast path) or, when the channels span offset groups, per channel.
+// Masked samples of V local channels c .. c + V of group gw for one pixel when the
+// channels span offset groups: one channel (and one sample) at a time.
 template <typename T, int V>
-__device__ inline void sample_vec(const Geo& g, const T* __restrict__ xin, const T* offset, const T* mask,
-                                  const Entry<typename AccOf<T>::type>& e, bool uniform, int P, bool valid, int gw,
-                                  int tap, int c, typename AccOf<T>::type (&val)[V]) {
+__device__ inline void sample_slow(const Geo& g, const T* __restrict__ xin, const T* offset, const T* mask, int P,
+                                   bool valid, int gw, int tap, int c, typename AccOf<T>::type (&val)[V]) {
   using A = typename AccOf<T>::type;
 #pragma unroll
   for (int j = 0; j < V; ++j) val[j] = A(0);
   if (c >= g.CinP) return;
-  if (uniform) {
-    if (e.ok == 0) return;
-    const T* base = xin + int64_t(e.idx) * g.CP + gw * g.CinP + c;
-    const int64_t off[4] = {0, g.CP, int64_t(g.W) * g.CP, int64_t(g.W + 1) * g.CP};
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      if (e.ok & (1u << k)) {
-        A v[V];
-        load_vec<T, V>(base + off[k], v);
-#pragma unroll
-        for (int j = 0; j < V; ++j) val[j] += e.w[k] * v[j];
-      }
-    }
-    return;
-  }
   if (!valid || P >= g.NP) return;
   const Pix p = decode(g, P);
   for (int j = 0; j < V; ++j) {
@@ -294,7 +315,7 @@ __global__ void __launch_bounds__(kThreads, 2) forward_kernel(Args<typename C::T
   extern __shared__ __align__(16) unsigned char smem_raw[];
   S* sA = reinterpret_cast<S*>(smem_raw);                         // [2][BM][P]
   S* sB = sA + 2 * C::BM * C::P;                                  // [2][BN][P]
-  Entry<A>* table = reinterpret_cast<Entry<A>*>(sB + 2 * C::BN * C::P);  // [2][BM]
+  FwdEntry<A>* table = reinterpret_cast<FwdEntry<A>*>(sB + 2 * C::BN * C::P);  // [2][BM]
   const Geo& g = a.g;
   constexpr int V = 16 / int(sizeof(T));  // channels a lane reads at once
   constexpr int L = C::BK / V;            // lanes a pixel
@@ -306,6 +327,7 @@ __global__ void __launch_bounds__(kThreads, 2) forward_kernel(Args<typename C::T
   const int KT = g.taps * NC;  // K steps: channel chunk outer, tap inner (the chunk's rows stay in L1)
   const int P0 = blockIdx.x * C::BM;
   const int lc = threadIdx.x % L * V;
+  const Pix mine = decode(g, P0 + threadIdx.x % C::BM);  // the pixel whose table entries this thread makes
   for (int yb = blockIdx.y; yb < g.groups * NB; yb += gridDim.y) {
     const int gw = yb / NB, nb = yb % NB;
     const S* wblk = a.wpack + int64_t(gw) * KT * CoutP * C::BK + nb * C::BN * C::BK;
@@ -314,8 +336,7 @@ __global__ void __launch_bounds__(kThreads, 2) forward_kernel(Args<typename C::T
       const int kc = kt / g.taps, tap = kt % g.taps;
       if (threadIdx.x < C::BM && one_offset_group(g, gw, kc * C::BK, kc * C::BK + C::BK))
         table[(kt & 1) * C::BM + threadIdx.x] =
-            make_entry<T, A>(g, a.offset, a.mask, P0 + threadIdx.x, true, tap,
-                             (gw * g.Cin_g + kc * C::BK) / g.cpg, true);
+            make_fwd_entry<T, A>(g, a.offset, a.mask, mine, true, tap, (gw * g.Cin_g + kc * C::BK) / g.cpg);
     };
     A acc[C::kAcc];
 #pragma unroll
@@ -329,15 +350,14 @@ __global__ void __launch_bounds__(kThreads, 2) forward_kernel(Args<typename C::T
       const int c0 = kc * C::BK;
       const bool uniform = one_offset_group(g, gw, c0, c0 + C::BK);
       S* a_buf = sA + (kt & 1) * C::BM * C::P;
-      const Entry<A>* tab = table + (kt & 1) * C::BM;
+      const FwdEntry<A>* tab = table + (kt & 1) * C::BM;
       // the next step's table entries: their loads overlap this step's gathers
       const int kn = kt + 1, kc_n = kn / g.taps, tap_n = kn % g.taps;
       const bool fill = threadIdx.x < C::BM && kn < KT &&
                         one_offset_group(g, gw, kc_n * C::BK, kc_n * C::BK + C::BK);
       PendingEntry<A> pend{};
       if (fill)
-        pend = entry_start<T, A>(g, a.offset, a.mask, P0 + threadIdx.x, true, tap_n,
-                                 (gw * g.Cin_g + kc_n * C::BK) / g.cpg);
+        pend = entry_start<T, A>(g, a.offset, a.mask, mine, true, tap_n, (gw * g.Cin_g + kc_n * C::BK) / g.cpg);
       if (uniform) {
         constexpr int PASSES = C::BM / PP, NQ = PASSES < 2 ? PASSES : 2;  // pixels whose loads fly together
 #pragma unroll
@@ -346,7 +366,7 @@ __global__ void __launch_bounds__(kThreads, 2) forward_kernel(Args<typename C::T
 #pragma unroll
           for (int i = 0; i < NQ; ++i) rows[i] = (q0 + i) * PP + threadIdx.x / L;
           A val[NQ][V];
-          gather_entries<T, V, NQ>(g, a.in_cl, tab, rows, int64_t(gw) * g.CinP + c0 + lc, c0 + lc < g.CinP, val);
+          gather_entries<T, V, NQ>(g, a.in_cl, tab, rows, gw * g.CinP + c0 + lc, c0 + lc < g.CinP, val);
 #pragma unroll
           for (int i = 0; i < NQ; ++i) {
             S sv[V];
@@ -360,14 +380,14 @@ __global__ void __launch_bounds__(kThreads, 2) forward_kernel(Args<typename C::T
         for (int q = 0; q < C::BM / PP; ++q) {
           const int pr = q * PP + threadIdx.x / L;
           A val[V];
-          sample_vec<T, V>(g, a.in_cl, a.offset, a.mask, tab[pr], false, P0 + pr, true, gw, tap, c0 + lc, val);
+          sample_slow<T, V>(g, a.in_cl, a.offset, a.mask, P0 + pr, true, gw, tap, c0 + lc, val);
           S sv[V];
 #pragma unroll
           for (int j = 0; j < V; ++j) sv[j] = to_operand<C>(val[j]);
           store_run<S, V>(a_buf + pr * C::P + lc, sv);
         }
       }
-      if (fill) table[(kn & 1) * C::BM + threadIdx.x] = entry_finish(g, pend, tap_n, true);
+      if (fill) table[(kn & 1) * C::BM + threadIdx.x] = fwd_entry_finish(g, pend, tap_n);
       cp_async_wait_all();
       __syncthreads();
       if (kt + 1 < KT) {
@@ -415,10 +435,13 @@ __global__ void __launch_bounds__(kThreads) backward_data_kernel(Args<typename C
   const int NCB = (g.Cin_g + C::BN - 1) / C::BN;
   const int NCO = (g.Cout_g + C::BK - 1) / C::BK;
   const int row = threadIdx.x % C::BM, part = threadIdx.x / C::BM;
-  const int P0 = blockIdx.x * C::BM;
-  const Pix px = decode(g, P0 + row);
-  for (int yb = blockIdx.y; yb < g.groups * g.taps * NCB; yb += gridDim.y) {
-    const int gw = yb / (g.taps * NCB), tap = yb / NCB % g.taps, cb = yb % NCB;
+  // blockIdx.x: (group, tap, channel block), fastest, so the blocks in flight share a
+  // pixel tile: its grad rows, input rows and gradient rows stay in L2
+  const int yb = blockIdx.x;
+  const int gw = yb / (g.taps * NCB), tap = yb / NCB % g.taps, cb = yb % NCB;
+  for (int pt = blockIdx.y; pt < (g.NP + C::BM - 1) / C::BM; pt += gridDim.y) {
+    const int P0 = pt * C::BM;
+    const Pix px = decode(g, P0 + row);
     const bool uniform = one_offset_group(g, gw, cb * C::BN, cb * C::BN + C::BN);
     const int og = (gw * g.Cin_g + cb * C::BN) / g.cpg;
     if (uniform && threadIdx.x < C::BM)
@@ -563,7 +586,7 @@ __global__ void __launch_bounds__(kThreads, 2) backward_weight_kernel(Args<typen
   extern __shared__ __align__(16) unsigned char smem_raw[];
   S* sA = reinterpret_cast<S*>(smem_raw);  // [2][BM][P]: grad, output channels x pixels
   S* sB = sA + 2 * C::BM * C::P;           // [2][BK][PB]: columns, pixels x input channels
-  Entry<A>* table = reinterpret_cast<Entry<A>*>(sB + 2 * C::BK * PB);  // [2][BK]
+  FwdEntry<A>* table = reinterpret_cast<FwdEntry<A>*>(sB + 2 * C::BK * PB);  // [2][BK]
   const Geo& g = a.g;
   constexpr int ROWS = kThreads / C::BK;    // grad rows staged per pass
   constexpr int RA = C::BM / ROWS;          // passes
@@ -582,7 +605,7 @@ __global__ void __launch_bounds__(kThreads, 2) backward_weight_kernel(Args<typen
   auto fill_table = [&](int it) {
     const int P = p_begin + it * C::BK + threadIdx.x;
     if (uniform && threadIdx.x < C::BK)
-      table[(it & 1) * C::BK + threadIdx.x] = make_entry<T, A>(g, a.offset, a.mask, P, P < p_end, tap, og, true);
+      table[(it & 1) * C::BK + threadIdx.x] = make_fwd_entry<T, A>(g, a.offset, a.mask, decode(g, P), P < p_end, tap, og);
   };
   A acc[C::kAcc];
 #pragma unroll
@@ -609,10 +632,10 @@ __global__ void __launch_bounds__(kThreads, 2) backward_weight_kernel(Args<typen
     PendingEntry<A> pend{};
     if (fill) {
       const int Pn = p0 + C::BK + threadIdx.x;
-      pend = entry_start<T, A>(g, a.offset, a.mask, Pn, Pn < p_end, tap, og);
+      pend = entry_start<T, A>(g, a.offset, a.mask, decode(g, Pn), Pn < p_end, tap, og);
     }
     // columns: L lanes a pixel, V channels a lane
-    const Entry<A>* tab = table + (it & 1) * C::BK;
+    const FwdEntry<A>* tab = table + (it & 1) * C::BK;
     const int c0 = cb * C::BN + lc;
     if (uniform) {
       constexpr int PASSES = C::BK / PP, NQ = PASSES < 2 ? PASSES : 2;
@@ -622,7 +645,7 @@ __global__ void __launch_bounds__(kThreads, 2) backward_weight_kernel(Args<typen
 #pragma unroll
         for (int i = 0; i < NQ; ++i) rows[i] = (q0 + i) * PP + threadIdx.x / L;
         A val[NQ][V];
-        gather_entries<T, V, NQ>(g, a.in_cl, tab, rows, int64_t(gw) * g.CinP + c0, c0 < g.CinP, val);
+        gather_entries<T, V, NQ>(g, a.in_cl, tab, rows, gw * g.CinP + c0, c0 < g.CinP, val);
 #pragma unroll
         for (int i = 0; i < NQ; ++i) {
           S sv[V];
@@ -636,14 +659,14 @@ __global__ void __launch_bounds__(kThreads, 2) backward_weight_kernel(Args<typen
       for (int q = 0; q < C::BK / PP; ++q) {
         const int pr = q * PP + threadIdx.x / L;
         A val[V];
-        sample_vec<T, V>(g, a.in_cl, a.offset, a.mask, tab[pr], false, p0 + pr, p0 + pr < p_end, gw, tap, c0, val);
+        sample_slow<T, V>(g, a.in_cl, a.offset, a.mask, p0 + pr, p0 + pr < p_end, gw, tap, c0, val);
         S sv[V];
 #pragma unroll
         for (int j = 0; j < V; ++j) sv[j] = to_operand<C>(val[j]);
         store_run<S, V>(b_buf + pr * PB + lc, sv);
       }
     }
-    if (fill) table[((it + 1) & 1) * C::BK + threadIdx.x] = entry_finish(g, pend, tap, true);
+    if (fill) table[((it + 1) & 1) * C::BK + threadIdx.x] = fwd_entry_finish(g, pend, tap);
     __syncthreads();
     tile_product<C, PB>(a_buf, b_buf, acc);
   }
@@ -807,7 +830,10 @@ Tensor channels_last_input(Geo& g, const Tensor& input, const Context& ctx) {
   g.CinP = (g.Cin_g + V - 1) / V * V;
   TVOPS_CHECK(int64_t(g.groups) * g.CinP < (int64_t(1) << 31), Value, "deform_conv2d: too many channels");
   g.CP = g.groups * g.CinP;
-  Tensor xin = Tensor::empty({int64_t(g.N) * g.HW * g.CP}, input.dtype(), input.device(), ctx);
+  // one zero pixel past the images: the forward samplers point dropped corners at it
+  Tensor xin = Tensor::empty({(int64_t(g.N) * g.HW + 1) * g.CP}, input.dtype(), input.device(), ctx);
+  TVOPS_CUDA_CHECK(cudaMemsetAsync(xin.data<T>() + int64_t(g.N) * g.HW * g.CP, 0, g.CP * sizeof(T),
+                                   static_cast<cudaStream_t>(ctx.cuda_stream)));
   const dim3 grid(unsigned((g.HW + 31) / 32), unsigned((g.CP + 31) / 32), grid_y(g.N));
   TVOPS_CHECK((g.CP + 31) / 32 < 65536, Value, "deform_conv2d: too many channels for the CUDA layout copy");
   to_channels_last<T><<<grid, dim3(32, 8), 0, static_cast<cudaStream_t>(ctx.cuda_stream)>>>(input.data<T>(), g,
@@ -895,7 +921,9 @@ void run_backward(Geo g, const Tensor& grad, const Tensor& input, const Tensor& 
     constexpr int smem = data_smem<Cd>();
     auto kernel = backward_data_kernel<Cd>;
     set_smem(kernel, smem);
-    const dim3 grid(unsigned((g.NP + Cd::BM - 1) / Cd::BM), grid_y(int64_t(g.groups) * g.taps * NCB));
+    const int64_t yblocks = int64_t(g.groups) * g.taps * NCB;
+    TVOPS_CHECK(yblocks < (int64_t(1) << 31), Value, "deform_conv2d: too many channel blocks for the CUDA backward");
+    const dim3 grid(unsigned(yblocks), grid_y((g.NP + Cd::BM - 1) / Cd::BM));
     kernel<<<grid, kThreads, smem, stream>>>(a);
     TVOPS_CUDA_CHECK(cudaGetLastError());
   }
@@ -905,7 +933,7 @@ void run_backward(Geo g, const Tensor& grad, const Tensor& input, const Tensor& 
     TVOPS_CHECK(int64_t(g.groups) * NMB < (int64_t(1) << 31) && int64_t(g.taps) * NCB < 65536, Value,
                 "deform_conv2d: too many weight tiles for the CUDA backward");
     const int64_t want = int64_t(tune.weight_blocks_per_sm) * sm_count(dev.index);
-    int64_t splits = std::max<int64_t>(1, (want + tiles - 1) / tiles);
+    int64_t splits = std::max<int64_t>(1, want / tiles);  // at most one wave: a partial second wave doubles the time
     const int64_t steps = (g.NP + Cw::BK - 1) / Cw::BK;
     splits = std::min<int64_t>({splits, steps, 65535});
     const int64_t per = (steps + splits - 1) / splits;

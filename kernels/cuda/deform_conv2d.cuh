@@ -127,6 +127,16 @@ __device__ inline void store_run(S* dst, const S (&v)[R]) {
   }
 }
 
+// Four 8x8 matrices of 16-bit pairs (any 32-bit data: rows of 16 bytes) from shared memory;
+// lane l gives the address of row l % 8 of matrix l / 8, and gets word l % 4 of row l / 4
+// of each matrix.
+__device__ inline void ldmatrix_x4(uint32_t (&r)[4], const void* row_address) {
+  const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(row_address));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(a));
+}
+
 // ---- the tile product ----
 
 // Row and column of accumulator e of this thread.
@@ -169,82 +179,70 @@ __device__ inline void tile_product(const typename C::S* __restrict__ sA, const 
   } else {
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int wm = warp / C::WN, wn = warp % C::WN, g = lane / 4, t = lane % 4;
-    const S* a_base = sA + (wm * C::WTM + g) * P;
+    constexpr int HALF = 16 / int(sizeof(S));  // elements in 16 bytes: a fragment's k half
+    // ldmatrix row addresses: A rows of this lane's matrix (l / 8: rows +8, k +HALF),
+    // B (n-major) rows for two n-tiles (l / 16: next tile, (l / 8) % 2: k +HALF)
+    const S* a_row = sA + (wm * C::WTM + (lane / 8 % 2) * 8 + lane % 8) * P + (lane / 16) * HALF;
+    const S* b_row = sB + (wn * C::WTN + (lane / 16) * 8 + lane % 8) * P + (lane / 8 % 2) * HALF;
     const int n_base = wn * C::WTN + g;
 #pragma unroll
     for (int k0 = 0; k0 < C::BK; k0 += C::KSTEP) {
-      if constexpr (C::M == Mode::Half) {
-        uint32_t af[C::MT][4], bf[C::NT][2];
+      uint32_t af[C::MT][4], bf[C::NT][2];
 #pragma unroll
-        for (int mt = 0; mt < C::MT; ++mt) {
-          const S* r0 = a_base + mt * 16 * P + k0 + 2 * t;
-          const S* r1 = r0 + 8 * P;
-          af[mt][0] = *reinterpret_cast<const uint32_t*>(r0);
-          af[mt][1] = *reinterpret_cast<const uint32_t*>(r1);
-          af[mt][2] = *reinterpret_cast<const uint32_t*>(r0 + 8);
-          af[mt][3] = *reinterpret_cast<const uint32_t*>(r1 + 8);
+      for (int mt = 0; mt < C::MT; ++mt) ldmatrix_x4(af[mt], a_row + mt * 16 * P + k0);
+      if constexpr (PB == 0) {
+#pragma unroll
+        for (int nt = 0; nt < C::NT; nt += 2) {
+          uint32_t r[4];
+          ldmatrix_x4(r, b_row + nt * 8 * P + k0);
+          bf[nt][0] = r[0];
+          bf[nt][1] = r[1];
+          bf[nt + 1][0] = r[2];
+          bf[nt + 1][1] = r[3];
         }
+      } else if constexpr (C::M == Mode::Half) {  // k-major B: pairs along k are a row apart
 #pragma unroll
         for (int nt = 0; nt < C::NT; ++nt) {
           const int n = n_base + nt * 8;
-          if constexpr (PB == 0) {
-            const S* r = b_at(k0 + 2 * t, n);
-            bf[nt][0] = *reinterpret_cast<const uint32_t*>(r);
-            bf[nt][1] = *reinterpret_cast<const uint32_t*>(r + 8);
-          } else {  // pairs along k are a row apart: two 16-bit loads each
-            auto pair = [&](int k) {
-              const uint32_t lo = *reinterpret_cast<const uint16_t*>(b_at(k, n));
-              const uint32_t hi = *reinterpret_cast<const uint16_t*>(b_at(k + 1, n));
-              return lo | hi << 16;
-            };
-            bf[nt][0] = pair(k0 + 2 * t);
-            bf[nt][1] = pair(k0 + 2 * t + 8);
-          }
+          auto pair = [&](int k) {
+            const uint32_t lo = *reinterpret_cast<const uint16_t*>(b_at(k, n));
+            const uint32_t hi = *reinterpret_cast<const uint16_t*>(b_at(k + 1, n));
+            return lo | hi << 16;
+          };
+          bf[nt][0] = pair(k0 + 2 * t);
+          bf[nt][1] = pair(k0 + 2 * t + 8);
         }
-#pragma unroll
-        for (int mt = 0; mt < C::MT; ++mt)
-#pragma unroll
-          for (int nt = 0; nt < C::NT; ++nt) mma_16<S>(acc + (mt * C::NT + nt) * 4, af[mt], bf[nt]);
-      } else if constexpr (C::M == Mode::Tf32) {
-        uint32_t af[C::MT][4], bf[C::NT][2];
-#pragma unroll
-        for (int mt = 0; mt < C::MT; ++mt) {
-          const S* r0 = a_base + mt * 16 * P + k0 + t;
-          const S* r1 = r0 + 8 * P;
-          af[mt][0] = __float_as_uint(r0[0]);
-          af[mt][1] = __float_as_uint(r1[0]);
-          af[mt][2] = __float_as_uint(r0[4]);
-          af[mt][3] = __float_as_uint(r1[4]);
-        }
+      } else {
 #pragma unroll
         for (int nt = 0; nt < C::NT; ++nt) {
           bf[nt][0] = __float_as_uint(*b_at(k0 + t, n_base + nt * 8));
           bf[nt][1] = __float_as_uint(*b_at(k0 + t + 4, n_base + nt * 8));
         }
+      }
+      if constexpr (C::M == Mode::Half) {
+#pragma unroll
+        for (int mt = 0; mt < C::MT; ++mt)
+#pragma unroll
+          for (int nt = 0; nt < C::NT; ++nt) mma_16<S>(acc + (mt * C::NT + nt) * 4, af[mt], bf[nt]);
+      } else if constexpr (C::M == Mode::Tf32) {
 #pragma unroll
         for (int mt = 0; mt < C::MT; ++mt)
 #pragma unroll
           for (int nt = 0; nt < C::NT; ++nt) mma_tf32(acc + (mt * C::NT + nt) * 4, af[mt], bf[nt]);
       } else {  // Tf32x3: x = big + small, x*y ~ big*big + big*small + small*big
-        uint32_t ab[C::MT][4], as[C::MT][4], bb[C::NT][2], bs[C::NT][2];
-        auto split = [](float x, uint32_t& big, uint32_t& small) {
-          big = to_tf32(x);
-          small = to_tf32(x - __uint_as_float(big));
+        auto split = [](uint32_t x, uint32_t& big, uint32_t& small) {
+          big = to_tf32(__uint_as_float(x));
+          small = to_tf32(__uint_as_float(x) - __uint_as_float(big));
         };
+        uint32_t ab[C::MT][4], as[C::MT][4], bb[C::NT][2], bs[C::NT][2];
 #pragma unroll
-        for (int mt = 0; mt < C::MT; ++mt) {
-          const S* r0 = a_base + mt * 16 * P + k0 + t;
-          const S* r1 = r0 + 8 * P;
-          split(r0[0], ab[mt][0], as[mt][0]);
-          split(r1[0], ab[mt][1], as[mt][1]);
-          split(r0[4], ab[mt][2], as[mt][2]);
-          split(r1[4], ab[mt][3], as[mt][3]);
-        }
+        for (int mt = 0; mt < C::MT; ++mt)
 #pragma unroll
-        for (int nt = 0; nt < C::NT; ++nt) {
-          split(*b_at(k0 + t, n_base + nt * 8), bb[nt][0], bs[nt][0]);
-          split(*b_at(k0 + t + 4, n_base + nt * 8), bb[nt][1], bs[nt][1]);
-        }
+          for (int i = 0; i < 4; ++i) split(af[mt][i], ab[mt][i], as[mt][i]);
+#pragma unroll
+        for (int nt = 0; nt < C::NT; ++nt)
+#pragma unroll
+          for (int i = 0; i < 2; ++i) split(bf[nt][i], bb[nt][i], bs[nt][i]);
 #pragma unroll
         for (int mt = 0; mt < C::MT; ++mt)
 #pragma unroll
