@@ -117,10 +117,10 @@ def main():
     p.add_argument("--out", default=".")
     p.add_argument("--reps", type=int, default=20)
     p.add_argument("--profile", action="store_true", help="per-kernel times of one dcn-l forward+backward")
-    p.add_argument("--once", action="store_true", help="one dcn-l float32 (TF32) forward+backward, for ncu")
+    p.add_argument("--once", choices=["float32", "bfloat16"], help="one dcn-l forward+backward (ncu)")
     opts = p.parse_args()
     if opts.once:
-        args, grad = make_inputs(4, 256, 64, torch.float32)
+        args, grad = make_inputs(4, 256, 64, getattr(torch, opts.once))
         call(tvn, args, True, grad)
         torch.cuda.synchronize()
         return

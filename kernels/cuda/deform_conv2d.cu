@@ -38,13 +38,15 @@ using namespace dcn;
 // sizes the split of the weight-gradient reduction. Every SM target of the build
 // matrix (sm80 and later) has mma.sync with TF32 and bf16/fp16.
 struct Tuning {
-  int min_cc;            // first compute capability the row applies to
-  int wide_min_channels; // forward / weight grad use 128-wide tiles above this many channels a group
+  int min_cc;                // first compute capability the row applies to
+  int wide_min_channels;     // forward / weight grad: 128-wide tiles above this many channels a group
+  int widest_min_channels;   // forward: 64 pixels x 256 output channels above this many (one sampling
+                             // pass serves every output channel)
   int weight_blocks_per_sm;  // weight-gradient blocks per SM to aim for (slices of pixels)
 };
 constexpr Tuning kTuning[] = {
-    {80, 64, 2},   // sm80, sm86, sm89: 164 / 100 KB shared memory; 55-74 KB tiles give 1-2 blocks
-    {90, 64, 2},   // sm90 (H100/H200; measured), sm100+, sm120+
+    {80, 64, 1 << 30, 2},  // sm80, sm86, sm89 (not measured): 100-164 KB shared memory, keep <= 83 KB tiles
+    {90, 64, 128, 2},      // sm90 (H100 / H200, measured), sm100+, sm120+ (not measured)
 };
 inline const Tuning& tuning_for(int cc) {
   const Tuning* best = &kTuning[0];
@@ -999,7 +1001,7 @@ Tensor deform_conv2d(const Tensor& input, const Tensor& weight, const Tensor& of
   Tensor out = Tensor::empty({s.batch, s.out_channels, s.out_h, s.out_w}, input.dtype(), input.device(), ctx);
   if (out.numel() == 0) return out;
   const Tuning& tune = tuning_for(compute_capability(input.device().index));
-  const bool wide = g.Cout_g > tune.wide_min_channels;
+  const bool wide = g.Cout_g > tune.wide_min_channels, widest = g.Cout_g > tune.widest_min_channels;
   dispatch(input.dtype(), [&](auto tag) {
     using T = decltype(tag);
     with_mode<T>(allow_tf32, [&](auto mode) {
@@ -1007,7 +1009,9 @@ Tensor deform_conv2d(const Tensor& input, const Tensor& weight, const Tensor& of
       if constexpr (M == Mode::Simt) {
         run_forward<Cfg<T, M, 64, 64, 16>>(g, input, weight, offset, mask, bias, out, ctx);
       } else {
-        if (wide)
+        if (widest)
+          run_forward<Cfg<T, M, 64, 256, 32>>(g, input, weight, offset, mask, bias, out, ctx);
+        else if (wide)
           run_forward<Cfg<T, M, 128, 128, 32>>(g, input, weight, offset, mask, bias, out, ctx);
         else
           run_forward<Cfg<T, M, 128, 64, 32>>(g, input, weight, offset, mask, bias, out, ctx);
