@@ -418,7 +418,7 @@ __global__ void __launch_bounds__(kThreads, 2) forward_kernel(Args<typename C::T
 // ---- backward: data (grad_input, grad_offset, grad_mask) ----
 
 template <class C>
-__global__ void __launch_bounds__(kThreads) backward_data_kernel(Args<typename C::T, typename C::S> a) {
+__global__ void __launch_bounds__(kThreads, 2) backward_data_kernel(Args<typename C::T, typename C::S> a) {
   using T = typename C::T;
   using S = typename C::S;
   using A = typename C::A;
@@ -489,7 +489,8 @@ __global__ void __launch_bounds__(kThreads) backward_data_kernel(Args<typename C
     // Scatter: L lanes a pixel, V channels a lane.
     const int lc = threadIdx.x % L * V, cl = cb * C::BN + lc;
     const int64_t cbase = int64_t(gw) * g.CinP + cl;
-#pragma unroll 2
+    // two pixels in flight for 32-bit data (16-bit data, converted after the load, spills at two)
+#pragma unroll(sizeof(T) >= 4 ? 2 : 1)
     for (int q = 0; q < C::BM / PP; ++q) {
       const int pr = q * PP + threadIdx.x / L;
       const int P = P0 + pr;
