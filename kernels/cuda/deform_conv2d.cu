@@ -162,31 +162,31 @@ template <class C> constexpr int weight_smem() {
 
 // A table entry in two steps: start() issues the offset / mask loads, finish() (later,
 // after other loads were issued) turns them into the entry.
-template <typename A>
+template <typename T>
 struct PendingEntry {
   Pix p;
   bool live;
-  SampleLoads<A> l;
+  SampleLoads<T> l;
 };
 
 template <typename T, typename A>
-__device__ inline PendingEntry<A> entry_start(const Geo& g, const T* offset, const T* mask, const Pix& p, bool valid,
+__device__ inline PendingEntry<T> entry_start(const Geo& g, const T* offset, const T* mask, const Pix& p, bool valid,
                                               int tap, int og) {
-  PendingEntry<A> q;
+  PendingEntry<T> q;
   q.p = p;  // out of range: decode() gave pixel 0, so the loads stay in bounds
   q.live = valid && q.p.ok;
-  q.l = sample_loads<T, A>(g, offset, mask, q.p, tap, og);
+  q.l = sample_loads<T>(g, offset, mask, q.p, tap, og);
   return q;
 }
 
-template <typename A>
-__device__ inline Entry<A> entry_finish(const Geo& g, const PendingEntry<A>& q, int tap, bool forward) {
+template <typename T, typename A = typename AccOf<T>::type>
+__device__ inline Entry<A> entry_finish(const Geo& g, const PendingEntry<T>& q, int tap, bool forward) {
   Entry<A> e;
   e.ok = 0;
   e.idx = 0;
   e.w[0] = e.w[1] = e.w[2] = e.w[3] = e.ly = e.lx = e.m = A(0);
   if (!q.live) return e;
-  const Sample<A> s = sample_from(g, q.p, tap, q.l);
+  const Sample<A> s = sample_from<T, A>(g, q.p, tap, q.l);
   e.idx = q.p.b * g.HW + s.idx;
   if (forward) {  // torchvision reads nothing outside the strict range
     e.ok = (s.ok & 16u) ? (s.ok & 15u) : 0u;
@@ -210,11 +210,11 @@ __device__ inline Entry<A> entry_finish(const Geo& g, const PendingEntry<A>& q, 
 template <typename T, typename A>
 __device__ inline Entry<A> make_entry(const Geo& g, const T* offset, const T* mask, int P, bool valid, int tap, int og,
                                       bool forward) {
-  return entry_finish(g, entry_start<T, A>(g, offset, mask, decode(g, P), valid, tap, og), tap, forward);
+  return entry_finish<T, A>(g, entry_start<T, A>(g, offset, mask, decode(g, P), valid, tap, og), tap, forward);
 }
 
-template <typename A>
-__device__ inline FwdEntry<A> fwd_entry_finish(const Geo& g, const PendingEntry<A>& q, int tap) {
+template <typename T, typename A = typename AccOf<T>::type>
+__device__ inline FwdEntry<A> fwd_entry_finish(const Geo& g, const PendingEntry<T>& q, int tap) {
   FwdEntry<A> e;
   const int zero = g.N * g.HW;
 #pragma unroll
@@ -223,7 +223,7 @@ __device__ inline FwdEntry<A> fwd_entry_finish(const Geo& g, const PendingEntry<
     e.w[k] = A(0);
   }
   if (!q.live) return e;
-  const Sample<A> s = sample_from(g, q.p, tap, q.l);
+  const Sample<A> s = sample_from<T, A>(g, q.p, tap, q.l);
   if (!(s.ok & 16u)) return e;  // torchvision reads nothing outside the strict range
   const int base = q.p.b * g.HW + s.idx;
   const int step[4] = {0, 1, g.W, g.W + 1};
@@ -240,7 +240,7 @@ __device__ inline FwdEntry<A> fwd_entry_finish(const Geo& g, const PendingEntry<
 template <typename T, typename A>
 __device__ inline FwdEntry<A> make_fwd_entry(const Geo& g, const T* offset, const T* mask, const Pix& p, bool valid,
                                              int tap, int og) {
-  return fwd_entry_finish(g, entry_start<T, A>(g, offset, mask, p, valid, tap, og), tap);
+  return fwd_entry_finish<T, A>(g, entry_start<T, A>(g, offset, mask, p, valid, tap, og), tap);
 }
 
 // Masked samples of V channels (at cbase in each pixel row of xin) for NQ pixels from
@@ -357,7 +357,7 @@ __global__ void __launch_bounds__(kThreads, 2) forward_kernel(Args<typename C::T
       const int kn = kt + 1, kc_n = kn / g.taps, tap_n = kn % g.taps;
       const bool fill = threadIdx.x < C::BM && kn < KT &&
                         one_offset_group(g, gw, kc_n * C::BK, kc_n * C::BK + C::BK);
-      PendingEntry<A> pend{};
+      PendingEntry<T> pend{};
       if (fill)
         pend = entry_start<T, A>(g, a.offset, a.mask, mine, true, tap_n, (gw * g.Cin_g + kc_n * C::BK) / g.cpg);
       if (uniform) {
@@ -455,19 +455,20 @@ __global__ void __launch_bounds__(kThreads, 2) backward_data_kernel(Args<typenam
     for (int e = 0; e < C::kAcc; ++e) acc[e] = 0;
     load_tile_async<C, C::BN>(sB, wblk);
     cp_async_commit();
-    // grad rows of step kt, loaded one step ahead so the loads fly during the product
-    A vals[R];
+    // grad rows of step kt, loaded one step ahead so the loads fly during the product; raw
+    // (no branch, no conversion at the load, which would wait for it) and zeroed at the store
+    T raw[R];
+    auto row_ok = [&](int kt, int r) { return px.ok && kt * C::BK + part * R + r < g.Cout_g; };
     auto load_grad = [&](int kt) {
-      const int co0 = kt * C::BK + part * R;
 #pragma unroll
-      for (int r = 0; r < R; ++r) vals[r] = px.ok && co0 + r < g.Cout_g ? ld(grow + int64_t(co0 + r) * g.HWo) : A(0);
+      for (int r = 0; r < R; ++r) raw[r] = grow[row_ok(kt, r) ? int64_t(kt * C::BK + part * R + r) * g.HWo : 0];
     };
     load_grad(0);
     for (int kt = 0; kt < NCO; ++kt) {
       S* a_buf = sA + (kt & 1) * C::BM * C::P;
       S sv[R];
 #pragma unroll
-      for (int r = 0; r < R; ++r) sv[r] = to_operand<C>(vals[r]);
+      for (int r = 0; r < R; ++r) sv[r] = to_operand<C>(row_ok(kt, r) ? to_acc(raw[r]) : A(0));
       store_run<S, R>(a_buf + row * C::P + part * R, sv);
       cp_async_wait_all();
       __syncthreads();
@@ -624,15 +625,21 @@ __global__ void __launch_bounds__(kThreads, 2) backward_weight_kernel(Args<typen
       const Pix px = decode(g, P);
       const bool ok = px.ok && P < p_end;
       const T* grow = a.grad + (int64_t(px.b) * g.Cout + gw * g.Cout_g + mb * C::BM) * g.HWo + px.pix;
+      T raw[RA];  // all loads first (unconditional, row 0 stands in), zeroed at the store
 #pragma unroll
       for (int i = 0; i < RA; ++i) {
         const int r = lane_row + i * ROWS;
-        a_buf[r * C::P + col] = to_operand<C>(ok && mb * C::BM + r < g.Cout_g ? ld(grow + int64_t(r) * g.HWo) : A(0));
+        raw[i] = grow[ok && mb * C::BM + r < g.Cout_g ? int64_t(r) * g.HWo : 0];
+      }
+#pragma unroll
+      for (int i = 0; i < RA; ++i) {
+        const int r = lane_row + i * ROWS;
+        a_buf[r * C::P + col] = to_operand<C>(ok && mb * C::BM + r < g.Cout_g ? to_acc(raw[i]) : A(0));
       }
     }
     // the next step's table entries: their loads overlap this step's gathers
     const bool fill = uniform && threadIdx.x < C::BK && p0 + C::BK < p_end;
-    PendingEntry<A> pend{};
+    PendingEntry<T> pend{};
     if (fill) {
       const int Pn = p0 + C::BK + threadIdx.x;
       pend = entry_start<T, A>(g, a.offset, a.mask, decode(g, Pn), Pn < p_end, tap, og);

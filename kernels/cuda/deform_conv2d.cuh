@@ -333,27 +333,29 @@ struct Sample {
 
 // The offset (dy, dx) and mask value of one (pixel, tap, offset group), read but not
 // yet used: a block issues these loads early and finishes the sample later.
-template <typename A>
+// Kept in the storage type: converting at the load would wait for it.
+template <typename T>
 struct SampleLoads {
-  A dy, dx, m;
+  T dy, dx, m;
 };
-template <typename T, typename A = typename AccOf<T>::type>
-__device__ inline SampleLoads<A> sample_loads(const Geo& g, const T* __restrict__ offset, const T* __restrict__ mask,
+template <typename T>
+__device__ inline SampleLoads<T> sample_loads(const Geo& g, const T* __restrict__ offset, const T* __restrict__ mask,
                                               const Pix& p, int tap, int og) {
-  SampleLoads<A> l;
+  SampleLoads<T> l;
   const int64_t ob = ((int64_t(p.b) * g.G + og) * 2 * g.taps + 2 * tap) * g.HWo + p.pix;
-  l.dy = ld(offset + ob);
-  l.dx = ld(offset + ob + g.HWo);
-  l.m = g.use_mask ? ld(mask + ((int64_t(p.b) * g.G + og) * g.taps + tap) * g.HWo + p.pix) : A(1);
+  l.dy = offset[ob];
+  l.dx = offset[ob + g.HWo];
+  l.m = g.use_mask ? mask[((int64_t(p.b) * g.G + og) * g.taps + tap) * g.HWo + p.pix]
+                   : from_acc<T>(typename AccOf<T>::type(1));
   return l;
 }
 
-template <typename A>
-__device__ inline Sample<A> sample_from(const Geo& g, const Pix& p, int tap, const SampleLoads<A>& l) {
+template <typename T, typename A = typename AccOf<T>::type>
+__device__ inline Sample<A> sample_from(const Geo& g, const Pix& p, int tap, const SampleLoads<T>& l) {
   Sample<A> s;
   const int i = tap / g.kw, j = tap - i * g.kw;
-  const A dy = l.dy, dx = l.dx;
-  s.m = l.m;
+  const A dy = to_acc(l.dy), dx = to_acc(l.dx);
+  s.m = to_acc(l.m);
   const A y = A(p.oy * g.sh - g.ph + i * g.dh) + dy;
   const A x = A(p.ox * g.sw - g.pw + j * g.dw) + dx;
   s.ok = 0;
@@ -383,7 +385,7 @@ __device__ inline Sample<A> sample_from(const Geo& g, const Pix& p, int tap, con
 template <typename T, typename A = typename AccOf<T>::type>
 __device__ inline Sample<A> make_sample(const Geo& g, const T* __restrict__ offset, const T* __restrict__ mask,
                                         const Pix& p, int tap, int og) {
-  return sample_from(g, p, tap, sample_loads<T, A>(g, offset, mask, p, tap, og));
+  return sample_from<T, A>(g, p, tap, sample_loads<T>(g, offset, mask, p, tap, og));
 }
 
 // The four corners of a sample in one channel plane (0 outside the image).
