@@ -2,23 +2,31 @@
 // im2col buffer (OPS.md §10 has the semantics; deform_conv2d.cuh the tile product and
 // the sampler).
 //
+// The samplers read a group-padded channels-last copy of the input (xin [N, H, W, CP],
+// one zero pixel past the images): a lane loads 16 bytes of one corner's channels, so a
+// bilinear sample costs four full-sector loads per run of channels, where NCHW costs a
+// sector per 4-byte corner. The (pixel, tap, offset group) geometry is computed once per
+// K step into a shared-memory table (corner pixels and masked weights) that the lanes of
+// the pixel share.
+//
 // Forward: an implicit GEMM per weight group, M = output pixels (flattened over the
-// batch), N = output channels, K = (tap, input channel). Each K step the block samples
-// the offset-shifted [pixels x 32 channels] patch of one tap straight into shared
-// memory (one thread: one pixel, a run of channels sharing one bilinear sample), while
-// cp.async brings the next step's packed weights; the warps multiply on tensor cores.
+// batch), N = output channels, K = (32-channel chunk, tap), taps inner so a chunk's rows
+// stay in L1. Each step the block samples [pixels x 32 channels] into shared memory while
+// cp.async brings the next step's packed weights; the warps multiply with mma.sync
+// (TF32, 3xTF32 for exact float32, bf16 / fp16; float64 on CUDA cores).
 //
 // Backward, two kernels:
-//  - data: per (pixel tile, tap, block of input channels) the columns gradient
+//  - data: per (tap, block of 64 input channels, pixel tile) the columns gradient
 //    W^T . grad is a tile product over the output channels; the tile goes to shared
-//    memory, and each thread walks its pixel's channels once: col2im atomics into
-//    grad_input, and the grad_offset / grad_mask sums over the channels of an offset
-//    group (one atomic per run of channels).
+//    memory, and 16 lanes a pixel walk its channels: float4 col2im atomics into a float32
+//    channels-last input gradient, and the grad_offset / grad_mask sums over the channels
+//    reduced across the pixel's lanes (one atomic each).
 //  - weight: per (output-channel block, tap, input-channel block, slice of pixels)
 //    grad . columns^T with the columns sampled again into shared memory; slices sum
-//    with atomics.
+//    with atomics (as many slices as fill one wave).
 // grad_bias is a plain reduction. float16 / bfloat16 accumulate the scattered sums in
-// float32 buffers and cast at the end.
+// float32 buffers and cast at the end. No host synchronisation; everything runs on the
+// caller's stream and allocates through Tensor::empty.
 #include <algorithm>
 #include <type_traits>
 #include <vector>
