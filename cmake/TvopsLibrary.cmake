@@ -158,6 +158,15 @@ if(TVOPS_CUDA_ARCH_LIST)
   # Static CUDA runtime: a CPU-only machine loads the library without CUDA installed.
   set_target_properties(tvops PROPERTIES CUDA_RUNTIME_LIBRARY Static)
   target_compile_options(tvops PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr -lineinfo>)
+  # The SM target whose row of kernels/cuda/arch_tuning.cuh the kernels use (a variant
+  # has one; a development build with several takes the lowest).
+  list(GET TVOPS_CUDA_ARCH_LIST 0 _tune_arch)
+  foreach(_a IN LISTS TVOPS_CUDA_ARCH_LIST)
+    if(_a LESS _tune_arch)
+      set(_tune_arch ${_a})
+    endif()
+  endforeach()
+  target_compile_definitions(tvops PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:TVOPS_CUDA_ARCH=${_tune_arch}>)
 endif()
 set_target_properties(tvops PROPERTIES VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR}
                       EXPORT_NAME tvops)

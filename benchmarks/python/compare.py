@@ -85,6 +85,9 @@ class Workload:
     # Other implementations timed beside them (name -> inputs -> result); not checked.
     extras: dict = dataclasses.field(default_factory=dict)
     per_isa: bool = True  # False: tvops' ISA tier doesn't matter (codecs): once per thread count
+    # Repetitions of torchvision's call when fewer than the policy's would take minutes
+    # (its deform_conv2d: up to 8 s a call); None: the policy's.
+    torchvision_reps: Optional[int] = None
 
 
 def _nms_tv(a):
@@ -165,11 +168,16 @@ def _roi_align(module, backward):
 
 
 def _roi_backward(module, op, *extra):
-    """Forward + backward of a pooling op, returning the input gradient (ones as grad)."""
+    """Forward + backward of a pooling op, returning the input gradient. The output
+    gradient (ones) is made once, on the first (warm-up) call, and reused, as ra7-bwd's
+    is: allocating it per call (100 MB at rp7) timed torch's allocator, not the ops."""
     def run(a):
         x = a["x"].detach().requires_grad_(True)
         out = getattr(module, op)(x, a["rois"], a["pooled"], a.get("scale", 0.25), *a.get("extra", extra))
-        out.backward(torch.ones_like(out))
+        grad = a.get("ones")
+        if grad is None or grad.shape != out.shape or grad.device != out.device:
+            grad = a["ones"] = torch.ones_like(out)
+        out.backward(grad)
         return x.grad
     return run
 
@@ -242,6 +250,92 @@ WORKLOADS = [
              available=lambda: hasattr(tvn.ops, "box_iou")),
     Workload("ciou-2k", pairwise_setup(2000, 2000), *_pairwise("complete_box_iou"), same=_close,
              available=lambda: hasattr(tvn.ops, "complete_box_iou")),
+]
+
+
+# ---------------------------------------------------------------------------------------
+# deform_conv2d (PERF.md dcn-s / dcn-l: DCNv2 with mask, 3x3, pad 1, Cout = Cin, 64x64).
+
+def dcn_setup(batch, channels, backward=False):
+    def setup(device):
+        g = torch.Generator().manual_seed(SEED)
+        n, c, hw = batch, channels, 64
+        args = {
+            "x": torch.randn(n, c, hw, hw, generator=g),
+            "offset": torch.randn(n, 18, hw, hw, generator=g),
+            "mask": torch.rand(n, 9, hw, hw, generator=g),
+            "weight": torch.randn(c, c, 3, 3, generator=g) / (3 * c ** 0.5),
+            "bias": torch.randn(c, generator=g),
+            # The GEMM floor: the same multiply-adds through torch.matmul (PERF.md's target).
+            "a": torch.randn(n * hw * hw, c * 9, generator=g),
+            "b": torch.randn(c * 9, c, generator=g),
+        }
+        return {k: v.to(device) for k, v in args.items()} | {"backward": backward}
+    return setup
+
+
+def _dcn(module):
+    def run(a):
+        if not a["backward"]:
+            with torch.no_grad():
+                return module.deform_conv2d(a["x"], a["offset"], a["weight"], a["bias"], padding=1, mask=a["mask"])
+        ins = [a[k].detach().requires_grad_() for k in ("x", "offset", "weight", "bias", "mask")]
+        out = module.deform_conv2d(ins[0], ins[1], ins[2], ins[3], padding=1, mask=ins[4])
+        out.backward(torch.ones_like(out))
+        return [t.grad for t in ins]
+    return run
+
+
+def _dcn_close(ours, theirs):
+    """Both sum thousands of float32 products in their own order: agree to 1e-4 of the
+    largest magnitude, for the output or every gradient."""
+    pairs = zip(ours, theirs) if isinstance(ours, list) else [(ours, theirs)]
+    return all(float((o - t).abs().max()) <= 1e-4 * float(t.abs().max()) + 1e-6 for o, t in pairs)
+
+
+def _gemm_floor(a):
+    return a["a"] @ a["b"]
+
+
+def _dcn_bf16(a):
+    """tvops' bfloat16 forward (vdpbf16ps on avx512bf16) on the bf16-rounded inputs."""
+    if "bf16" not in a:
+        a["bf16"] = {k: a[k].bfloat16() for k in ("x", "offset", "weight", "bias", "mask")}
+    b = a["bf16"]
+    with torch.no_grad():
+        return tvn.ops.deform_conv2d(b["x"], b["offset"], b["weight"], b["bias"], padding=1, mask=b["mask"])
+
+
+def _dcn_float_of_bf16(module):
+    """The same bf16-rounded inputs in float32 (torchvision has no bfloat16 CPU kernel)."""
+    def run(a):
+        if "bf16" not in a:
+            _dcn_bf16(a)
+        f = {k: v.float() for k, v in a["bf16"].items()}
+        with torch.no_grad():
+            return module.deform_conv2d(f["x"], f["offset"], f["weight"], f["bias"], padding=1, mask=f["mask"])
+    return run
+
+
+def _dcn_bf16_close(ours, theirs):
+    """bf16 columns and output: within 1% of the float32 result's magnitude."""
+    return float((ours.float() - theirs).abs().max()) <= 1e-2 * float(theirs.abs().max())
+
+
+WORKLOADS += [
+    Workload(name, dcn_setup(n, c, bwd), _dcn(torchvision.ops), _dcn(tvn.ops), same=_dcn_close,
+             available=lambda: hasattr(tvn.ops, "deform_conv2d"), extras={"torch.matmul (GEMM floor)": _gemm_floor},
+             torchvision_reps=3)
+    for name, n, c, bwd in [("dcn-s", 8, 64, False), ("dcn-s-bwd", 8, 64, True), ("dcn-l", 4, 256, False),
+                            ("dcn-l-bwd", 4, 256, True)]
+]
+# bfloat16 forward: torchvision runs float32 (it has no bf16 CPU kernel); the extra
+# column is tvops' own float32 forward, so its ratio is the bf16 path's gain.
+WORKLOADS += [
+    Workload(name, dcn_setup(n, c), _dcn_float_of_bf16(torchvision.ops), _dcn_bf16, same=_dcn_bf16_close,
+             available=lambda: hasattr(tvn.ops, "deform_conv2d"),
+             extras={"tvops float32": _dcn_float_of_bf16(tvn.ops)}, torchvision_reps=3)
+    for name, n, c in [("dcn-s-bf16", 8, 64), ("dcn-l-bf16", 4, 256)]
 ]
 
 
@@ -402,7 +496,9 @@ def run(workloads, device, thread_counts, isas, policy, log=print):
             for threads in thread_counts:
                 torch.set_num_threads(threads)
                 tvn.set_num_threads(threads)
-                tv_s, tv_reps, tv_out = measure(w.torchvision, args, device, policy)
+                tv_policy = policy if w.torchvision_reps is None else dataclasses.replace(
+                    policy, min_reps=min(policy.min_reps, w.torchvision_reps), max_warmup=1)
+                tv_s, tv_reps, tv_out = measure(w.torchvision, args, device, tv_policy)
                 extras_ms = {k: measure(f, args, device, policy)[0] * 1e3 for k, f in w.extras.items()}
                 for isa in (isas if w.per_isa else ["-"]):
                     if isa != "-":

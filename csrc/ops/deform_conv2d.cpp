@@ -4,6 +4,7 @@
 // copy of the input and packed weights (torchvision: an im2col buffer of up to
 // Cin * kh * kw * 32 images * Ho * Wo elements).
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -265,6 +266,40 @@ std::vector<Tensor> backward_cpu(const DeformConvShape& s, const Tensor& grad_in
   return {detail::from_nhwc<T>(grad_nhwc, dt), grad_weight, grad_offset, grad_mask, grad_bias};
 }
 
+// bfloat16 on a CPU with AVX512_BF16: the map stays bfloat16 (channels-last), the
+// weights become bfloat16 k pairs, and vdpbf16ps multiplies (kernel_table.h).
+Tensor forward_bf16(const DeformConvShape& s, const Tensor& input, const Tensor& weight, const Tensor& offset,
+                    const Tensor& mask, const Tensor& bias, cpu::DeformConvForwardBf16 kernel) {
+  const int64_t cin_g = s.in_per_group(), cout_g = s.out_per_group(), taps = s.taps(), B = 64;
+  const int64_t K = taps * cin_g, Kp = round_up(K, B), cb = (cout_g + B - 1) / B;
+  const Tensor nhwc = detail::to_nhwc<uint16_t>(input);
+  const Tensor off = offset.to(DType::Float32).contiguous();
+  const Tensor msk = s.use_mask ? mask.to(DType::Float32).contiguous() : Tensor();
+  const Tensor bs = bias.defined() ? bias.to(DType::Float32).contiguous() : Tensor();
+  const Tensor w = weight.to(DType::Float32).contiguous();
+  Tensor staged = Tensor::zeros({s.groups * cb * Kp * B}, DType::Float32);  // [g][cb][Kp/2][64][2]
+  float* st = staged.data<float>();
+  const float* wf = w.data<float>();
+  for (int64_t g = 0; g < s.groups; ++g)
+    for (int64_t co = 0; co < cout_g; ++co)
+      for (int64_t k = 0; k < K; ++k)
+        st[(((g * cb + co / B) * Kp + k / 2 * 2) * B) + (co % B) * 2 + k % 2] =
+            wf[((g * cout_g + co) * cin_g + k % cin_g) * taps + k / cin_g];
+  Tensor packed = Tensor::empty({staged.numel()}, DType::BFloat16);
+  detail::cpu_kernels().float_to_bfloat16(st, staged.numel(), packed.data<uint16_t>());
+  cpu::DeformConvArgsBf16 a{};
+  a.s = s;
+  a.input = nhwc.data<uint16_t>();
+  a.offset = off.data<float>();
+  a.mask = msk.defined() ? msk.data<float>() : nullptr;
+  a.weight = packed.data<uint16_t>();
+  a.bias = bs.defined() ? bs.data<float>() : nullptr;
+  Tensor out = Tensor::empty({s.batch, s.out_channels, s.out_h, s.out_w}, DType::BFloat16);
+  const int64_t tiles = (s.out_h * s.out_w + cpu::kDeformTilePixels - 1) / cpu::kDeformTilePixels;
+  detail::parallel_for(0, s.batch * tiles, 1, [&](int64_t lo, int64_t hi) { kernel(a, lo, hi, out.data<uint16_t>()); });
+  return out;
+}
+
 // float16 / bfloat16 compute in float32 and come back in their dtype.
 std::vector<Tensor> as_dtype(std::vector<Tensor> ts, DType dtype) {
   for (Tensor& t : ts)
@@ -295,6 +330,8 @@ Tensor deform_conv2d(const Tensor& input, const Tensor& weight, const Tensor& of
   const cpu::KernelTable& kt = detail::cpu_kernels();
   if (input.dtype() == DType::Float64)
     return forward_cpu<double>(s, input, weight, offset, mask, bias, kt.deform_conv_forward_f64);
+  if (input.dtype() == DType::BFloat16 && kt.deform_conv_forward_bf16 && s.in_channels > 0)
+    return forward_bf16(s, input, weight, offset, mask, bias, kt.deform_conv_forward_bf16);
   return detail::result_as(forward_cpu<float>(s, input, weight, offset, mask, bias, kt.deform_conv_forward_f32),
                            input.dtype());
 }
@@ -334,6 +371,74 @@ std::vector<Tensor> deform_conv2d_backward(const Tensor& grad, const Tensor& inp
     return backward_cpu<double>(s, grad, input, weight, offset, mask, kt.deform_conv_backward_f64);
   return as_dtype(backward_cpu<float>(s, grad, input, weight, offset, mask, kt.deform_conv_backward_f32),
                   input.dtype());
+}
+
+Tensor deform_conv2d_int8(const Tensor& input, const Tensor& weight, const Tensor& offset, const Tensor& mask,
+                          const Tensor& bias, int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w,
+                          int64_t dilation_h, int64_t dilation_w, int64_t groups, int64_t offset_groups,
+                          bool use_mask) {
+  const char* op = "deform_conv2d_int8";
+  const DeformConvShape s = checked_shape(op, input, weight, offset, mask, bias, stride_h, stride_w, pad_h, pad_w,
+                                          dilation_h, dilation_w, groups, offset_groups, use_mask);
+  TVOPS_CHECK(input.device().is_cpu(), Device, op, ": the int8 path runs on the CPU, got ",
+              device_name(input.device()));
+  if (s.batch == 0 || s.in_channels == 0)
+    return forward_cpu<float>(s, input.to(DType::Float32), weight.to(DType::Float32), offset.to(DType::Float32),
+                              use_mask ? mask.to(DType::Float32) : mask, bias.defined() ? bias.to(DType::Float32) : bias,
+                              detail::cpu_kernels().deform_conv_forward_f32);
+  const int64_t cin_g = s.in_per_group(), cout_g = s.out_per_group(), taps = s.taps(), B = 64;
+  const int64_t K = taps * cin_g, Kp = round_up(K, B), cb = (cout_g + B - 1) / B;
+  TVOPS_CHECK(K <= 65536, Value, op, ": Cin / groups * kh * kw = ", K,
+              " is too large for int32 sums of u8 x s8 products (at most 65536)");
+  const Tensor x = input.to(DType::Float32);
+  const CpuInputs in = cpu_inputs<float>(x, weight, offset, mask, bias, use_mask);
+  auto max_abs = [](const Tensor& t) {
+    float m = 0;
+    const float* p = t.data<float>();
+    for (int64_t i = 0; i < t.numel(); ++i) m = std::max(m, std::abs(p[i]));
+    return m;
+  };
+  // Activations: every column is m * (a convex mix of input values).
+  const float act_max = max_abs(in.nhwc) * (use_mask ? max_abs(in.mask) : 1.f);
+  const float act_scale = act_max > 0 && std::isfinite(act_max) ? act_max / 127.f : 1.f;
+  // Weights: symmetric int8 per output channel, packed as k quads.
+  Tensor packed = Tensor::zeros({s.groups * cb * Kp * B}, DType::Int8);
+  Tensor zero_sums = Tensor::empty({s.out_channels}, DType::Int32);
+  Tensor out_scale = Tensor::empty({s.out_channels}, DType::Float32);
+  const float* w = in.weight.data<float>();
+  int8_t* wq = packed.data<int8_t>();
+  for (int64_t g = 0; g < s.groups; ++g)
+    for (int64_t co = 0; co < cout_g; ++co) {
+      const int64_t oc = g * cout_g + co;
+      const float* row = w + oc * K;  // [Cin_g][kh][kw]
+      float wmax = 0;
+      for (int64_t i = 0; i < K; ++i) wmax = std::max(wmax, std::abs(row[i]));
+      const float wscale = wmax > 0 && std::isfinite(wmax) ? wmax / 127.f : 1.f;
+      int32_t sum = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        const float v = std::nearbyint(row[(k % cin_g) * taps + k / cin_g] / wscale);
+        const int8_t q = int8_t(std::min(127.f, std::max(-127.f, v)));
+        wq[((g * cb + co / B) * Kp + k / 4 * 4) * B + (co % B) * 4 + k % 4] = q;
+        sum += q;
+      }
+      zero_sums.data<int32_t>()[oc] = 128 * sum;
+      out_scale.data<float>()[oc] = act_scale * wscale;
+    }
+  cpu::DeformConvArgsU8 a{};
+  a.s = s;
+  a.input = in.nhwc.data<float>();
+  a.offset = in.offset.data<float>();
+  a.mask = use_mask ? in.mask.data<float>() : nullptr;
+  a.weight = wq;
+  a.zero_sums = zero_sums.data<int32_t>();
+  a.out_scale = out_scale.data<float>();
+  a.bias = in.bias.defined() ? in.bias.data<float>() : nullptr;
+  a.act_inv_scale = 1.f / act_scale;
+  const auto kernel = detail::cpu_kernels().deform_conv_forward_u8;
+  Tensor out = Tensor::empty({s.batch, s.out_channels, s.out_h, s.out_w}, DType::Float32);
+  const int64_t tiles = (s.out_h * s.out_w + cpu::kDeformTilePixels - 1) / cpu::kDeformTilePixels;
+  detail::parallel_for(0, s.batch * tiles, 1, [&](int64_t lo, int64_t hi) { kernel(a, lo, hi, out.data<float>()); });
+  return out;
 }
 
 }  // namespace tvops

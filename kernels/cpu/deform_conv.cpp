@@ -10,8 +10,18 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+#if defined(__ARM_FEATURE_SVE)
+#include <arm_sve.h>
+#endif
 
 #include "kernels/cpu/buffer.h"
+#include "kernels/cpu/transpose.h"
+#include "kernels/cpu/vec_half.h"
 
 namespace tvops::cpu::TVOPS_CPU_TIER {
 namespace {
@@ -66,10 +76,70 @@ void micro_kernel(const T* a, int64_t a_row, int64_t a_k, const T* b, int64_t ld
     for (int j = 0; j < kNV; ++j) acc[i][j].store_unaligned(c + i * ldc + j * L);
 }
 
+#if defined(__ARM_FEATURE_SVE)
+// The float32 micro-kernel with SVE at any vector length: two predicated vectors per
+// row (whilelt against the 64-wide block), rows unrolled by hand because sizeless SVE
+// types can't live in arrays.
+template <int MR>
+void micro_kernel_sve(const float* a, int64_t a_row, int64_t a_k, const float* b, int64_t ldb, int64_t kdim, float* c,
+                      int64_t ldc, int64_t j, int64_t width) {
+  const int64_t lanes = int64_t(svcntw());
+  const svbool_t p0 = svwhilelt_b32(j, width), p1 = svwhilelt_b32(j + lanes, width);
+#define TVOPS_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define TVOPS_LOAD(i)                                                                            \
+  svfloat32_t c##i##0 = svdup_f32(0.f), c##i##1 = svdup_f32(0.f);                                 \
+  if constexpr (i < MR) {                                                                        \
+    c##i##0 = svld1_f32(p0, c + i * ldc + j);                                                    \
+    c##i##1 = svld1_f32(p1, c + i * ldc + j + lanes);                                            \
+  }
+  TVOPS_ROWS(TVOPS_LOAD)
+  for (int64_t k = 0; k < kdim; ++k) {
+    const svfloat32_t b0 = svld1_f32(p0, b + k * ldb + j), b1 = svld1_f32(p1, b + k * ldb + j + lanes);
+    const float* ak = a + k * a_k;
+#define TVOPS_FMA(i)                                        \
+    if constexpr (i < MR) {                                 \
+      const svfloat32_t av = svdup_f32(ak[i * a_row]);      \
+      c##i##0 = svmla_f32_x(p0, c##i##0, av, b0);           \
+      c##i##1 = svmla_f32_x(p1, c##i##1, av, b1);           \
+    }
+    TVOPS_ROWS(TVOPS_FMA)
+  }
+#define TVOPS_STORE(i)                                      \
+  if constexpr (i < MR) {                                   \
+    svst1_f32(p0, c + i * ldc + j, c##i##0);                \
+    svst1_f32(p1, c + i * ldc + j + lanes, c##i##1);        \
+  }
+  TVOPS_ROWS(TVOPS_STORE)
+#undef TVOPS_STORE
+#undef TVOPS_FMA
+#undef TVOPS_LOAD
+#undef TVOPS_ROWS
+}
+#endif
+
 // C[m][0 .. block) += A[m][kdim] * B[kdim][0 .. block), block = 256 bytes of T.
 template <typename T>
 void gemm_block(int64_t m, const T* a, int64_t a_row, int64_t a_k, const T* b, int64_t ldb, int64_t kdim, T* c,
                 int64_t ldc) {
+#if defined(__ARM_FEATURE_SVE)
+  if constexpr (sizeof(T) == 4) {
+    const int64_t width = block_width<T>(), step = 2 * int64_t(svcntw());
+    for (int64_t j = 0; j < width; j += step)
+      for (int64_t i = 0; i < m; i += kMR) {
+        const T* ai = a + i * a_row;
+        T* ci = c + i * ldc;
+        switch (std::min<int64_t>(kMR, m - i)) {
+          case 6: micro_kernel_sve<6>(ai, a_row, a_k, b, ldb, kdim, ci, ldc, j, width); break;
+          case 5: micro_kernel_sve<5>(ai, a_row, a_k, b, ldb, kdim, ci, ldc, j, width); break;
+          case 4: micro_kernel_sve<4>(ai, a_row, a_k, b, ldb, kdim, ci, ldc, j, width); break;
+          case 3: micro_kernel_sve<3>(ai, a_row, a_k, b, ldb, kdim, ci, ldc, j, width); break;
+          case 2: micro_kernel_sve<2>(ai, a_row, a_k, b, ldb, kdim, ci, ldc, j, width); break;
+          default: micro_kernel_sve<1>(ai, a_row, a_k, b, ldb, kdim, ci, ldc, j, width); break;
+        }
+      }
+    return;
+  }
+#endif
   constexpr int64_t step = kNV * int64_t(Vec<T>::size);
   static_assert(block_width<T>() % step == 0, "the block is a whole number of micro-kernel widths");
   for (int64_t j = 0; j < block_width<T>(); j += step)
@@ -130,13 +200,14 @@ Point<T> make_point(T y, T x, int64_t H, int64_t W) {
 // weight group gw, k in [k0, k0 + kc). For each (tap, run of channels sharing an
 // offset group, pixel) calls fn(pixel, point, mask value, first channel (global),
 // channel count, column in the block, offset group, tap).
-template <typename T, typename Fn>
-void for_each_point(const DeformConvArgs<T>& a, int64_t b, int64_t p0, int64_t np, int64_t gw, int64_t k0,
-                    int64_t kc, Fn&& fn) {
+template <typename Args, typename Fn>
+void for_each_point(const Args& a, int64_t b, int64_t p0, int64_t np, int64_t gw, int64_t k0, int64_t kc, Fn&& fn) {
+  using T = std::remove_cv_t<std::remove_pointer_t<decltype(a.offset)>>;
   const DeformConvShape& s = a.s;
   const int64_t taps = s.taps(), cin_g = s.in_per_group(), cin_og = s.in_per_offset_group();
   const int64_t hwo = s.out_h * s.out_w, G = s.offset_groups;
   const int64_t c_group = gw * cin_g;
+  const auto* image = a.input + b * s.height * s.width * s.in_channels;
   const int64_t tap0 = k0 / cin_g, tap1 = std::min(taps, (k0 + kc + cin_g - 1) / cin_g);
   for (int64_t tap = tap0; tap < tap1; ++tap) {
     const int64_t ki = tap / s.kernel_w, kj = tap % s.kernel_w;
@@ -146,15 +217,26 @@ void for_each_point(const DeformConvArgs<T>& a, int64_t b, int64_t p0, int64_t n
       const T* off = a.offset + ((b * G + g) * taps + tap) * 2 * hwo;
       const T* msk = a.mask ? a.mask + ((b * G + g) * taps + tap) * hwo : nullptr;
       const int64_t column = tap * cin_g + (c - c_group) - k0;
+      // The run's points first, so the channel loops can prefetch corners a few points
+      // ahead (data-dependent gathers the hardware prefetcher can't guess).
+      Point<T> pts[kDeformTilePixels];
       int64_t oy = p0 / s.out_w, ox = p0 % s.out_w;
       for (int64_t p = 0; p < np; ++p) {
         const int64_t pix = p0 + p;
         // torchvision: (oy * stride - pad) + i * dilation in integers, then + offset in T.
         const T y = T(oy * s.stride_h - s.pad_h + ki * s.dilation_h) + off[pix];
         const T x = T(ox * s.stride_w - s.pad_w + kj * s.dilation_w) + off[hwo + pix];
-        const T m = msk ? msk[pix] : T(1);
-        fn(p, make_point(y, x, s.height, s.width), m, c, c_end - c, column, g, tap);
+        pts[p] = make_point(y, x, s.height, s.width);
         if (++ox == s.out_w) ox = 0, ++oy;
+      }
+      constexpr int64_t kAhead = 8;
+      for (int64_t p = 0; p < np; ++p) {
+        if (p + kAhead < np) {
+          const Point<T>& next = pts[p + kAhead];
+          for (int q = 0; q < 4; ++q)
+            if (next.valid[q]) __builtin_prefetch(image + next.pos[q] * s.in_channels + c);
+        }
+        fn(p, pts[p], msk ? msk[p0 + p] : T(1), c, c_end - c, column, g, tap);
       }
       c = c_end;
     }
@@ -185,6 +267,18 @@ void sample_columns(const DeformConvArgs<T>& a, int64_t b, int64_t p0, int64_t n
                          w[corners++] = m * pt.w[q];
                        }
                    int64_t c = 0;
+#if defined(__ARM_FEATURE_SVE)
+                   if constexpr (sizeof(T) == 4) {  // predicated: no scalar tail
+                     for (; c < n; c += int64_t(svcntw())) {
+                       const svbool_t pg = svwhilelt_b32(c, n);
+                       svfloat32_t v = svdup_f32(0.f);
+                       for (int q = 0; q < corners; ++q)
+                         v = svmla_n_f32_x(pg, v, svld1_f32(pg, src[q] + c), w[q]);
+                       svst1_f32(pg, d + c, v);
+                     }
+                     return;
+                   }
+#endif
                    if (corners == 4) {
                      const Vec<T> w0(w[0]), w1(w[1]), w2(w[2]), w3(w[3]);
                      for (; c + L <= n; c += L) {
@@ -194,6 +288,12 @@ void sample_columns(const DeformConvArgs<T>& a, int64_t b, int64_t p0, int64_t n
                        v = xsimd::fma(w3, Vec<T>::load_unaligned(src[3] + c), v);
                        v.store_unaligned(d + c);
                      }
+                   } else {  // on the map's edge (or off it): fewer corners
+                     for (; c + L <= n; c += L) {
+                       Vec<T> v(T(0));
+                       for (int q = 0; q < corners; ++q) v = xsimd::fma(Vec<T>(w[q]), Vec<T>::load_unaligned(src[q] + c), v);
+                       v.store_unaligned(d + c);
+                     }
                    }
                    for (; c < n; ++c) {
                      T v = 0;
@@ -201,6 +301,27 @@ void sample_columns(const DeformConvArgs<T>& a, int64_t b, int64_t p0, int64_t n
                      d[c] = v;
                    }
                  });
+}
+
+// out[co][p] = acc[p][co] + bias[co] for a tile (out rows ld_out apart): float32 through
+// the tier's register-tile transpose, then the bias over contiguous rows.
+template <typename T>
+void store_tile(const T* acc, int64_t ld, int64_t np, int64_t channels, const T* bias, T* out, int64_t ld_out) {
+  if constexpr (sizeof(T) == 4) {
+    transpose_32(acc, np, channels, ld, out, ld_out);
+  } else {
+    for (int64_t co = 0; co < channels; ++co)
+      for (int64_t p = 0; p < np; ++p) out[co * ld_out + p] = acc[p * ld + co];
+  }
+  if (!bias) return;
+  constexpr int64_t L = Vec<T>::size;
+  for (int64_t co = 0; co < channels; ++co) {
+    T* o = out + co * ld_out;
+    const Vec<T> bv(bias[co]);
+    int64_t p = 0;
+    for (; p + L <= np; p += L) (Vec<T>::load_unaligned(o + p) + bv).store_unaligned(o + p);
+    for (; p < np; ++p) o[p] += bias[co];
+  }
 }
 
 template <typename T>
@@ -239,12 +360,8 @@ void deform_conv_forward(const DeformConvArgs<T>& a, int64_t tile_begin, int64_t
           gemm_block(np, col.data(), kc, 1, a.weight + ((gw * g.cb + j) * g.Kp + k0) * B, B, kc, acc.data() + j * B,
                      ld);
       }
-      for (int64_t co = 0; co < g.cout_g; ++co) {
-        const int64_t oc = gw * g.cout_g + co;
-        const T bias = a.bias ? a.bias[oc] : T(0);
-        T* o = out + (b * s.out_channels + oc) * g.hwo + p0;
-        for (int64_t p = 0; p < np; ++p) o[p] = acc[p * ld + co] + bias;
-      }
+      store_tile(acc.data(), ld, np, g.cout_g, a.bias ? a.bias + gw * g.cout_g : nullptr,
+                 out + (b * s.out_channels + gw * g.cout_g) * g.hwo + p0, g.hwo);
     }
   }
 }
@@ -327,6 +444,304 @@ void deform_conv_backward(const DeformConvArgs<T>& a, const T* grad, int64_t b, 
     }
   }
 }
+
+namespace {
+
+// C[i][0 .. 64) += sum over k quads q of A[i][4q .. 4q+4) (u8) . B[q][0 .. 64)[4] (s8).
+template <int MR>
+void micro_kernel_u8(const uint8_t* a, int64_t lda, const int8_t* b, int64_t kquads, int32_t* c, int64_t ldc) {
+#if defined(__AVX512VNNI__)
+  __m512i acc[MR][4];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_loadu_si512(c + i * ldc + 16 * j);
+  for (int64_t q = 0; q < kquads; ++q) {
+    __m512i bv[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) bv[j] = _mm512_loadu_si512(b + q * 256 + 64 * j);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      int32_t quad;
+      std::memcpy(&quad, a + i * lda + 4 * q, 4);
+      const __m512i av = _mm512_set1_epi32(quad);
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], av, bv[j]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) _mm512_storeu_si512(c + i * ldc + 16 * j, acc[i][j]);
+#else
+  // Each 32-bit word holds one output channel's four s8 weights: shifts sign-extend
+  // them, so the j loop vectorises over words (the same integers as vpdpbusd).
+  for (int i = 0; i < MR; ++i) {
+    int32_t* ci = c + i * ldc;
+    for (int64_t q = 0; q < kquads; ++q) {
+      const uint8_t* ai = a + i * lda + 4 * q;
+      const int32_t a0 = ai[0], a1 = ai[1], a2 = ai[2], a3 = ai[3];
+      const int8_t* bq = b + q * 256;
+#if defined(__AVX2__)
+      const __m256i va0 = _mm256_set1_epi32(a0), va1 = _mm256_set1_epi32(a1), va2 = _mm256_set1_epi32(a2),
+                    va3 = _mm256_set1_epi32(a3);
+      for (int j = 0; j < 64; j += 8) {
+        const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bq + 4 * j));
+        __m256i sum = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ci + j));
+        sum = _mm256_add_epi32(sum, _mm256_mullo_epi32(va0, _mm256_srai_epi32(_mm256_slli_epi32(w, 24), 24)));
+        sum = _mm256_add_epi32(sum, _mm256_mullo_epi32(va1, _mm256_srai_epi32(_mm256_slli_epi32(w, 16), 24)));
+        sum = _mm256_add_epi32(sum, _mm256_mullo_epi32(va2, _mm256_srai_epi32(_mm256_slli_epi32(w, 8), 24)));
+        sum = _mm256_add_epi32(sum, _mm256_mullo_epi32(va3, _mm256_srai_epi32(w, 24)));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(ci + j), sum);
+      }
+#else
+      for (int j = 0; j < 64; ++j) {
+        uint32_t u;
+        std::memcpy(&u, bq + 4 * j, 4);
+        ci[j] += a0 * int32_t(int8_t(u)) + a1 * int32_t(int8_t(u >> 8)) + a2 * int32_t(int8_t(u >> 16)) +
+                 a3 * int32_t(int8_t(u >> 24));
+      }
+#endif
+    }
+  }
+#endif
+}
+
+void gemm_block_u8(int64_t m, const uint8_t* a, int64_t lda, const int8_t* b, int64_t kquads, int32_t* c,
+                   int64_t ldc) {
+  for (int64_t i = 0; i < m; i += kMR) {
+    const uint8_t* ai = a + i * lda;
+    int32_t* ci = c + i * ldc;
+    switch (std::min<int64_t>(kMR, m - i)) {
+      case 6: micro_kernel_u8<6>(ai, lda, b, kquads, ci, ldc); break;
+      case 5: micro_kernel_u8<5>(ai, lda, b, kquads, ci, ldc); break;
+      case 4: micro_kernel_u8<4>(ai, lda, b, kquads, ci, ldc); break;
+      case 3: micro_kernel_u8<3>(ai, lda, b, kquads, ci, ldc); break;
+      case 2: micro_kernel_u8<2>(ai, lda, b, kquads, ci, ldc); break;
+      default: micro_kernel_u8<1>(ai, lda, b, kquads, ci, ldc); break;
+    }
+  }
+}
+
+uint8_t quantize_u8(float v, float inv_scale) {
+  const float q = std::nearbyint(v * inv_scale);  // round half to even, as the vector path
+  return uint8_t(int32_t(std::min(127.f, std::max(-127.f, q))) + 128);
+}
+
+// The u8 column block [np][kc]: float32 bilinear sums quantized once (128 = zero).
+void sample_columns_u8(const DeformConvArgsU8& a, int64_t b, int64_t p0, int64_t np, int64_t gw, int64_t k0,
+                       int64_t kc, uint8_t* col) {
+  const DeformConvShape& s = a.s;
+  const int64_t K = s.taps() * s.in_per_group(), Cin = s.in_channels;
+  if (k0 + kc > K)
+    for (int64_t p = 0; p < np; ++p)
+      std::fill(col + p * kc + std::max<int64_t>(K - k0, 0), col + (p + 1) * kc, uint8_t(128));
+  const float* image = a.input + b * s.height * s.width * Cin;
+  const float inv = a.act_inv_scale;
+  for_each_point(a, b, p0, np, gw, k0, kc,
+                 [&](int64_t p, const Point<float>& pt, float m, int64_t c0, int64_t n, int64_t column, int64_t,
+                     int64_t) {
+                   uint8_t* d = col + p * kc + column;
+                   const float* src[4];
+                   float w[4];
+                   int corners = 0;
+                   if (pt.sampled)
+                     for (int q = 0; q < 4; ++q)
+                       if (pt.valid[q]) {
+                         src[corners] = image + pt.pos[q] * Cin + c0;
+                         w[corners++] = m * pt.w[q];
+                       }
+                   int64_t c = 0;
+#if defined(__AVX512F__)
+                   const __m512 vinv = _mm512_set1_ps(inv), lo = _mm512_set1_ps(-127.f), hi = _mm512_set1_ps(127.f);
+                   for (; c + 16 <= n; c += 16) {
+                     __m512 v = _mm512_setzero_ps();
+                     for (int q = 0; q < corners; ++q)
+                       v = _mm512_fmadd_ps(_mm512_set1_ps(w[q]), _mm512_loadu_ps(src[q] + c), v);
+                     v = _mm512_min_ps(hi, _mm512_max_ps(lo, _mm512_roundscale_ps(_mm512_mul_ps(v, vinv),
+                                                                                   _MM_FROUND_TO_NEAREST_INT)));
+                     const __m512i u = _mm512_add_epi32(_mm512_cvtps_epi32(v), _mm512_set1_epi32(128));
+                     _mm_storeu_si128(reinterpret_cast<__m128i*>(d + c), _mm512_cvtepi32_epi8(u));
+                   }
+#endif
+                   for (; c < n; ++c) {
+                     float v = 0;
+                     for (int q = 0; q < corners; ++q) v = std::fma(w[q], src[q][c], v);
+                     d[c] = quantize_u8(v, inv);
+                   }
+                 });
+}
+
+}  // namespace
+
+void deform_conv_forward_u8(const DeformConvArgsU8& a, int64_t tile_begin, int64_t tile_end, float* out) {
+  const DeformConvShape& s = a.s;
+  const Geometry<float> g(s);
+  constexpr int64_t B = 64;  // output channels per weight block
+  const int64_t ld = g.cb * B;
+  thread_local Buffer<uint8_t> col;
+  thread_local Buffer<int32_t> acc;
+  col.reserve(kDeformTilePixels * kChunk);
+  acc.reserve(kDeformTilePixels * ld);
+  for (int64_t t = tile_begin; t < tile_end; ++t) {
+    const int64_t b = t / g.tiles, p0 = (t % g.tiles) * kDeformTilePixels;
+    const int64_t np = std::min(kDeformTilePixels, g.hwo - p0);
+    for (int64_t gw = 0; gw < s.groups; ++gw) {
+      std::fill(acc.data(), acc.data() + np * ld, 0);
+      for (int64_t k0 = 0; k0 < g.Kp; k0 += kChunk) {
+        const int64_t kc = std::min(kChunk, g.Kp - k0);
+        sample_columns_u8(a, b, p0, np, gw, k0, kc, col.data());
+        for (int64_t j = 0; j < g.cb; ++j)
+          gemm_block_u8(np, col.data(), kc, a.weight + ((gw * g.cb + j) * g.Kp + k0) * B, kc / 4, acc.data() + j * B,
+                        ld);
+      }
+      for (int64_t co = 0; co < g.cout_g; ++co) {
+        const int64_t oc = gw * g.cout_g + co;
+        const int32_t zero = a.zero_sums[oc];
+        const float scale = a.out_scale[oc], bias = a.bias ? a.bias[oc] : 0.f;
+        float* o = out + (b * s.out_channels + oc) * g.hwo + p0;
+        for (int64_t p = 0; p < np; ++p) o[p] = float(acc[p * ld + co] - zero) * scale + bias;
+      }
+    }
+  }
+}
+
+#if defined(__AVX512BF16__)
+namespace {
+
+// C[i][0 .. 64) += sum over k pairs q of A[i][2q .. 2q+2) . B[q][0 .. 64)[2], i < MR.
+template <int MR>
+void micro_kernel_bf16(const uint16_t* a, int64_t lda, const uint16_t* b, int64_t kpairs, float* c, int64_t ldc) {
+  __m512 acc[MR][4];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_loadu_ps(c + i * ldc + 16 * j);
+  for (int64_t q = 0; q < kpairs; ++q) {
+    __m512bh bv[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) bv[j] = (__m512bh)_mm512_loadu_si512(b + q * 128 + 32 * j);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      int32_t pair;
+      std::memcpy(&pair, a + i * lda + 2 * q, 4);
+      const __m512bh av = (__m512bh)_mm512_set1_epi32(pair);
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], av, bv[j]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) _mm512_storeu_ps(c + i * ldc + 16 * j, acc[i][j]);
+}
+
+void gemm_block_bf16(int64_t m, const uint16_t* a, int64_t lda, const uint16_t* b, int64_t kpairs, float* c,
+                     int64_t ldc) {
+  for (int64_t i = 0; i < m; i += kMR) {
+    const uint16_t* ai = a + i * lda;
+    float* ci = c + i * ldc;
+    switch (std::min<int64_t>(kMR, m - i)) {
+      case 6: micro_kernel_bf16<6>(ai, lda, b, kpairs, ci, ldc); break;
+      case 5: micro_kernel_bf16<5>(ai, lda, b, kpairs, ci, ldc); break;
+      case 4: micro_kernel_bf16<4>(ai, lda, b, kpairs, ci, ldc); break;
+      case 3: micro_kernel_bf16<3>(ai, lda, b, kpairs, ci, ldc); break;
+      case 2: micro_kernel_bf16<2>(ai, lda, b, kpairs, ci, ldc); break;
+      default: micro_kernel_bf16<1>(ai, lda, b, kpairs, ci, ldc); break;
+    }
+  }
+}
+
+uint16_t round_to_bf16(float f) {  // nearest even, as vcvtneps2bf16 (inputs here are finite or NaN)
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);
+  return uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+// The bfloat16 column block [np][kc]: float32 bilinear sums of the bfloat16 map, rounded once.
+void sample_columns_bf16(const DeformConvArgsBf16& a, int64_t b, int64_t p0, int64_t np, int64_t gw, int64_t k0,
+                         int64_t kc, uint16_t* col) {
+  const DeformConvShape& s = a.s;
+  const int64_t K = s.taps() * s.in_per_group(), Cin = s.in_channels;
+  if (k0 + kc > K)
+    for (int64_t p = 0; p < np; ++p)
+      std::fill(col + p * kc + std::max<int64_t>(K - k0, 0), col + (p + 1) * kc, uint16_t(0));
+  const uint16_t* image = a.input + b * s.height * s.width * Cin;
+  for_each_point(a, b, p0, np, gw, k0, kc,
+                 [&](int64_t p, const Point<float>& pt, float m, int64_t c0, int64_t n, int64_t column, int64_t,
+                     int64_t) {
+                   uint16_t* d = col + p * kc + column;
+                   const uint16_t* src[4];
+                   float w[4];
+                   int corners = 0;
+                   if (pt.sampled)
+                     for (int q = 0; q < 4; ++q)
+                       if (pt.valid[q]) {
+                         src[corners] = image + pt.pos[q] * Cin + c0;
+                         w[corners++] = m * pt.w[q];
+                       }
+                   int64_t c = 0;
+                   if (corners == 4) {
+                     const __m512 w0 = _mm512_set1_ps(w[0]), w1 = _mm512_set1_ps(w[1]), w2 = _mm512_set1_ps(w[2]),
+                                  w3 = _mm512_set1_ps(w[3]);
+                     for (; c + 16 <= n; c += 16) {
+                       __m512 v = _mm512_mul_ps(w0, load_half<true>(src[0] + c));
+                       v = _mm512_fmadd_ps(w1, load_half<true>(src[1] + c), v);
+                       v = _mm512_fmadd_ps(w2, load_half<true>(src[2] + c), v);
+                       v = _mm512_fmadd_ps(w3, load_half<true>(src[3] + c), v);
+                       _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c), (__m256i)_mm512_cvtneps_pbh(v));
+                     }
+                   } else {  // on the map's edge (or off it): fewer corners
+                     for (; c + 16 <= n; c += 16) {
+                       __m512 v = _mm512_setzero_ps();
+                       for (int q = 0; q < corners; ++q)
+                         v = _mm512_fmadd_ps(_mm512_set1_ps(w[q]), load_half<true>(src[q] + c), v);
+                       _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c), (__m256i)_mm512_cvtneps_pbh(v));
+                     }
+                   }
+                   for (; c < n; ++c) {
+                     float v = 0;
+                     for (int q = 0; q < corners; ++q) v += w[q] * bf16_to_float(src[q][c]);
+                     d[c] = round_to_bf16(v);
+                   }
+                 });
+}
+
+}  // namespace
+
+void deform_conv_forward_bf16(const DeformConvArgsBf16& a, int64_t tile_begin, int64_t tile_end, uint16_t* out) {
+  const DeformConvShape& s = a.s;
+  const Geometry<float> g(s);
+  constexpr int64_t B = block_width<float>();  // 64 output channels per weight block
+  const int64_t ld = g.cb * B;
+  thread_local Buffer<uint16_t> col;
+  thread_local Buffer<float> acc, rows;
+  col.reserve(kDeformTilePixels * kChunk);
+  acc.reserve(kDeformTilePixels * ld);
+  rows.reserve(kDeformTilePixels * g.cout_g);
+  for (int64_t t = tile_begin; t < tile_end; ++t) {
+    const int64_t b = t / g.tiles, p0 = (t % g.tiles) * kDeformTilePixels;
+    const int64_t np = std::min(kDeformTilePixels, g.hwo - p0);
+    for (int64_t gw = 0; gw < s.groups; ++gw) {
+      std::fill(acc.data(), acc.data() + np * ld, 0.f);
+      for (int64_t k0 = 0; k0 < g.Kp; k0 += kChunk) {
+        const int64_t kc = std::min(kChunk, g.Kp - k0);
+        sample_columns_bf16(a, b, p0, np, gw, k0, kc, col.data());
+        for (int64_t j = 0; j < g.cb; ++j)
+          gemm_block_bf16(np, col.data(), kc, a.weight + ((gw * g.cb + j) * g.Kp + k0) * B, kc / 2,
+                          acc.data() + j * B, ld);
+      }
+      // [channel][pixel] rows in float32 (bias added), then rounded to bfloat16 once.
+      store_tile(acc.data(), ld, np, g.cout_g, a.bias ? a.bias + gw * g.cout_g : nullptr, rows.data(),
+                 kDeformTilePixels);
+      for (int64_t co = 0; co < g.cout_g; ++co)
+        float_to_bfloat16(rows.data() + co * kDeformTilePixels, np,
+                          out + (b * s.out_channels + gw * g.cout_g + co) * g.hwo + p0);
+    }
+  }
+}
+#endif  // __AVX512BF16__
 
 template void deform_conv_forward<float>(const DeformConvArgs<float>&, int64_t, int64_t, float*);
 template void deform_conv_forward<double>(const DeformConvArgs<double>&, int64_t, int64_t, double*);

@@ -24,4 +24,14 @@ template <typename T>
 void deform_conv_backward(const DeformConvArgs<T>& a, const T* grad, int64_t image, int64_t tile_begin,
                           int64_t tile_end, T* grad_input_nhwc, T* grad_weight, T* grad_offset, T* grad_mask);
 
+// int8 inference (kernel_table.h DeformConvArgsU8): integer sums are exact, so every
+// tier returns the same floats; avx512vnni multiplies four k per vpdpbusd.
+void deform_conv_forward_u8(const DeformConvArgsU8& a, int64_t tile_begin, int64_t tile_end, float* out);
+
+#if defined(__AVX512BF16__)
+// bfloat16 inputs: the column block is rounded to bfloat16 once (the bilinear sum is
+// float32) and multiplied by vdpbf16ps, two k per instruction, into float32 sums.
+void deform_conv_forward_bf16(const DeformConvArgsBf16& a, int64_t tile_begin, int64_t tile_end, uint16_t* out);
+#endif
+
 }  // namespace tvops::cpu::TVOPS_CPU_TIER

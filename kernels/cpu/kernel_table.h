@@ -83,6 +83,36 @@ struct DeformConvArgs {
   const T* weight_t;
   const T* bias;       // [Cout] or null
 };
+// The bfloat16 forward of the avx512bf16 tier (vdpbf16ps, float32 accumulation): the
+// NHWC input in bfloat16, columns rounded to bfloat16, weights as k pairs per group
+// [ceil(Cout_g / 64)][Kp / 2][64][2] (Kp: K rounded up to 64); the rest float32.
+struct DeformConvArgsBf16 {
+  DeformConvShape s;
+  const uint16_t* input;
+  const float* offset;
+  const float* mask;
+  const uint16_t* weight;
+  const float* bias;
+};
+// Writes bfloat16 out [N, Cout, Ho, Wo] (the float32 sums rounded once, bias added first).
+using DeformConvForwardBf16 = void (*)(const DeformConvArgsBf16& a, int64_t tile_begin, int64_t tile_end,
+                                       uint16_t* out);
+// The int8 inference path (every tier; vpdpbusd on avx512vnni): columns sampled in
+// float32 from the float32 NHWC input and quantized to u8 = round(v * act_inv_scale) +
+// 128, weights symmetric s8 per output channel packed as k quads per group
+// [ceil(Cout_g / 64)][Kp / 4][64][4]; out = (sum - zero_sums[co]) * out_scale[co] + bias.
+struct DeformConvArgsU8 {
+  DeformConvShape s;
+  const float* input;
+  const float* offset;
+  const float* mask;
+  const int8_t* weight;
+  const int32_t* zero_sums;  // [Cout]: 128 * sum_k weight[co][k]
+  const float* out_scale;    // [Cout]: activation scale * weight scale[co]
+  const float* bias;
+  float act_inv_scale;
+};
+using DeformConvForwardU8 = void (*)(const DeformConvArgsU8& a, int64_t tile_begin, int64_t tile_end, float* out);
 // out [N, Cout, Ho, Wo] for tiles [tile_begin, tile_end) of all images (tile t: image
 // t / tiles_per_image, pixels from (t % tiles_per_image) * kDeformTilePixels).
 template <typename T>
@@ -137,6 +167,8 @@ struct KernelTable {
   DeformConvForward<double> deform_conv_forward_f64 = nullptr;
   DeformConvBackward<float> deform_conv_backward_f32 = nullptr;
   DeformConvBackward<double> deform_conv_backward_f64 = nullptr;
+  DeformConvForwardBf16 deform_conv_forward_bf16 = nullptr;  // avx512bf16 only
+  DeformConvForwardU8 deform_conv_forward_u8 = nullptr;
 };
 
 }  // namespace tvops::cpu

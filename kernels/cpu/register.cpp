@@ -47,6 +47,10 @@ void fill_kernel_table(KernelTable& table, bool /*base*/) {
   table.deform_conv_forward_f64 = &deform_conv_forward<double>;
   table.deform_conv_backward_f32 = &deform_conv_backward<float>;
   table.deform_conv_backward_f64 = &deform_conv_backward<double>;
+  table.deform_conv_forward_u8 = &deform_conv_forward_u8;
+#if defined(__AVX512BF16__)
+  table.deform_conv_forward_bf16 = &deform_conv_forward_bf16;
+#endif
 }
 
 }  // namespace tvops::cpu::TVOPS_CPU_TIER

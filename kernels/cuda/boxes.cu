@@ -141,7 +141,7 @@ Tensor elementwise(const char* op, const Tensor& boxes_in, std::vector<int64_t> 
 Tensor box_convert(const Tensor& boxes, BoxFormat in_fmt, BoxFormat out_fmt, const Context& ctx) {
   return elementwise("box_convert", boxes, boxes.sizes(), ctx, [&](auto, const auto* in, int64_t n, auto* out,
                                                                   cudaStream_t stream) {
-    convert_kernel<<<grid_stride_blocks(n), 256, 0, stream>>>(in, n, in_fmt, out_fmt, out);
+    convert_kernel<<<grid_stride_blocks(n, kElementwise), kElementwise, 0, stream>>>(in, n, in_fmt, out_fmt, out);
   });
 }
 
@@ -149,7 +149,7 @@ Tensor box_area(const Tensor& boxes, BoxFormat fmt, const Context& ctx) {
   std::vector<int64_t> shape(boxes.sizes().begin(), boxes.sizes().end() - 1);
   return elementwise("box_area", boxes, shape, ctx, [&](auto, const auto* in, int64_t n, auto* out,
                                                          cudaStream_t stream) {
-    area_kernel<<<grid_stride_blocks(n), 256, 0, stream>>>(in, n, fmt, out);
+    area_kernel<<<grid_stride_blocks(n, kElementwise), kElementwise, 0, stream>>>(in, n, fmt, out);
   });
 }
 
@@ -157,7 +157,7 @@ Tensor clip_boxes_to_image(const Tensor& boxes, int64_t height, int64_t width, c
   return elementwise("clip_boxes_to_image", boxes, boxes.sizes(), ctx, [&](auto tag, const auto* in, int64_t n,
                                                                           auto* out, cudaStream_t stream) {
     using T = decltype(tag);
-    clip_kernel<<<grid_stride_blocks(4 * n), 256, 0, stream>>>(in, n, T(height), T(width), out);
+    clip_kernel<<<grid_stride_blocks(4 * n, kElementwise), kElementwise, 0, stream>>>(in, n, T(height), T(width), out);
   });
 }
 
@@ -172,7 +172,7 @@ Tensor remove_small_boxes(const Tensor& boxes_in, double min_size, const Context
   Scratch count{allocate(sizeof(int64_t), device, stream)};
   dispatch_float("remove_small_boxes", boxes, [&](auto tag) {
     using T = decltype(tag);
-    small_flags<<<grid_stride_blocks(n), 256, 0, stream>>>(boxes.data<T>(), n, min_size, keep.get<uint8_t>(),
+    small_flags<<<grid_stride_blocks(n, kElementwise), kElementwise, 0, stream>>>(boxes.data<T>(), n, min_size, keep.get<uint8_t>(),
                                                  index.get<int64_t>());
     return Tensor();
   });
@@ -209,10 +209,10 @@ Tensor pairwise_box_iou(const Tensor& a_in, const Tensor& b_in, const std::vecto
     const T e = static_cast<T>(eps);
     const unsigned g = grid_stride_blocks(total);
     switch (kind) {
-      case BoxIouKind::IoU: pairwise_kernel<T, 0><<<g, 256, 0, stream>>>(a.data<T>(), b.data<T>(), batch, n, m, e, out.data<T>()); break;
-      case BoxIouKind::Generalized: pairwise_kernel<T, 1><<<g, 256, 0, stream>>>(a.data<T>(), b.data<T>(), batch, n, m, e, out.data<T>()); break;
-      case BoxIouKind::Distance: pairwise_kernel<T, 2><<<g, 256, 0, stream>>>(a.data<T>(), b.data<T>(), batch, n, m, e, out.data<T>()); break;
-      default: pairwise_kernel<T, 3><<<g, 256, 0, stream>>>(a.data<T>(), b.data<T>(), batch, n, m, e, out.data<T>()); break;
+      case BoxIouKind::IoU: pairwise_kernel<T, 0><<<g, kElementwise, 0, stream>>>(a.data<T>(), b.data<T>(), batch, n, m, e, out.data<T>()); break;
+      case BoxIouKind::Generalized: pairwise_kernel<T, 1><<<g, kElementwise, 0, stream>>>(a.data<T>(), b.data<T>(), batch, n, m, e, out.data<T>()); break;
+      case BoxIouKind::Distance: pairwise_kernel<T, 2><<<g, kElementwise, 0, stream>>>(a.data<T>(), b.data<T>(), batch, n, m, e, out.data<T>()); break;
+      default: pairwise_kernel<T, 3><<<g, kElementwise, 0, stream>>>(a.data<T>(), b.data<T>(), batch, n, m, e, out.data<T>()); break;
     }
     TVOPS_CUDA_CHECK(cudaGetLastError());
     return out;

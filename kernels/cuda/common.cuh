@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "core/check.h"
+#include "kernels/cuda/arch_tuning.cuh"
 
 #define TVOPS_CUDA_CHECK(expr)                                                              \
   do {                                                                                      \
@@ -36,13 +37,16 @@ class DeviceGuard {
   int previous_ = 0;
 };
 
+// Threads of the grid-stride element-wise kernels (this SM target's row).
+constexpr int kElementwise = kTune.elementwise_threads;
+
 inline unsigned blocks_for(long long n, int threads) {
   long long b = (n + threads - 1) / threads;
   return static_cast<unsigned>(b < 1 ? 1 : b);
 }
 
 // Blocks for a grid-stride loop over n items: enough to fill the GPU, no more.
-inline unsigned grid_stride_blocks(long long n, int threads = 256) {
+inline unsigned grid_stride_blocks(long long n, int threads = kElementwise) {
   const unsigned b = blocks_for(n, threads);
   return b > 4096 ? 4096 : b;
 }

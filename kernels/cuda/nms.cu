@@ -319,7 +319,7 @@ __global__ void fill_cells(const int* sorted_cell, const int* sorted_rank, Sorte
 // list_count[r] ranks at pool[list_begin[r]]. A lane keeps its first hits in registers
 // and walks its cells again only if it has more. If `pool_used` passes `pool_size`, the
 // lists are incomplete and the host falls back to the dense path.
-constexpr int kLocalHits = 8, kPairsThreads = 128;
+constexpr int kLocalHits = 8, kPairsThreads = kTune.nms_pairs_threads;
 
 template <typename T>
 __global__ void __launch_bounds__(kPairsThreads)
@@ -402,8 +402,9 @@ grid_pairs(Sorted<T> s, const GridBox* gb, const GridParams* params, const int* 
 //     every 4th entry.
 // Loads run ahead: list bounds two steps ahead, the first entries of each list one step
 // ahead, so a step waits on no memory unless a list is longer than those entries.
-constexpr int kRowsPerStep = 64, kThreadsPerRow = 4, kSweepThreads = kRowsPerStep * kThreadsPerRow;
-constexpr int kAhead = 12;  // entries per thread loaded a step ahead (48 per row)
+constexpr int kRowsPerStep = kTune.nms_sweep_rows, kThreadsPerRow = kTune.nms_sweep_threads_per_row;
+constexpr int kSweepThreads = kRowsPerStep * kThreadsPerRow;
+constexpr int kAhead = kTune.nms_prefetch;  // entries per thread loaded a step ahead (48 per row)
 
 struct RowBounds {
   unsigned long long diag, begin;
@@ -635,7 +636,7 @@ ScoreOrder sort_by_score(const Launcher& L, const T* boxes, const T* scores, con
   Scratch keys = L.scratch(n * sizeof(T)), keys_sorted = L.scratch(n * sizeof(T));
   Scratch index = L.scratch(n * sizeof(int64_t));
   so.order = L.scratch(n * sizeof(int64_t));
-  prepare_keys<<<L.grid(n), 256, 0, stream>>>(scores, keys.get<T>(), index.get<int64_t>(), n);
+  prepare_keys<<<L.grid(n), kElementwise, 0, stream>>>(scores, keys.get<T>(), index.get<int64_t>(), n);
   std::size_t temp_bytes = 0;
   TVOPS_CUDA_CHECK(cub::DeviceRadixSort::SortPairsDescending(nullptr, temp_bytes, keys.get<T>(), keys_sorted.get<T>(),
                                                              index.get<int64_t>(), so.order.get<int64_t>(), n, 0,
@@ -648,11 +649,11 @@ ScoreOrder sort_by_score(const Launcher& L, const T* boxes, const T* scores, con
   if (per_class) {
     so.cls = L.scratch(n * sizeof(double));
     with_category_type(cats, [&](auto* idxs) {
-      gather_sorted<<<L.grid(n), 256, 0, stream>>>(boxes, idxs, so.order.get<int64_t>(), so.boxes.get<T>(),
+      gather_sorted<<<L.grid(n), kElementwise, 0, stream>>>(boxes, idxs, so.order.get<int64_t>(), so.boxes.get<T>(),
                                                    so.cls.get<double>(), n);
     });
   } else {
-    gather_sorted<<<L.grid(n), 256, 0, stream>>>(boxes, static_cast<const int64_t*>(nullptr),
+    gather_sorted<<<L.grid(n), kElementwise, 0, stream>>>(boxes, static_cast<const int64_t*>(nullptr),
                                                  so.order.get<int64_t>(), so.boxes.get<T>(), nullptr, n);
   }
   return so;
@@ -680,7 +681,7 @@ Swept grid_path(const Launcher& L, const Sorted<T>& s, double iou_threshold, con
                                                 params.get<GridParams>());
   Scratch cell = L.scratch(n * sizeof(int)), rank = L.scratch(n * sizeof(int));
   Scratch cell_count = L.zeros((max_cells + 1) * sizeof(int));
-  count_cells<<<L.grid(n), 256, 0, stream>>>(gb.get<GridBox>(), params.get<GridParams>(), n, cell.get<int>(),
+  count_cells<<<L.grid(n), kElementwise, 0, stream>>>(gb.get<GridBox>(), params.get<GridParams>(), n, cell.get<int>(),
                                              rank.get<int>(), cell_count.get<int>());
   Scratch cell_begin = L.scratch((max_cells + 1) * sizeof(int));
   std::size_t scan_bytes = 0;
@@ -699,7 +700,7 @@ Swept grid_path(const Launcher& L, const Sorted<T>& s, double iou_threshold, con
                                                    sorted_cell.get<int>(), rank.get<int>(), sorted_rank.get<int>(), n,
                                                    0, 31, stream));
   Scratch member_rank = L.scratch(n * sizeof(int)), member_box = L.scratch(4 * n * sizeof(T));
-  fill_cells<T><<<L.grid(n), 256, 0, stream>>>(sorted_cell.get<int>(), sorted_rank.get<int>(), s,
+  fill_cells<T><<<L.grid(n), kElementwise, 0, stream>>>(sorted_cell.get<int>(), sorted_rank.get<int>(), s,
                                                member_rank.get<int>(), member_box.get<T>());
 
   Scratch diag = L.scratch(n * sizeof(unsigned long long)), list_count = L.scratch(n * sizeof(int));
@@ -792,7 +793,7 @@ Tensor nms_typed(const T* boxes, const T* scores, int64_t n, double iou_threshol
     Scratch max_coord = L.scratch(sizeof(T)), shifted = L.scratch(4 * n * sizeof(T));
     max_coordinate<<<1, 1024, 0, L.stream()>>>(boxes, 4 * n, max_coord.get<T>());
     with_category_type(cats, [&](auto* idxs) {
-      offset_boxes<<<L.grid(n), 256, 0, L.stream()>>>(boxes, idxs, max_coord.get<T>(), shifted.get<T>(), n);
+      offset_boxes<<<L.grid(n), kElementwise, 0, L.stream()>>>(boxes, idxs, max_coord.get<T>(), shifted.get<T>(), n);
     });
     const ScoreOrder so = sort_by_score(L, shifted.get<T>(), scores, Categories{}, false, n);
     return sweep_and_select<T>(L, so, nullptr, n, iou_threshold, ctx, device);
@@ -817,11 +818,11 @@ Tensor nms_any(const Tensor& boxes_in, const Tensor& scores_in, const Categories
       const Launcher L(device, static_cast<cudaStream_t>(ctx.cuda_stream));
       Scratch b = L.scratch(4 * n * sizeof(float)), s = L.scratch(n * sizeof(float));
       if (boxes.dtype() == DType::Float16) {
-        to_float<<<L.grid(4 * n), 256, 0, L.stream()>>>(boxes.data<__half>(), b.get<float>(), 4 * n);
-        to_float<<<L.grid(n), 256, 0, L.stream()>>>(scores.data<__half>(), s.get<float>(), n);
+        to_float<<<L.grid(4 * n), kElementwise, 0, L.stream()>>>(boxes.data<__half>(), b.get<float>(), 4 * n);
+        to_float<<<L.grid(n), kElementwise, 0, L.stream()>>>(scores.data<__half>(), s.get<float>(), n);
       } else {
-        to_float<<<L.grid(4 * n), 256, 0, L.stream()>>>(boxes.data<__nv_bfloat16>(), b.get<float>(), 4 * n);
-        to_float<<<L.grid(n), 256, 0, L.stream()>>>(scores.data<__nv_bfloat16>(), s.get<float>(), n);
+        to_float<<<L.grid(4 * n), kElementwise, 0, L.stream()>>>(boxes.data<__nv_bfloat16>(), b.get<float>(), 4 * n);
+        to_float<<<L.grid(n), kElementwise, 0, L.stream()>>>(scores.data<__nv_bfloat16>(), s.get<float>(), n);
       }
       return nms_typed(b.get<float>(), s.get<float>(), n, iou_threshold, cats, ctx, device);
     }

@@ -27,7 +27,7 @@ using roi::chunk_for;
 using roi::dispatch;
 using roi::Strides4;
 
-constexpr int kThreads = 256;
+constexpr int kThreads = kTune.roi_threads;
 constexpr int kMaxLevels = 8;
 constexpr int kTableCap = 64;  // axis samples cached per RoI and axis; more are computed on use
 
@@ -189,7 +189,7 @@ __global__ void __launch_bounds__(kThreads)
 // neighbouring channels (one cache line). Outputs (and, backward, the incoming grads)
 // go through shared memory so that global memory sees [32 channels x bins] runs.
 constexpr int kLanes = 32;
-constexpr int kStageBytes = 32 * 1024;
+constexpr int kStageBytes = kTune.roi_stage_bytes;
 
 // G > 0: the sampling grid is G x G for every RoI (sampling_ratio = G), known at compile
 // time so the sample loops unroll and all their loads are in flight together.

@@ -16,7 +16,7 @@ namespace {
 using roi::acc_t;
 using roi::Strides4;
 
-constexpr int kThreads = 256;
+constexpr int kThreads = kTune.roi_threads;
 
 struct PoolShape {
   int K, batch, C, C_out, H, W, PH, PW, chunk;
@@ -93,7 +93,7 @@ __global__ void __launch_bounds__(kThreads)
 // roi_pool on a channels-last map (see roi_common.cuh): lane = channel, the warps share
 // the bins, outputs and argmaxes staged in shared memory for [32 channels x bins] writes.
 constexpr int kLanes = 32;
-constexpr int kStageBytes = 32 * 1024;
+constexpr int kStageBytes = kTune.roi_stage_bytes;
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads) roi_pool_forward_cl(const T* input, Strides4 s, const T* rois,

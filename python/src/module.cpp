@@ -251,6 +251,18 @@ PYBIND11_MODULE(_C, m) {
       py::arg("input"), py::arg("weight"), py::arg("offset"), py::arg("mask"), py::arg("bias"), py::arg("stride_h"),
       py::arg("stride_w"), py::arg("pad_h"), py::arg("pad_w"), py::arg("dilation_h"), py::arg("dilation_w"),
       py::arg("groups"), py::arg("offset_groups"), py::arg("allow_tf32") = true, py::arg("stream") = 0);
+  m.def("deform_conv2d_int8", [](const tvops::Tensor& input, const tvops::Tensor& weight, const tvops::Tensor& offset,
+                                 const std::optional<tvops::Tensor>& mask, const std::optional<tvops::Tensor>& bias,
+                                 int64_t stride_h, int64_t stride_w, int64_t pad_h, int64_t pad_w, int64_t dil_h,
+                                 int64_t dil_w, int64_t groups, int64_t offset_groups) {
+        py::gil_scoped_release release;
+        return tvops::deform_conv2d_int8(input, weight, offset, mask.value_or(tvops::Tensor()),
+                                         bias.value_or(tvops::Tensor()), stride_h, stride_w, pad_h, pad_w, dil_h,
+                                         dil_w, groups, offset_groups, mask.has_value());
+      },
+      py::arg("input"), py::arg("weight"), py::arg("offset"), py::arg("mask"), py::arg("bias"), py::arg("stride_h"),
+      py::arg("stride_w"), py::arg("pad_h"), py::arg("pad_w"), py::arg("dilation_h"), py::arg("dilation_w"),
+      py::arg("groups"), py::arg("offset_groups"));
   m.def("deform_conv2d_backward", [context](const tvops::Tensor& grad, const tvops::Tensor& input,
                                             const tvops::Tensor& weight, const tvops::Tensor& offset,
                                             const std::optional<tvops::Tensor>& mask,

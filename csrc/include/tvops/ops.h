@@ -132,4 +132,13 @@ TVOPS_API std::vector<Tensor> deform_conv2d_backward(const Tensor& grad, const T
                                                      int64_t offset_groups, bool use_mask, bool allow_tf32 = true,
                                                      const Context& ctx = {});
 
+// deform_conv2d for inference in int8 (the CPU; u8 x s8 -> s32, on avx512vnni by
+// vpdpbusd): weights quantized symmetrically per output channel, the sampled columns
+// per call (scale max|input| * max|mask| / 127, zero point 128); float32 in and out.
+// Accuracy against the float32 op: kernels/cpu/README.md.
+TVOPS_API Tensor deform_conv2d_int8(const Tensor& input, const Tensor& weight, const Tensor& offset, const Tensor& mask,
+                                    const Tensor& bias, int64_t stride_h, int64_t stride_w, int64_t pad_h,
+                                    int64_t pad_w, int64_t dilation_h, int64_t dilation_w, int64_t groups,
+                                    int64_t offset_groups, bool use_mask);
+
 }  // namespace tvops
