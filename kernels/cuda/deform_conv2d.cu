@@ -31,6 +31,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/cuda/arch_tuning.cuh"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/deform_conv2d.cuh"
 #include "kernels/cuda/ops.h"
@@ -41,27 +42,11 @@ namespace {
 
 using namespace dcn;
 
-// ---- per-arch choices (one table) ----
-// Tile shapes are compile-time (Cfg); the table picks among the instantiated ones and
-// sizes the split of the weight-gradient reduction. Every SM target of the build
-// matrix (sm80 and later) has mma.sync with TF32 and bf16/fp16.
-struct Tuning {
-  int min_cc;                // first compute capability the row applies to
-  int wide_min_channels;     // forward / weight grad: 128-wide tiles above this many channels a group
-  int widest_min_channels;   // forward: 64 pixels x 256 output channels above this many (one sampling
-                             // pass serves every output channel)
-  int weight_blocks_per_sm;  // weight-gradient blocks per SM to aim for (slices of pixels)
-};
-constexpr Tuning kTuning[] = {
-    {80, 64, 1 << 30, 2},  // sm80, sm86, sm89 (not measured): 100-164 KB shared memory, keep <= 83 KB tiles
-    {90, 64, 128, 2},      // sm90 (H100 / H200, measured), sm100+, sm120+ (not measured)
-};
-inline const Tuning& tuning_for(int cc) {
-  const Tuning* best = &kTuning[0];
-  for (const Tuning& t : kTuning)
-    if (cc >= t.min_cc) best = &t;
-  return *best;
-}
+// ---- per-arch choices ----
+// Tile shapes are compile-time (Cfg); this build's row of kernels/cuda/arch_tuning.cuh
+// (kTune) picks among the instantiated ones and sizes the split of the weight-gradient
+// reduction. Every SM target of the build matrix (sm80 and later) has mma.sync with TF32
+// and bf16/fp16, ldmatrix and cp.async.
 
 // ---- arguments ----
 template <typename T, typename S>
@@ -167,6 +152,14 @@ template <class C> constexpr int weight_smem() {
   return 2 * C::BM * C::P * int(sizeof(typename C::S)) + 2 * C::BK * (C::BN + 8) * int(sizeof(typename C::S)) +
          2 * C::BK * int(sizeof(FwdEntry<typename C::A>));
 }
+
+// The largest tiles this build launches fit its SM target (arch_tuning.cuh).
+static_assert(forward_smem<Cfg<float, Mode::Tf32x3, 128, 128, 32>>() <= kTune.smem_per_block_optin &&
+                  weight_smem<Cfg<float, Mode::Tf32x3, 128, 128, 32>>() <= kTune.smem_per_block_optin,
+              "deform_conv2d: 128-wide tiles exceed the target's shared memory");
+static_assert(kTune.dcn_widest_min_channels >= (1 << 30) ||
+                  2 * (forward_smem<Cfg<float, Mode::Tf32x3, 64, 256, 32>>() + 1024) <= kTune.smem_per_sm,
+              "deform_conv2d: the 64 x 256 forward tile is meant for two blocks an SM");
 
 // A table entry in two steps: start() issues the offset / mask loads, finish() (later,
 // after other loads were issued) turns them into the entry.
@@ -824,14 +817,6 @@ int sm_count(int device) {
   return n;
 }
 
-// Compute capability (major * 10 + minor) by attribute: cheaper than the properties.
-int compute_capability(int device) {
-  int major = 0, minor = 0;
-  TVOPS_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  TVOPS_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
-  return major * 10 + minor;
-}
-
 template <typename Kernel>
 void set_smem(Kernel kernel, int bytes) {
   if (bytes > 48 * 1024)
@@ -897,7 +882,7 @@ void run_forward(Geo g, const Tensor& input, const Tensor& weight, const Tensor&
 // Data gradient (Cd) and weight gradient (Cw) configurations of one dtype and mode.
 template <class Cd, class Cw>
 void run_backward(Geo g, const Tensor& grad, const Tensor& input, const Tensor& weight, const Tensor& offset,
-                  const Tensor& mask, std::vector<Tensor>& res, const Tuning& tune, const Context& ctx) {
+                  const Tensor& mask, std::vector<Tensor>& res, const Context& ctx) {
   using T = typename Cd::T;
   using S = typename Cd::S;
   using A = typename Cd::A;
@@ -950,7 +935,7 @@ void run_backward(Geo g, const Tensor& grad, const Tensor& input, const Tensor& 
     const int64_t tiles = int64_t(g.groups) * NMB * g.taps * NCB;
     TVOPS_CHECK(int64_t(g.groups) * NMB < (int64_t(1) << 31) && int64_t(g.taps) * NCB < 65536, Value,
                 "deform_conv2d: too many weight tiles for the CUDA backward");
-    const int64_t want = int64_t(tune.weight_blocks_per_sm) * sm_count(dev.index);
+    const int64_t want = int64_t(kTune.dcn_weight_blocks_per_sm) * sm_count(dev.index);
     int64_t splits = std::max<int64_t>(1, want / tiles);  // at most one wave: a partial second wave doubles the time
     const int64_t steps = (g.NP + Cw::BK - 1) / Cw::BK;
     splits = std::min<int64_t>({splits, steps, 65535});
@@ -1016,8 +1001,7 @@ Tensor deform_conv2d(const Tensor& input, const Tensor& weight, const Tensor& of
   const Geo g = make_geo(s);
   Tensor out = Tensor::empty({s.batch, s.out_channels, s.out_h, s.out_w}, input.dtype(), input.device(), ctx);
   if (out.numel() == 0) return out;
-  const Tuning& tune = tuning_for(compute_capability(input.device().index));
-  const bool wide = g.Cout_g > tune.wide_min_channels, widest = g.Cout_g > tune.widest_min_channels;
+  const bool wide = g.Cout_g > kTune.dcn_wide_min_channels, widest = g.Cout_g > kTune.dcn_widest_min_channels;
   dispatch(input.dtype(), [&](auto tag) {
     using T = decltype(tag);
     with_mode<T>(allow_tf32, [&](auto mode) {
@@ -1062,21 +1046,20 @@ std::vector<Tensor> deform_conv2d_backward(const Tensor& grad, const Tensor& inp
       });
     return res;
   }
-  const Tuning& tune = tuning_for(compute_capability(dev.index));
-  const bool wide = g.Cout_g > tune.wide_min_channels && g.Cin_g > tune.wide_min_channels;
+  const bool wide = g.Cout_g > kTune.dcn_wide_min_channels && g.Cin_g > kTune.dcn_wide_min_channels;
   dispatch(input.dtype(), [&](auto tag) {
     using T = decltype(tag);
     with_mode<T>(allow_tf32, [&](auto mode) {
       constexpr Mode M = decltype(mode)::value;
       if constexpr (M == Mode::Simt) {
         using C = Cfg<T, M, 64, 64, 16>;
-        run_backward<C, C>(g, grad, input, weight, offset, mask, res, tune, ctx);
+        run_backward<C, C>(g, grad, input, weight, offset, mask, res, ctx);
       } else {
         using Cd = Cfg<T, M, 128, 64, 32>;
         if (wide)
-          run_backward<Cd, Cfg<T, M, 128, 128, 32>>(g, grad, input, weight, offset, mask, res, tune, ctx);
+          run_backward<Cd, Cfg<T, M, 128, 128, 32>>(g, grad, input, weight, offset, mask, res, ctx);
         else
-          run_backward<Cd, Cfg<T, M, 64, 64, 32>>(g, grad, input, weight, offset, mask, res, tune, ctx);
+          run_backward<Cd, Cfg<T, M, 64, 64, 32>>(g, grad, input, weight, offset, mask, res, ctx);
       }
     });
   });
