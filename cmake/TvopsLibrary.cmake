@@ -97,7 +97,7 @@ set(TVOPS_CORE_SOURCES
 )
 if(TVOPS_CUDA_ARCH_LIST)
   list(APPEND TVOPS_CORE_SOURCES kernels/cuda/runtime.cu kernels/cuda/boxes.cu kernels/cuda/nms.cu kernels/cuda/roi_align.cu
-       kernels/cuda/roi_pool.cu)
+       kernels/cuda/roi_pool.cu kernels/cuda/deform_conv2d.cu)
 else()
   list(APPEND TVOPS_CORE_SOURCES csrc/core/cuda_backend_none.cpp)
 endif()
@@ -108,7 +108,8 @@ target_include_directories(tvops
   PUBLIC $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/csrc/include> $<BUILD_INTERFACE:${TVOPS_GENERATED_DIR}>
          $<INSTALL_INTERFACE:include>
   PRIVATE ${TVOPS_PRIVATE_INCLUDES})
-target_compile_definitions(tvops PRIVATE TVOPS_BUILDING_LIBRARY $<$<BOOL:${TVOPS_CUDA_ARCH_LIST}>:TVOPS_WITH_CUDA>)
+target_compile_definitions(tvops PRIVATE TVOPS_BUILDING_LIBRARY $<$<BOOL:${TVOPS_CUDA_ARCH_LIST}>:TVOPS_WITH_CUDA>
+                           $<$<BOOL:${TVOPS_CUDA_ARCH_LIST}>:TVOPS_CUDA_DEFORM_CONV>)
 target_compile_options(tvops PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra> ${TVOPS_KERNEL_FLAGS})
 target_link_libraries(tvops PRIVATE Threads::Threads)
 

@@ -1,0 +1,1069 @@
+// CUDA deform_conv2d (DCNv1 / DCNv2), forward and backward, without torchvision's
+// im2col buffer (OPS.md §10 has the semantics; deform_conv2d.cuh the tile product and
+// the sampler).
+//
+// The samplers read a group-padded channels-last copy of the input (xin [N, H, W, CP],
+// one zero pixel past the images): a lane loads 16 bytes of one corner's channels, so a
+// bilinear sample costs four full-sector loads per run of channels, where NCHW costs a
+// sector per 4-byte corner. The (pixel, tap, offset group) geometry is computed once per
+// K step into a shared-memory table (corner pixels and masked weights) that the lanes of
+// the pixel share.
+//
+// Forward: an implicit GEMM per weight group, M = output pixels (flattened over the
+// batch), N = output channels, K = (32-channel chunk, tap), taps inner so a chunk's rows
+// stay in L1. Each step the block samples [pixels x 32 channels] into shared memory while
+// cp.async brings the next step's packed weights; the warps multiply with mma.sync
+// (TF32, 3xTF32 for exact float32, bf16 / fp16; float64 on CUDA cores).
+//
+// Backward, two kernels:
+//  - data: per (tap, block of 64 input channels, pixel tile) the columns gradient
+//    W^T . grad is a tile product over the output channels; the tile goes to shared
+//    memory, and 16 lanes a pixel walk its channels: float4 col2im atomics into a float32
+//    channels-last input gradient, and the grad_offset / grad_mask sums over the channels
+//    reduced across the pixel's lanes (one atomic each).
+//  - weight: per (output-channel block, tap, input-channel block, slice of pixels)
+//    grad . columns^T with the columns sampled again into shared memory; slices sum
+//    with atomics (as many slices as fill one wave).
+// grad_bias is a plain reduction. float16 / bfloat16 accumulate the scattered sums in
+// float32 buffers and cast at the end. No host synchronisation; everything runs on the
+// caller's stream and allocates through Tensor::empty.
+#include <algorithm>
+#include <type_traits>
+#include <vector>
+
+#include "kernels/cuda/arch_tuning.cuh"
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/deform_conv2d.cuh"
+#include "kernels/cuda/ops.h"
+
+namespace tvops::cuda {
+
+namespace {
+
+using namespace dcn;
+
+// ---- per-arch choices ----
+// Tile shapes are compile-time (Cfg); this build's row of kernels/cuda/arch_tuning.cuh
+// (kTune) picks among the instantiated ones and sizes the split of the weight-gradient
+// reduction. Every SM target of the build matrix (sm80 and later) has mma.sync with TF32
+// and bf16/fp16, ldmatrix and cp.async.
+
+// ---- arguments ----
+template <typename T, typename S>
+struct Args {
+  Geo g;
+  const T* in_cl;   // channels-last input [N, H, W, CP]
+  const T* offset;  // [N, 2 G taps, Ho, Wo]
+  const T* mask;    // [N, G taps, Ho, Wo] or null
+  const T* bias;    // [Cout] or null (forward)
+  const S* wpack;   // packed weights (forward layout, or the data-gradient layout)
+  const T* grad;    // [N, Cout, Ho, Wo] (backward)
+  T* out;           // forward output
+  using A = typename AccOf<T>::type;
+  A* grad_in_cl;    // accumulators (zeroed): channels-last input gradient [N, H, W, CP]
+  A* grad_offset;
+  A* grad_mask;
+  A* grad_weight;
+  int split_pixels;  // weight gradient: pixels per slice (multiple of BK)
+};
+
+// ---- weight packing ----
+// Forward: [gw][K chunk of BK channels][tap][Cout_g padded to BN][BK], zero padded.
+template <class C>
+__global__ void pack_forward_weights(const typename C::T* __restrict__ w, typename C::S* __restrict__ out, Geo g,
+                                     int64_t total) {
+  const int NC = (g.Cin_g + C::BK - 1) / C::BK;
+  const int CoutP = (g.Cout_g + C::BN - 1) / C::BN * C::BN;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t r = i;
+    const int k = int(r % C::BK);
+    r /= C::BK;
+    const int co = int(r % CoutP);
+    r /= CoutP;
+    const int tap = int(r % g.taps);
+    r /= g.taps;
+    const int kc = int(r % NC);
+    const int gw = int(r / NC);
+    const int c = kc * C::BK + k;
+    typename C::A v = 0;
+    if (co < g.Cout_g && c < g.Cin_g) v = ld(w + ((int64_t(gw) * g.Cout_g + co) * g.Cin_g + c) * g.taps + tap);
+    out[i] = to_operand<C>(v);
+  }
+}
+
+// Data gradient: [gw][tap][block of BN channels][chunk of BK output channels][BN][BK].
+template <class C>
+__global__ void pack_backward_weights(const typename C::T* __restrict__ w, typename C::S* __restrict__ out, Geo g,
+                                      int64_t total) {
+  const int NCB = (g.Cin_g + C::BN - 1) / C::BN;
+  const int NCO = (g.Cout_g + C::BK - 1) / C::BK;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t r = i;
+    const int k = int(r % C::BK);
+    r /= C::BK;
+    const int n = int(r % C::BN);
+    r /= C::BN;
+    const int kc = int(r % NCO);
+    r /= NCO;
+    const int cb = int(r % NCB);
+    r /= NCB;
+    const int tap = int(r % g.taps);
+    const int gw = int(r / g.taps);
+    const int c = cb * C::BN + n, co = kc * C::BK + k;
+    typename C::A v = 0;
+    if (co < g.Cout_g && c < g.Cin_g) v = ld(w + ((int64_t(gw) * g.Cout_g + co) * g.Cin_g + c) * g.taps + tap);
+    out[i] = to_operand<C>(v);
+  }
+}
+
+// ---- sample tables ----
+// A block samples the channels-last copy `xin` ([N, H, W, CP]; a group's channels at
+// gw * CinP, zero padded) through one table entry per (pixel, tap, offset group),
+// computed once and shared by the lanes that read the pixel's channels.
+template <typename A>
+struct Entry {
+  int idx;       // b * HW + yl * W + xl: the (yl, xl) corner's pixel in xin
+  unsigned ok;   // Sample::ok; 0 for pixels outside the range
+  A w[4];        // forward: mask * bilinear weights; backward: bilinear weights
+  A ly, lx, m;   // backward only
+};
+
+// The forward samplers' entry (forward and weight gradient): the four corners' pixels in
+// xin, a corner outside the image (or a pixel out of range) pointing at the zero pixel
+// N * HW past the images, so every load is unconditional and no weight meets a non-finite
+// value it should not.
+template <typename A>
+struct FwdEntry {
+  int corner[4];
+  A w[4];  // mask * bilinear weight, 0 for dropped corners
+};
+
+template <class C> constexpr int forward_smem() {
+  return C::kTileBytes + 2 * C::BM * int(sizeof(FwdEntry<typename C::A>));
+}
+template <class C> constexpr int data_gemm_bytes() {
+  using A = typename C::A;
+  return std::max<int>(C::kTileBytes, C::BM * (C::BN + 16 / int(sizeof(A))) * int(sizeof(A)));
+}
+template <class C> constexpr int data_smem() {
+  return data_gemm_bytes<C>() + C::BM * int(sizeof(Entry<typename C::A>));
+}
+template <class C> constexpr int weight_smem() {
+  return 2 * C::BM * C::P * int(sizeof(typename C::S)) + 2 * C::BK * (C::BN + 8) * int(sizeof(typename C::S)) +
+         2 * C::BK * int(sizeof(FwdEntry<typename C::A>));
+}
+
+// The largest tiles this build launches fit its SM target (arch_tuning.cuh).
+static_assert(forward_smem<Cfg<float, Mode::Tf32x3, 128, 128, 32>>() <= kTune.smem_per_block_optin &&
+                  weight_smem<Cfg<float, Mode::Tf32x3, 128, 128, 32>>() <= kTune.smem_per_block_optin,
+              "deform_conv2d: 128-wide tiles exceed the target's shared memory");
+static_assert(kTune.dcn_widest_min_channels >= (1 << 30) ||
+                  2 * (forward_smem<Cfg<float, Mode::Tf32x3, 64, 256, 32>>() + 1024) <= kTune.smem_per_sm,
+              "deform_conv2d: the 64 x 256 forward tile is meant for two blocks an SM");
+
+// A table entry in two steps: start() issues the offset / mask loads, finish() (later,
+// after other loads were issued) turns them into the entry.
+template <typename T>
+struct PendingEntry {
+  Pix p;
+  bool live;
+  SampleLoads<T> l;
+};
+
+template <typename T, typename A>
+__device__ inline PendingEntry<T> entry_start(const Geo& g, const T* offset, const T* mask, const Pix& p, bool valid,
+                                              int tap, int og) {
+  PendingEntry<T> q;
+  q.p = p;  // out of range: decode() gave pixel 0, so the loads stay in bounds
+  q.live = valid && q.p.ok;
+  q.l = sample_loads<T>(g, offset, mask, q.p, tap, og);
+  return q;
+}
+
+template <typename T, typename A = typename AccOf<T>::type>
+__device__ inline Entry<A> entry_finish(const Geo& g, const PendingEntry<T>& q, int tap, bool forward) {
+  Entry<A> e;
+  e.ok = 0;
+  e.idx = 0;
+  e.w[0] = e.w[1] = e.w[2] = e.w[3] = e.ly = e.lx = e.m = A(0);
+  if (!q.live) return e;
+  const Sample<A> s = sample_from<T, A>(g, q.p, tap, q.l);
+  e.idx = q.p.b * g.HW + s.idx;
+  if (forward) {  // torchvision reads nothing outside the strict range
+    e.ok = (s.ok & 16u) ? (s.ok & 15u) : 0u;
+    e.w[0] = s.m * s.w00;
+    e.w[1] = s.m * s.w01;
+    e.w[2] = s.m * s.w10;
+    e.w[3] = s.m * s.w11;
+  } else {
+    e.ok = s.ok;
+    e.w[0] = s.w00;
+    e.w[1] = s.w01;
+    e.w[2] = s.w10;
+    e.w[3] = s.w11;
+    e.ly = s.ly;
+    e.lx = s.lx;
+    e.m = s.m;
+  }
+  return e;
+}
+
+template <typename T, typename A>
+__device__ inline Entry<A> make_entry(const Geo& g, const T* offset, const T* mask, int P, bool valid, int tap, int og,
+                                      bool forward) {
+  return entry_finish<T, A>(g, entry_start<T, A>(g, offset, mask, decode(g, P), valid, tap, og), tap, forward);
+}
+
+template <typename T, typename A = typename AccOf<T>::type>
+__device__ inline FwdEntry<A> fwd_entry_finish(const Geo& g, const PendingEntry<T>& q, int tap) {
+  FwdEntry<A> e;
+  const int zero = g.N * g.HW;
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    e.corner[k] = zero;
+    e.w[k] = A(0);
+  }
+  if (!q.live) return e;
+  const Sample<A> s = sample_from<T, A>(g, q.p, tap, q.l);
+  if (!(s.ok & 16u)) return e;  // torchvision reads nothing outside the strict range
+  const int base = q.p.b * g.HW + s.idx;
+  const int step[4] = {0, 1, g.W, g.W + 1};
+  const A w[4] = {s.w00, s.w01, s.w10, s.w11};
+#pragma unroll
+  for (int k = 0; k < 4; ++k)
+    if (s.ok & (1u << k)) {
+      e.corner[k] = base + step[k];
+      e.w[k] = s.m * w[k];
+    }
+  return e;
+}
+
+template <typename T, typename A>
+__device__ inline FwdEntry<A> make_fwd_entry(const Geo& g, const T* offset, const T* mask, const Pix& p, bool valid,
+                                             int tap, int og) {
+  return fwd_entry_finish<T, A>(g, entry_start<T, A>(g, offset, mask, p, valid, tap, og), tap);
+}
+
+// Masked samples of V channels (at cbase in each pixel row of xin) for NQ pixels from
+// their table entries: all 4 * NQ corner loads in flight together.
+template <typename T, int V, int NQ>
+__device__ inline void gather_entries(const Geo& g, const T* __restrict__ xin,
+                                      const FwdEntry<typename AccOf<T>::type>* e, const int (&rows)[NQ], int cbase,
+                                      bool lane_ok, typename AccOf<T>::type (&val)[NQ][V]) {
+  using A = typename AccOf<T>::type;
+#pragma unroll
+  for (int q = 0; q < NQ; ++q)
+#pragma unroll
+    for (int j = 0; j < V; ++j) val[q][j] = A(0);
+  if (!lane_ok) return;  // channels past the group's padded run
+  A raw[NQ][4][V];
+  A w[NQ][4];
+#pragma unroll
+  for (int q = 0; q < NQ; ++q) {
+    const FwdEntry<A>& en = e[rows[q]];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      w[q][k] = en.w[k];
+      load_vec<T, V>(xin + int64_t(en.corner[k]) * g.CP + cbase, raw[q][k]);
+    }
+  }
+#pragma unroll
+  for (int q = 0; q < NQ; ++q)
+#pragma unroll
+    for (int j = 0; j < V; ++j)
+      val[q][j] = w[q][0] * raw[q][0][j] + w[q][1] * raw[q][1][j] + w[q][2] * raw[q][2][j] + w[q][3] * raw[q][3][j];
+}
+
+// Whether local channels [c0, c1) of weight group gw lie in one offset group.
+__device__ inline bool one_offset_group(const Geo& g, int gw, int c0, int c1) {
+  c1 = min(c1, g.Cin_g);
+  return c1 <= c0 || (gw * g.Cin_g + c0) / g.cpg == (gw * g.Cin_g + c1 - 1) / g.cpg;
+}
+
+// Masked samples of V local channels c .. c + V of group gw for one pixel when the
+// channels span offset groups: one channel (and one sample) at a time.
+template <typename T, int V>
+__device__ inline void sample_slow(const Geo& g, const T* __restrict__ xin, const T* offset, const T* mask, int P,
+                                   bool valid, int gw, int tap, int c, typename AccOf<T>::type (&val)[V]) {
+  using A = typename AccOf<T>::type;
+#pragma unroll
+  for (int j = 0; j < V; ++j) val[j] = A(0);
+  if (c >= g.CinP) return;
+  if (!valid || P >= g.NP) return;
+  const Pix p = decode(g, P);
+  for (int j = 0; j < V; ++j) {
+    const int cl = c + j;
+    if (cl >= g.Cin_g) break;
+    const Sample<A> s = make_sample(g, offset, mask, p, tap, (gw * g.Cin_g + cl) / g.cpg);
+    if (!(s.ok & 16u)) continue;
+    const T* q = xin + (int64_t(p.b) * g.HW + s.idx) * g.CP + gw * g.CinP + cl;
+    A v00 = (s.ok & 1u) ? ld(q) : A(0), v01 = (s.ok & 2u) ? ld(q + g.CP) : A(0);
+    A v10 = (s.ok & 4u) ? ld(q + int64_t(g.W) * g.CP) : A(0);
+    A v11 = (s.ok & 8u) ? ld(q + int64_t(g.W + 1) * g.CP) : A(0);
+    A v = s.m * bilinear(s, v00, v01, v10, v11);
+    // constant indices only: keep val in registers
+#pragma unroll
+    for (int q2 = 0; q2 < V; ++q2)
+      if (q2 == j) val[q2] = v;
+  }
+}
+
+// ---- forward ----
+
+template <class C>
+__global__ void __launch_bounds__(kThreads, 2) forward_kernel(Args<typename C::T, typename C::S> a) {
+  using T = typename C::T;
+  using S = typename C::S;
+  using A = typename C::A;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  S* sA = reinterpret_cast<S*>(smem_raw);                         // [2][BM][P]
+  S* sB = sA + 2 * C::BM * C::P;                                  // [2][BN][P]
+  FwdEntry<A>* table = reinterpret_cast<FwdEntry<A>*>(sB + 2 * C::BN * C::P);  // [2][BM]
+  const Geo& g = a.g;
+  constexpr int V = 16 / int(sizeof(T));  // channels a lane reads at once
+  constexpr int L = C::BK / V;            // lanes a pixel
+  constexpr int PP = kThreads / L;        // pixels a pass
+  static_assert(L <= 32 && 32 % L == 0 && C::BM % PP == 0, "sampling layout");
+  const int NC = (g.Cin_g + C::BK - 1) / C::BK;
+  const int NB = (g.Cout_g + C::BN - 1) / C::BN;
+  const int CoutP = NB * C::BN;
+  const int KT = g.taps * NC;  // K steps: channel chunk outer, tap inner (the chunk's rows stay in L1)
+  const int P0 = blockIdx.x * C::BM;
+  const int lc = threadIdx.x % L * V;
+  const Pix mine = decode(g, P0 + threadIdx.x % C::BM);  // the pixel whose table entries this thread makes
+  for (int yb = blockIdx.y; yb < g.groups * NB; yb += gridDim.y) {
+    const int gw = yb / NB, nb = yb % NB;
+    const S* wblk = a.wpack + int64_t(gw) * KT * CoutP * C::BK + nb * C::BN * C::BK;
+    const int64_t chunk_stride = int64_t(CoutP) * C::BK;
+    auto fill_table = [&](int kt) {
+      const int kc = kt / g.taps, tap = kt % g.taps;
+      if (threadIdx.x < C::BM && one_offset_group(g, gw, kc * C::BK, kc * C::BK + C::BK))
+        table[(kt & 1) * C::BM + threadIdx.x] =
+            make_fwd_entry<T, A>(g, a.offset, a.mask, mine, true, tap, (gw * g.Cin_g + kc * C::BK) / g.cpg);
+    };
+    A acc[C::kAcc];
+#pragma unroll
+    for (int e = 0; e < C::kAcc; ++e) acc[e] = 0;
+    load_tile_async<C, C::BN>(sB, wblk);
+    cp_async_commit();
+    fill_table(0);
+    __syncthreads();
+    for (int kt = 0; kt < KT; ++kt) {
+      const int kc = kt / g.taps, tap = kt % g.taps;
+      const int c0 = kc * C::BK;
+      const bool uniform = one_offset_group(g, gw, c0, c0 + C::BK);
+      S* a_buf = sA + (kt & 1) * C::BM * C::P;
+      const FwdEntry<A>* tab = table + (kt & 1) * C::BM;
+      // the next step's table entries: their loads overlap this step's gathers
+      const int kn = kt + 1, kc_n = kn / g.taps, tap_n = kn % g.taps;
+      const bool fill = threadIdx.x < C::BM && kn < KT &&
+                        one_offset_group(g, gw, kc_n * C::BK, kc_n * C::BK + C::BK);
+      PendingEntry<T> pend{};
+      if (fill)
+        pend = entry_start<T, A>(g, a.offset, a.mask, mine, true, tap_n, (gw * g.Cin_g + kc_n * C::BK) / g.cpg);
+      if (uniform) {
+        constexpr int PASSES = C::BM / PP, NQ = PASSES < 2 ? PASSES : 2;  // pixels whose loads fly together
+#pragma unroll
+        for (int q0 = 0; q0 < PASSES; q0 += NQ) {
+          int rows[NQ];
+#pragma unroll
+          for (int i = 0; i < NQ; ++i) rows[i] = (q0 + i) * PP + threadIdx.x / L;
+          A val[NQ][V];
+          gather_entries<T, V, NQ>(g, a.in_cl, tab, rows, gw * g.CinP + c0 + lc, c0 + lc < g.CinP, val);
+#pragma unroll
+          for (int i = 0; i < NQ; ++i) {
+            S sv[V];
+#pragma unroll
+            for (int j = 0; j < V; ++j) sv[j] = to_operand<C>(val[i][j]);
+            store_run<S, V>(a_buf + rows[i] * C::P + lc, sv);
+          }
+        }
+      } else {
+#pragma unroll 1
+        for (int q = 0; q < C::BM / PP; ++q) {
+          const int pr = q * PP + threadIdx.x / L;
+          A val[V];
+          sample_slow<T, V>(g, a.in_cl, a.offset, a.mask, P0 + pr, true, gw, tap, c0 + lc, val);
+          S sv[V];
+#pragma unroll
+          for (int j = 0; j < V; ++j) sv[j] = to_operand<C>(val[j]);
+          store_run<S, V>(a_buf + pr * C::P + lc, sv);
+        }
+      }
+      if (fill) table[(kn & 1) * C::BM + threadIdx.x] = fwd_entry_finish(g, pend, tap_n);
+      cp_async_wait_all();
+      __syncthreads();
+      if (kt + 1 < KT) {
+        load_tile_async<C, C::BN>(sB + ((kt + 1) & 1) * C::BN * C::P, wblk + (kt + 1) * chunk_stride);
+        cp_async_commit();
+      }
+      tile_product<C>(a_buf, sB + (kt & 1) * C::BN * C::P, acc);
+    }
+#pragma unroll
+    for (int e = 0; e < C::kAcc; ++e) {
+      int row, col;
+      acc_coord<C>(e, row, col);
+      const int co = nb * C::BN + col;
+      const Pix q = decode(g, P0 + row);
+      if (q.ok && co < g.Cout_g) {
+        const int cog = gw * g.Cout_g + co;
+        A v = acc[e];
+        if (a.bias) v += ld(a.bias + cog);
+        a.out[(int64_t(q.b) * g.Cout + cog) * g.HWo + q.pix] = from_acc<T>(v);
+      }
+    }
+    __syncthreads();  // the next group's prologue reuses the buffers
+  }
+}
+
+// ---- backward: data (grad_input, grad_offset, grad_mask) ----
+
+template <class C>
+__global__ void __launch_bounds__(kThreads, 2) backward_data_kernel(Args<typename C::T, typename C::S> a) {
+  using T = typename C::T;
+  using S = typename C::S;
+  using A = typename C::A;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  constexpr int GP = C::BN + 16 / int(sizeof(A));  // columns-gradient pitch (rows 16-byte aligned)
+  constexpr int kGemmBytes = data_gemm_bytes<C>();
+  S* sA = reinterpret_cast<S*>(smem_raw);  // [2][BM][P]: grad, pixels x output channels
+  S* sB = sA + 2 * C::BM * C::P;           // [2][BN][P]: weights, input channels x output channels
+  A* sG = reinterpret_cast<A*>(smem_raw);  // after the product: [BM][GP] columns gradient
+  Entry<A>* table = reinterpret_cast<Entry<A>*>(smem_raw + kGemmBytes);  // [BM]
+  const Geo& g = a.g;
+  constexpr int TPP = kThreads / C::BM, R = C::BK / TPP;
+  constexpr int V = 16 / int(sizeof(A));  // channels a lane scatters at once
+  constexpr int L = C::BN / V, PP = kThreads / L;
+  static_assert(L <= 32 && 32 % L == 0 && C::BM % PP == 0, "scatter layout");
+  const int NCB = (g.Cin_g + C::BN - 1) / C::BN;
+  const int NCO = (g.Cout_g + C::BK - 1) / C::BK;
+  const int row = threadIdx.x % C::BM, part = threadIdx.x / C::BM;
+  // blockIdx.x: (group, tap, channel block), fastest, so the blocks in flight share a
+  // pixel tile: its grad rows, input rows and gradient rows stay in L2
+  const int yb = blockIdx.x;
+  const int gw = yb / (g.taps * NCB), tap = yb / NCB % g.taps, cb = yb % NCB;
+  for (int pt = blockIdx.y; pt < (g.NP + C::BM - 1) / C::BM; pt += gridDim.y) {
+    const int P0 = pt * C::BM;
+    const Pix px = decode(g, P0 + row);
+    const bool uniform = one_offset_group(g, gw, cb * C::BN, cb * C::BN + C::BN);
+    const int og = (gw * g.Cin_g + cb * C::BN) / g.cpg;
+    if (uniform && threadIdx.x < C::BM)
+      table[threadIdx.x] = make_entry<T, A>(g, a.offset, a.mask, P0 + threadIdx.x, true, tap, og, false);
+    const S* wblk = a.wpack + (int64_t(gw * g.taps + tap) * NCB + cb) * NCO * C::BN * C::BK;
+    const T* grow = a.grad + (int64_t(px.b) * g.Cout + gw * g.Cout_g) * g.HWo + px.pix;
+    A acc[C::kAcc];
+#pragma unroll
+    for (int e = 0; e < C::kAcc; ++e) acc[e] = 0;
+    load_tile_async<C, C::BN>(sB, wblk);
+    cp_async_commit();
+    // grad rows of step kt, loaded one step ahead so the loads fly during the product; raw
+    // (no branch, no conversion at the load, which would wait for it) and zeroed at the store
+    T raw[R];
+    auto row_ok = [&](int kt, int r) { return px.ok && kt * C::BK + part * R + r < g.Cout_g; };
+    auto load_grad = [&](int kt) {
+#pragma unroll
+      for (int r = 0; r < R; ++r) raw[r] = grow[row_ok(kt, r) ? int64_t(kt * C::BK + part * R + r) * g.HWo : 0];
+    };
+    load_grad(0);
+    for (int kt = 0; kt < NCO; ++kt) {
+      S* a_buf = sA + (kt & 1) * C::BM * C::P;
+      S sv[R];
+#pragma unroll
+      for (int r = 0; r < R; ++r) sv[r] = to_operand<C>(row_ok(kt, r) ? to_acc(raw[r]) : A(0));
+      store_run<S, R>(a_buf + row * C::P + part * R, sv);
+      cp_async_wait_all();
+      __syncthreads();
+      if (kt + 1 < NCO) {
+        load_tile_async<C, C::BN>(sB + ((kt + 1) & 1) * C::BN * C::P, wblk + (kt + 1) * C::BN * C::BK);
+        cp_async_commit();
+        load_grad(kt + 1);
+      }
+      tile_product<C>(a_buf, sB + (kt & 1) * C::BN * C::P, acc);
+    }
+    __syncthreads();  // the product is done with the tiles
+#pragma unroll
+    for (int e = 0; e < C::kAcc; ++e) {
+      int r, c;
+      acc_coord<C>(e, r, c);
+      sG[r * GP + c] = acc[e];
+    }
+    __syncthreads();
+    // Scatter: L lanes a pixel, V channels a lane.
+    const int lc = threadIdx.x % L * V, cl = cb * C::BN + lc;
+    const int64_t cbase = int64_t(gw) * g.CinP + cl;
+    // two pixels in flight for 32-bit data (16-bit data, converted after the load, spills at two)
+#pragma unroll(sizeof(T) >= 4 ? 2 : 1)
+    for (int q = 0; q < C::BM / PP; ++q) {
+      const int pr = q * PP + threadIdx.x / L;
+      const int P = P0 + pr;
+      A gc[V];
+#pragma unroll
+      for (int j = 0; j < V; ++j) gc[j] = sG[pr * GP + lc + j];
+      if (uniform) {
+        const Entry<A> e = table[pr];
+        A gy = 0, gx = 0, gm = 0;
+        if (e.ok != 0 && cl < g.CinP) {
+          const int64_t base = int64_t(e.idx) * g.CP + cbase;
+          const int64_t off[4] = {0, g.CP, int64_t(g.W) * g.CP, int64_t(g.W + 1) * g.CP};
+          A v[4][V];
+#pragma unroll
+          for (int k = 0; k < 4; ++k) {  // all four in flight; a corner outside reads xin[0], then 0
+            load_vec<T, V>(a.in_cl + ((e.ok >> k) & 1u ? base + off[k] : 0), v[k]);
+#pragma unroll
+            for (int j = 0; j < V; ++j) v[k][j] = (e.ok >> k) & 1u ? v[k][j] : A(0);
+          }
+          A mg[V];
+#pragma unroll
+          for (int j = 0; j < V; ++j) {
+            mg[j] = e.m * gc[j];
+            // torchvision's get_coordinate_weight (corners outside the image read as 0)
+            gy += mg[j] * (e.lx * (v[3][j] - v[1][j]) + (A(1) - e.lx) * (v[2][j] - v[0][j]));
+            gx += mg[j] * (e.ly * (v[3][j] - v[2][j]) + (A(1) - e.ly) * (v[1][j] - v[0][j]));
+            gm += gc[j] * (e.w[0] * v[0][j] + e.w[1] * v[1][j] + e.w[2] * v[2][j] + e.w[3] * v[3][j]);
+          }
+          if (e.ok & 16u) {
+#pragma unroll
+            for (int k = 0; k < 4; ++k) {
+              if (e.ok & (1u << k)) {
+                A add[V];
+#pragma unroll
+                for (int j = 0; j < V; ++j) add[j] = e.w[k] * mg[j];
+                atomic_add_vec<A, V>(a.grad_in_cl + base + off[k], add);
+              }
+            }
+          }
+        }
+        // the pixel's sums over its channels: L lanes, then one atomic each
+#pragma unroll
+        for (int o = L / 2; o > 0; o /= 2) {
+          gy += __shfl_xor_sync(0xffffffffu, gy, o);
+          gx += __shfl_xor_sync(0xffffffffu, gx, o);
+          gm += __shfl_xor_sync(0xffffffffu, gm, o);
+        }
+        if (threadIdx.x % L == 0 && e.ok != 0) {
+          const Pix p = decode(g, P);
+          const int64_t ob = ((int64_t(p.b) * g.G + og) * 2 * g.taps + 2 * tap) * g.HWo + p.pix;
+          atomicAdd(a.grad_offset + ob, gy);
+          atomicAdd(a.grad_offset + ob + g.HWo, gx);
+          if (g.use_mask) atomicAdd(a.grad_mask + ((int64_t(p.b) * g.G + og) * g.taps + tap) * g.HWo + p.pix, gm);
+        }
+      } else if (P < g.NP) {  // the block's channels span offset groups: one channel at a time
+        const Pix p = decode(g, P);
+        for (int j = 0; j < V; ++j) {
+          const int c = cl + j;
+          if (c >= g.Cin_g) break;
+          const int ogc = (gw * g.Cin_g + c) / g.cpg;
+          const Sample<A> s = make_sample(g, a.offset, a.mask, p, tap, ogc);
+          if (s.ok == 0) continue;
+          const int64_t base = (int64_t(p.b) * g.HW + s.idx) * g.CP + int64_t(gw) * g.CinP + c;
+          const int64_t off[4] = {0, g.CP, int64_t(g.W) * g.CP, int64_t(g.W + 1) * g.CP};
+          A v[4];
+#pragma unroll
+          for (int k = 0; k < 4; ++k) v[k] = (s.ok & (1u << k)) ? ld(a.in_cl + base + off[k]) : A(0);
+          const A mgj = s.m * gc[j];
+          if (s.ok & 16u) {
+            const A w[4] = {s.w00, s.w01, s.w10, s.w11};
+#pragma unroll
+            for (int k = 0; k < 4; ++k)
+              if (s.ok & (1u << k)) atomicAdd(a.grad_in_cl + base + off[k], w[k] * mgj);
+          }
+          const int64_t ob = ((int64_t(p.b) * g.G + ogc) * 2 * g.taps + 2 * tap) * g.HWo + p.pix;
+          atomicAdd(a.grad_offset + ob, mgj * (s.lx * (v[3] - v[1]) + (A(1) - s.lx) * (v[2] - v[0])));
+          atomicAdd(a.grad_offset + ob + g.HWo, mgj * (s.ly * (v[3] - v[2]) + (A(1) - s.ly) * (v[1] - v[0])));
+          if (g.use_mask)
+            atomicAdd(a.grad_mask + ((int64_t(p.b) * g.G + ogc) * g.taps + tap) * g.HWo + p.pix,
+                      gc[j] * bilinear(s, v[0], v[1], v[2], v[3]));
+        }
+      }
+    }
+    __syncthreads();  // the next block's prologue reuses the buffers
+  }
+}
+
+// ---- backward: weight ----
+
+template <class C>
+__global__ void __launch_bounds__(kThreads, 2) backward_weight_kernel(Args<typename C::T, typename C::S> a) {
+  using T = typename C::T;
+  using S = typename C::S;
+  using A = typename C::A;
+  constexpr int PB = C::BN + 8;  // columns tile: [BK pixels][PB], channels contiguous
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  S* sA = reinterpret_cast<S*>(smem_raw);  // [2][BM][P]: grad, output channels x pixels
+  S* sB = sA + 2 * C::BM * C::P;           // [2][BK][PB]: columns, pixels x input channels
+  FwdEntry<A>* table = reinterpret_cast<FwdEntry<A>*>(sB + 2 * C::BK * PB);  // [2][BK]
+  const Geo& g = a.g;
+  constexpr int ROWS = kThreads / C::BK;    // grad rows staged per pass
+  constexpr int RA = C::BM / ROWS;          // passes
+  constexpr int V = 16 / int(sizeof(T));
+  constexpr int L = C::BN / V, PP = kThreads / L;
+  static_assert(L <= 32 && 32 % L == 0 && C::BK % PP == 0, "sampling layout");
+  const int NMB = (g.Cout_g + C::BM - 1) / C::BM, NCB = (g.Cin_g + C::BN - 1) / C::BN;
+  const int gw = blockIdx.x / NMB, mb = blockIdx.x % NMB;
+  const int tap = blockIdx.y / NCB, cb = blockIdx.y % NCB;
+  const int p_begin = blockIdx.z * a.split_pixels;
+  const int p_end = min(g.NP, p_begin + a.split_pixels);
+  const int col = threadIdx.x % C::BK, lane_row = threadIdx.x / C::BK;
+  const bool uniform = one_offset_group(g, gw, cb * C::BN, cb * C::BN + C::BN);
+  const int og = (gw * g.Cin_g + cb * C::BN) / g.cpg;
+  const int lc = threadIdx.x % L * V;
+  auto fill_table = [&](int it) {
+    const int P = p_begin + it * C::BK + threadIdx.x;
+    if (uniform && threadIdx.x < C::BK)
+      table[(it & 1) * C::BK + threadIdx.x] = make_fwd_entry<T, A>(g, a.offset, a.mask, decode(g, P), P < p_end, tap, og);
+  };
+  A acc[C::kAcc];
+#pragma unroll
+  for (int e = 0; e < C::kAcc; ++e) acc[e] = 0;
+  fill_table(0);
+  __syncthreads();
+  int it = 0;
+  for (int p0 = p_begin; p0 < p_end; p0 += C::BK, ++it) {
+    S* a_buf = sA + (it & 1) * C::BM * C::P;
+    S* b_buf = sB + (it & 1) * C::BK * PB;
+    {  // grad rows
+      const int P = p0 + col;
+      const Pix px = decode(g, P);
+      const bool ok = px.ok && P < p_end;
+      const T* grow = a.grad + (int64_t(px.b) * g.Cout + gw * g.Cout_g + mb * C::BM) * g.HWo + px.pix;
+      T raw[RA];  // all loads first (unconditional, row 0 stands in), zeroed at the store
+#pragma unroll
+      for (int i = 0; i < RA; ++i) {
+        const int r = lane_row + i * ROWS;
+        raw[i] = grow[ok && mb * C::BM + r < g.Cout_g ? int64_t(r) * g.HWo : 0];
+      }
+#pragma unroll
+      for (int i = 0; i < RA; ++i) {
+        const int r = lane_row + i * ROWS;
+        a_buf[r * C::P + col] = to_operand<C>(ok && mb * C::BM + r < g.Cout_g ? to_acc(raw[i]) : A(0));
+      }
+    }
+    // the next step's table entries: their loads overlap this step's gathers
+    const bool fill = uniform && threadIdx.x < C::BK && p0 + C::BK < p_end;
+    PendingEntry<T> pend{};
+    if (fill) {
+      const int Pn = p0 + C::BK + threadIdx.x;
+      pend = entry_start<T, A>(g, a.offset, a.mask, decode(g, Pn), Pn < p_end, tap, og);
+    }
+    // columns: L lanes a pixel, V channels a lane
+    const FwdEntry<A>* tab = table + (it & 1) * C::BK;
+    const int c0 = cb * C::BN + lc;
+    if (uniform) {
+      constexpr int PASSES = C::BK / PP, NQ = PASSES < 2 ? PASSES : 2;
+#pragma unroll
+      for (int q0 = 0; q0 < PASSES; q0 += NQ) {
+        int rows[NQ];
+#pragma unroll
+        for (int i = 0; i < NQ; ++i) rows[i] = (q0 + i) * PP + threadIdx.x / L;
+        A val[NQ][V];
+        gather_entries<T, V, NQ>(g, a.in_cl, tab, rows, gw * g.CinP + c0, c0 < g.CinP, val);
+#pragma unroll
+        for (int i = 0; i < NQ; ++i) {
+          S sv[V];
+#pragma unroll
+          for (int j = 0; j < V; ++j) sv[j] = to_operand<C>(val[i][j]);
+          store_run<S, V>(b_buf + rows[i] * PB + lc, sv);
+        }
+      }
+    } else {
+#pragma unroll 1
+      for (int q = 0; q < C::BK / PP; ++q) {
+        const int pr = q * PP + threadIdx.x / L;
+        A val[V];
+        sample_slow<T, V>(g, a.in_cl, a.offset, a.mask, p0 + pr, p0 + pr < p_end, gw, tap, c0, val);
+        S sv[V];
+#pragma unroll
+        for (int j = 0; j < V; ++j) sv[j] = to_operand<C>(val[j]);
+        store_run<S, V>(b_buf + pr * PB + lc, sv);
+      }
+    }
+    if (fill) table[((it + 1) & 1) * C::BK + threadIdx.x] = fwd_entry_finish(g, pend, tap);
+    __syncthreads();
+    tile_product<C, PB>(a_buf, b_buf, acc);
+  }
+#pragma unroll
+  for (int e = 0; e < C::kAcc; ++e) {
+    int r, c;
+    acc_coord<C>(e, r, c);
+    const int co = mb * C::BM + r, ci = cb * C::BN + c;
+    if (co < g.Cout_g && ci < g.Cin_g)
+      atomicAdd(a.grad_weight + ((int64_t(gw) * g.Cout_g + co) * g.Cin_g + ci) * g.taps + tap, acc[e]);
+  }
+}
+
+// ---- layout changes ----
+
+// x [N, Cin, H, W] -> xin [N, H, W, groups * CinP], each group's channels zero padded.
+template <typename T>
+__global__ void to_channels_last(const T* __restrict__ x, Geo g, T* __restrict__ out) {
+  __shared__ T tile[32][33];
+  const int p0 = blockIdx.x * 32, c0 = blockIdx.y * 32;
+  const T zero = from_acc<T>(typename AccOf<T>::type(0));
+  for (int n = blockIdx.z; n < g.N; n += gridDim.z) {
+    for (int j = threadIdx.y; j < 32; j += blockDim.y) {
+      const int co = c0 + j, p = p0 + threadIdx.x;
+      T v = zero;
+      if (co < g.CP && p < g.HW) {
+        const int gw = co / g.CinP, cl = co - gw * g.CinP;
+        if (cl < g.Cin_g) v = x[(int64_t(n) * g.Cin + gw * g.Cin_g + cl) * g.HW + p];
+      }
+      tile[j][threadIdx.x] = v;
+    }
+    __syncthreads();
+    for (int j = threadIdx.y; j < 32; j += blockDim.y) {
+      const int p = p0 + j, co = c0 + threadIdx.x;
+      if (co < g.CP && p < g.HW) out[(int64_t(n) * g.HW + p) * g.CP + co] = tile[threadIdx.x][j];
+    }
+    __syncthreads();
+  }
+}
+
+// The channels-last input gradient sums (A) -> grad_input [N, Cin, H, W] (T).
+template <typename T, typename A>
+__global__ void from_channels_last(const A* __restrict__ in, Geo g, T* __restrict__ out) {
+  __shared__ A tile[32][33];
+  const int p0 = blockIdx.x * 32, c0 = blockIdx.y * 32;
+  for (int n = blockIdx.z; n < g.N; n += gridDim.z) {
+    for (int j = threadIdx.y; j < 32; j += blockDim.y) {
+      const int p = p0 + j, c = c0 + threadIdx.x;
+      if (c < g.Cin && p < g.HW) {
+        const int gw = c / g.Cin_g, cl = c - gw * g.Cin_g;
+        tile[j][threadIdx.x] = in[(int64_t(n) * g.HW + p) * g.CP + gw * g.CinP + cl];
+      }
+    }
+    __syncthreads();
+    for (int j = threadIdx.y; j < 32; j += blockDim.y) {
+      const int c = c0 + j, p = p0 + threadIdx.x;
+      if (c < g.Cin && p < g.HW) out[(int64_t(n) * g.Cin + c) * g.HW + p] = from_acc<T>(tile[threadIdx.x][j]);
+    }
+    __syncthreads();
+  }
+}
+
+// ---- small kernels ----
+
+template <typename T, typename A>
+__global__ void bias_grad_kernel(const T* __restrict__ grad, int N, int Cout, int HWo, T* __restrict__ out) {
+  __shared__ A part[kThreads / 32];
+  const int co = blockIdx.x;
+  A sum = 0;
+  const int64_t n = int64_t(N) * HWo;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+    const int64_t b = i / HWo, p = i - b * HWo;
+    sum += ld(grad + (b * Cout + co) * HWo + p);
+  }
+  for (int o = 16; o > 0; o /= 2) sum += __shfl_down_sync(0xffffffffu, sum, o);
+  if (threadIdx.x % 32 == 0) part[threadIdx.x / 32] = sum;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    A t = 0;
+    for (int w = 0; w < kThreads / 32; ++w) t += part[w];
+    out[co] = from_acc<T>(t);
+  }
+}
+
+template <typename T, typename A>
+__global__ void cast_kernel(const A* __restrict__ in, int64_t n, T* __restrict__ out) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    out[i] = from_acc<T>(in[i]);
+}
+
+// ---- host side ----
+
+Geo make_geo(const DeformConvShape& s) {
+  auto fits = [](int64_t v, const char* what) {
+    TVOPS_CHECK(v >= 0 && v < (int64_t(1) << 31), Value, "deform_conv2d: ", what, " = ", v,
+                " is too large for the CUDA kernels (int32 indexing)");
+    return static_cast<int>(v);
+  };
+  Geo g{};
+  g.N = fits(s.batch, "batch");
+  g.Cin = fits(s.in_channels, "in_channels");
+  g.H = fits(s.height, "height");
+  g.W = fits(s.width, "width");
+  g.Cout = fits(s.out_channels, "out_channels");
+  g.kh = fits(s.kernel_h, "kernel_h");
+  g.kw = fits(s.kernel_w, "kernel_w");
+  g.Ho = fits(s.out_h, "out_h");
+  g.Wo = fits(s.out_w, "out_w");
+  g.sh = fits(s.stride_h, "stride_h");
+  g.sw = fits(s.stride_w, "stride_w");
+  g.ph = fits(s.pad_h, "pad_h");
+  g.pw = fits(s.pad_w, "pad_w");
+  g.dh = fits(s.dilation_h, "dilation_h");
+  g.dw = fits(s.dilation_w, "dilation_w");
+  g.groups = fits(s.groups, "groups");
+  g.G = fits(s.offset_groups, "offset_groups");
+  g.Cin_g = fits(s.in_per_group(), "in_channels / groups");
+  g.Cout_g = fits(s.out_per_group(), "out_channels / groups");
+  g.cpg = fits(s.in_per_offset_group(), "in_channels / offset_groups");
+  g.taps = fits(s.taps(), "kernel_h * kernel_w");
+  g.HWo = fits(s.out_h * s.out_w, "out_h * out_w");
+  g.HW = fits(s.height * s.width, "height * width");
+  g.NP = fits(s.batch * s.out_h * s.out_w, "batch * out_h * out_w");
+  fits(s.batch * s.offset_groups * 2 * s.taps(), "offset channels * batch");
+  fits(s.height * s.width + s.width + 1, "height * width");
+  fits(s.batch * s.height * s.width + s.width + 1, "batch * height * width");
+  // coordinates reach at most (out - 1) * stride + (k - 1) * dilation before the offset
+  fits((s.out_h - 1) * s.stride_h + (s.kernel_h - 1) * s.dilation_h + 1, "sampled rows");
+  fits((s.out_w - 1) * s.stride_w + (s.kernel_w - 1) * s.dilation_w + 1, "sampled columns");
+  g.use_mask = s.use_mask;
+  return g;
+}
+
+int sm_count(int device) {
+  int n = 0;
+  TVOPS_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
+  return n;
+}
+
+template <typename Kernel>
+void set_smem(Kernel kernel, int bytes) {
+  if (bytes > 48 * 1024)
+    TVOPS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+}
+
+unsigned grid_y(int64_t n) { return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(n, 1), 65535)); }
+
+// The channels-last, group-padded copy of the input that the samplers read (its
+// geometry goes into g: CinP, CP).
+template <typename T>
+Tensor channels_last_input(Geo& g, const Tensor& input, const Context& ctx) {
+  constexpr int V = 16 / int(sizeof(T));
+  g.CinP = (g.Cin_g + V - 1) / V * V;
+  TVOPS_CHECK(int64_t(g.groups) * g.CinP < (int64_t(1) << 31), Value, "deform_conv2d: too many channels");
+  g.CP = g.groups * g.CinP;
+  // one zero pixel past the images: the forward samplers point dropped corners at it
+  Tensor xin = Tensor::empty({(int64_t(g.N) * g.HW + 1) * g.CP}, input.dtype(), input.device(), ctx);
+  TVOPS_CUDA_CHECK(cudaMemsetAsync(xin.data<T>() + int64_t(g.N) * g.HW * g.CP, 0, g.CP * sizeof(T),
+                                   static_cast<cudaStream_t>(ctx.cuda_stream)));
+  const dim3 grid(unsigned((g.HW + 31) / 32), unsigned((g.CP + 31) / 32), grid_y(g.N));
+  TVOPS_CHECK((g.CP + 31) / 32 < 65536, Value, "deform_conv2d: too many channels for the CUDA layout copy");
+  to_channels_last<T><<<grid, dim3(32, 8), 0, static_cast<cudaStream_t>(ctx.cuda_stream)>>>(input.data<T>(), g,
+                                                                                               xin.data<T>());
+  TVOPS_CUDA_CHECK(cudaGetLastError());
+  return xin;
+}
+
+template <typename T, typename S>
+Args<T, S> base_args(const Geo& g, const Tensor& xin, const Tensor& offset, const Tensor& mask) {
+  Args<T, S> a{};
+  a.g = g;
+  a.in_cl = xin.data<T>();
+  a.offset = offset.data<T>();
+  a.mask = g.use_mask ? mask.data<T>() : nullptr;
+  return a;
+}
+
+template <class C>
+void run_forward(Geo g, const Tensor& input, const Tensor& weight, const Tensor& offset, const Tensor& mask,
+                 const Tensor& bias, Tensor& out, const Context& ctx) {
+  using T = typename C::T;
+  using S = typename C::S;
+  auto stream = static_cast<cudaStream_t>(ctx.cuda_stream);
+  const Tensor xin = channels_last_input<T>(g, input, ctx);
+  const int NC = (g.Cin_g + C::BK - 1) / C::BK, NB = (g.Cout_g + C::BN - 1) / C::BN;
+  const int64_t packed = int64_t(g.groups) * g.taps * NC * NB * C::BN * C::BK;
+  Tensor wp = Tensor::empty({packed * int64_t(sizeof(S))}, DType::UInt8, input.device(), ctx);
+  pack_forward_weights<C><<<grid_stride_blocks(packed), 256, 0, stream>>>(weight.data<T>(), wp.data<S>(), g, packed);
+  TVOPS_CUDA_CHECK(cudaGetLastError());
+  Args<T, S> a = base_args<T, S>(g, xin, offset, mask);
+  a.bias = bias.defined() ? bias.data<T>() : nullptr;
+  a.wpack = wp.data<S>();
+  a.out = out.data<T>();
+  auto kernel = forward_kernel<C>;
+  constexpr int smem = forward_smem<C>();
+  set_smem(kernel, smem);
+  const dim3 grid(unsigned((g.NP + C::BM - 1) / C::BM), grid_y(int64_t(g.groups) * NB));
+  kernel<<<grid, kThreads, smem, stream>>>(a);
+  TVOPS_CUDA_CHECK(cudaGetLastError());
+}
+
+// Data gradient (Cd) and weight gradient (Cw) configurations of one dtype and mode.
+template <class Cd, class Cw>
+void run_backward(Geo g, const Tensor& grad, const Tensor& input, const Tensor& weight, const Tensor& offset,
+                  const Tensor& mask, std::vector<Tensor>& res, const Context& ctx) {
+  using T = typename Cd::T;
+  using S = typename Cd::S;
+  using A = typename Cd::A;
+  constexpr bool direct = std::is_same_v<T, A>;  // accumulate straight into the outputs
+  auto stream = static_cast<cudaStream_t>(ctx.cuda_stream);
+  const Device dev = input.device();
+  const DType acc_type = std::is_same_v<A, double> ? DType::Float64 : DType::Float32;
+  const Tensor xin = channels_last_input<T>(g, input, ctx);
+  Tensor& grad_input = res[0];
+  Tensor& grad_weight = res[1];
+  Tensor& grad_offset = res[2];
+  Tensor& grad_mask = res[3];
+  auto zeroed = [&](Tensor b) {
+    TVOPS_CUDA_CHECK(cudaMemsetAsync(b.data_ptr(), 0, b.nbytes(), stream));
+    return b;
+  };
+  auto acc_buffer = [&](Tensor& out) -> Tensor {
+    return zeroed(direct ? out : Tensor::empty(out.sizes(), acc_type, dev, ctx));
+  };
+  Tensor gi = zeroed(Tensor::empty({int64_t(g.N) * g.HW * g.CP}, acc_type, dev, ctx));
+  Tensor gwt = acc_buffer(grad_weight), go = acc_buffer(grad_offset);
+  Tensor gm = g.use_mask ? acc_buffer(grad_mask) : Tensor();
+
+  Args<T, S> a = base_args<T, S>(g, xin, offset, mask);
+  a.grad = grad.data<T>();
+  a.grad_in_cl = gi.data<A>();
+  a.grad_weight = gwt.data<A>();
+  a.grad_offset = go.data<A>();
+  a.grad_mask = g.use_mask ? gm.data<A>() : nullptr;
+
+  {  // data gradient
+    const int NCB = (g.Cin_g + Cd::BN - 1) / Cd::BN, NCO = (g.Cout_g + Cd::BK - 1) / Cd::BK;
+    const int64_t packed = int64_t(g.groups) * g.taps * NCB * NCO * Cd::BN * Cd::BK;
+    Tensor wp = Tensor::empty({packed * int64_t(sizeof(S))}, DType::UInt8, dev, ctx);
+    pack_backward_weights<Cd><<<grid_stride_blocks(packed), 256, 0, stream>>>(weight.data<T>(), wp.data<S>(), g,
+                                                                              packed);
+    TVOPS_CUDA_CHECK(cudaGetLastError());
+    a.wpack = wp.data<S>();
+    constexpr int smem = data_smem<Cd>();
+    auto kernel = backward_data_kernel<Cd>;
+    set_smem(kernel, smem);
+    const int64_t yblocks = int64_t(g.groups) * g.taps * NCB;
+    TVOPS_CHECK(yblocks < (int64_t(1) << 31), Value, "deform_conv2d: too many channel blocks for the CUDA backward");
+    const dim3 grid(unsigned(yblocks), grid_y((g.NP + Cd::BM - 1) / Cd::BM));
+    kernel<<<grid, kThreads, smem, stream>>>(a);
+    TVOPS_CUDA_CHECK(cudaGetLastError());
+  }
+  {  // weight gradient
+    const int NMB = (g.Cout_g + Cw::BM - 1) / Cw::BM, NCB = (g.Cin_g + Cw::BN - 1) / Cw::BN;
+    const int64_t tiles = int64_t(g.groups) * NMB * g.taps * NCB;
+    TVOPS_CHECK(int64_t(g.groups) * NMB < (int64_t(1) << 31) && int64_t(g.taps) * NCB < 65536, Value,
+                "deform_conv2d: too many weight tiles for the CUDA backward");
+    const int64_t want = int64_t(kTune.dcn_weight_blocks_per_sm) * sm_count(dev.index);
+    int64_t splits = std::max<int64_t>(1, want / tiles);  // at most one wave: a partial second wave doubles the time
+    const int64_t steps = (g.NP + Cw::BK - 1) / Cw::BK;
+    splits = std::min<int64_t>({splits, steps, 65535});
+    const int64_t per = (steps + splits - 1) / splits;
+    splits = (steps + per - 1) / per;
+    a.split_pixels = static_cast<int>(per * Cw::BK);
+    auto kernel = backward_weight_kernel<Cw>;
+    constexpr int smem = weight_smem<Cw>();
+    set_smem(kernel, smem);
+    const dim3 grid(unsigned(g.groups * NMB), unsigned(g.taps * NCB), unsigned(splits));
+    kernel<<<grid, kThreads, smem, stream>>>(a);
+    TVOPS_CUDA_CHECK(cudaGetLastError());
+  }
+  bias_grad_kernel<T, A><<<g.Cout, kThreads, 0, stream>>>(grad.data<T>(), g.N, g.Cout, g.HWo, res[4].data<T>());
+  TVOPS_CUDA_CHECK(cudaGetLastError());
+  {
+    const dim3 grid(unsigned((g.HW + 31) / 32), unsigned((g.Cin + 31) / 32), grid_y(g.N));
+    TVOPS_CHECK((g.Cin + 31) / 32 < 65536, Value, "deform_conv2d: too many channels for the CUDA layout copy");
+    from_channels_last<T, A><<<grid, dim3(32, 8), 0, stream>>>(gi.data<A>(), g, grad_input.data<T>());
+    TVOPS_CUDA_CHECK(cudaGetLastError());
+  }
+  if constexpr (!direct) {
+    auto cast = [&](const Tensor& from, Tensor& to) {
+      cast_kernel<T, A><<<grid_stride_blocks(to.numel()), 256, 0, stream>>>(from.data<A>(), to.numel(), to.data<T>());
+      TVOPS_CUDA_CHECK(cudaGetLastError());
+    };
+    cast(gwt, grad_weight);
+    cast(go, grad_offset);
+    if (g.use_mask) cast(gm, grad_mask);
+  }
+}
+
+template <typename F>
+decltype(auto) dispatch(DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::Float64: return f(double{});
+    case DType::Float16: return f(__half{});
+    case DType::BFloat16: return f(__nv_bfloat16{});
+    default: return f(float{});
+  }
+}
+
+// Calls f(Mode) for the dtype's product mode.
+template <typename T, typename F>
+void with_mode(bool allow_tf32, F&& f) {
+  if constexpr (std::is_same_v<T, double>)
+    f(std::integral_constant<Mode, Mode::Simt>{});
+  else if constexpr (std::is_same_v<T, float>) {
+    if (allow_tf32)
+      f(std::integral_constant<Mode, Mode::Tf32>{});
+    else
+      f(std::integral_constant<Mode, Mode::Tf32x3>{});
+  } else {
+    f(std::integral_constant<Mode, Mode::Half>{});
+  }
+}
+
+}  // namespace
+
+Tensor deform_conv2d(const Tensor& input, const Tensor& weight, const Tensor& offset, const Tensor& mask,
+                     const Tensor& bias, const DeformConvShape& s, bool allow_tf32, const Context& ctx) {
+  DeviceGuard guard(input.device().index);
+  const Geo g = make_geo(s);
+  Tensor out = Tensor::empty({s.batch, s.out_channels, s.out_h, s.out_w}, input.dtype(), input.device(), ctx);
+  if (out.numel() == 0) return out;
+  const bool wide = g.Cout_g > kTune.dcn_wide_min_channels, widest = g.Cout_g > kTune.dcn_widest_min_channels;
+  dispatch(input.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    with_mode<T>(allow_tf32, [&](auto mode) {
+      constexpr Mode M = decltype(mode)::value;
+      if constexpr (M == Mode::Simt) {
+        run_forward<Cfg<T, M, 64, 64, 16>>(g, input, weight, offset, mask, bias, out, ctx);
+      } else {
+        if (widest)
+          run_forward<Cfg<T, M, 64, 256, 32>>(g, input, weight, offset, mask, bias, out, ctx);
+        else if (wide)
+          run_forward<Cfg<T, M, 128, 128, 32>>(g, input, weight, offset, mask, bias, out, ctx);
+        else
+          run_forward<Cfg<T, M, 128, 64, 32>>(g, input, weight, offset, mask, bias, out, ctx);
+      }
+    });
+  });
+  return out;
+}
+
+std::vector<Tensor> deform_conv2d_backward(const Tensor& grad, const Tensor& input, const Tensor& weight,
+                                           const Tensor& offset, const Tensor& mask, const DeformConvShape& s,
+                                           bool allow_tf32, const Context& ctx) {
+  DeviceGuard guard(input.device().index);
+  const Geo g = make_geo(s);
+  const Device dev = input.device();
+  std::vector<Tensor> res(5);
+  res[0] = Tensor::empty(input.sizes(), input.dtype(), dev, ctx);
+  res[1] = Tensor::empty(weight.sizes(), input.dtype(), dev, ctx);
+  res[2] = Tensor::empty(offset.sizes(), input.dtype(), dev, ctx);
+  if (s.use_mask) res[3] = Tensor::empty(mask.sizes(), input.dtype(), dev, ctx);
+  res[4] = Tensor::empty({s.out_channels}, input.dtype(), dev, ctx);
+  if (s.out_channels == 0 || s.in_channels == 0) {  // nothing flows: zero gradients
+    auto stream = static_cast<cudaStream_t>(ctx.cuda_stream);
+    for (Tensor& t : res)
+      if (t.defined() && t.numel() > 0) TVOPS_CUDA_CHECK(cudaMemsetAsync(t.data_ptr(), 0, t.nbytes(), stream));
+    if (s.in_channels == 0 && s.out_channels > 0)  // grad_bias is still the sum of grad
+      dispatch(input.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        bias_grad_kernel<T, typename AccOf<T>::type><<<g.Cout, kThreads, 0, stream>>>(grad.data<T>(), g.N, g.Cout,
+                                                                                       g.HWo, res[4].data<T>());
+        TVOPS_CUDA_CHECK(cudaGetLastError());
+      });
+    return res;
+  }
+  const bool wide = g.Cout_g > kTune.dcn_wide_min_channels && g.Cin_g > kTune.dcn_wide_min_channels;
+  dispatch(input.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    with_mode<T>(allow_tf32, [&](auto mode) {
+      constexpr Mode M = decltype(mode)::value;
+      if constexpr (M == Mode::Simt) {
+        using C = Cfg<T, M, 64, 64, 16>;
+        run_backward<C, C>(g, grad, input, weight, offset, mask, res, ctx);
+      } else {
+        using Cd = Cfg<T, M, 128, 64, 32>;
+        if (wide)
+          run_backward<Cd, Cfg<T, M, 128, 128, 32>>(g, grad, input, weight, offset, mask, res, ctx);
+        else
+          run_backward<Cd, Cfg<T, M, 64, 64, 32>>(g, grad, input, weight, offset, mask, res, ctx);
+      }
+    });
+  });
+  return res;
+}
+
+}  // namespace tvops::cuda
