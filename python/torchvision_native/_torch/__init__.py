@@ -14,7 +14,6 @@ import os
 import sys
 import warnings
 
-
 registered = False  # True once torch.ops.tvops.* exist; the ops modules read it on every call
 Tensor = None       # torch.Tensor once registered (isinstance checks that dynamo can trace)
 ops = None          # torch.ops.tvops once registered
