@@ -171,7 +171,10 @@ def patch_torchvision(ops=True, io=True, python_ops=True):
         library = torch.library.Library("image", "IMPL")
         for name in IMAGE_OPS:
             if hasattr(torch.ops.image, name):
-                library.impl(name, _IMAGE_KERNELS[name], "CompositeExplicitAutograd")
+                # CPU too: torchvision 0.26 registers these with a CPU kernel, which the
+                # dispatcher prefers to a composite one.
+                for key in ("CPU", "CompositeExplicitAutograd"):
+                    library.impl(name, _IMAGE_KERNELS[name], key)
         libraries.append(library)
     if python_ops:
         for name, replacement in _PYTHON_REPLACEMENTS.items():
