@@ -288,9 +288,12 @@ def _dcn(module):
 
 def _dcn_close(ours, theirs):
     """Both sum thousands of float32 products in their own order: agree to 1e-4 of the
-    largest magnitude, for the output or every gradient."""
-    pairs = zip(ours, theirs) if isinstance(ours, list) else [(ours, theirs)]
-    return all(float((o - t).abs().max()) <= 1e-4 * float(t.abs().max()) + 1e-6 for o, t in pairs)
+    largest magnitude, for the output or every gradient. On CUDA tvops multiplies in
+    TF32 when torch.backends.cudnn.allow_tf32 is on (torch's default for convolutions;
+    torchvision's kernel has no TF32 mode): 10-bit products, 5e-3 then."""
+    pairs = list(zip(ours, theirs)) if isinstance(ours, list) else [(ours, theirs)]
+    tol = 5e-3 if pairs[0][0].is_cuda and torch.backends.cudnn.allow_tf32 else 1e-4
+    return all(float((o - t).abs().max()) <= tol * float(t.abs().max()) + 1e-6 for o, t in pairs)
 
 
 def _gemm_floor(a):

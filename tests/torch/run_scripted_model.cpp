@@ -52,6 +52,7 @@ void run(torch::jit::Module& module, const torch::Device& device) {
   const std::string where = device.str() + ": ";
   const bool cpu = device.is_cpu();
   module.to(device);  // its parameters (deform_conv2d's bias) too
+  for (at::Tensor p : module.parameters()) p.mutable_grad() = at::Tensor();  // no CPU grads left to add to
   // The expectations come from torchvision in float32: compare CUDA's exact float32
   // deform_conv2d with them (TF32 would round the products to 10 bits).
   at::globalContext().setAllowTF32CuDNN(false);
