@@ -1,9 +1,9 @@
 #!/usr/bin/env python
-"""End-to-end CPU inference of torchvision's detection models, unpatched against
-torchvision_native.patch_torchvision(), in one run:
+"""End-to-end inference of torchvision's detection models, unpatched against
+torchvision_native.patch_torchvision(), in one run, on the CPU or a CUDA device:
 
     PYTHONPATH=build/dev/python python benchmarks/python/detection_models.py [--threads 1,2] [--reps 3]
-        [--out benchmarks/results]
+        [--device cpu|cuda] [--out benchmarks/results]
 
 Models: fasterrcnn_resnet50_fpn, maskrcnn_resnet50_fpn, retinanet_resnet50_fpn with
 random weights (weights=None, weights_backbone=None: nothing downloaded), eval mode,
@@ -17,7 +17,10 @@ variants must give the same detections (checked).
 forward, which calls roi_align; batched_nms, which calls nms; remove_small_boxes;
 box_iou; box_area), measured by timing wrappers around them in both
 variants (outermost call only). Thread counts set torch's and tvops' pools alike.
-Writes <out>/detection-models-cpu.{json,md}.
+On CUDA the wrappers synchronise the device around each timed call (in both variants),
+and the detections must have the same count and labels, with boxes, scores and mask
+probabilities within 2e-2 (both libraries' CUDA kernels round in their own order; the
+largest differences are in the JSON). Writes <out>/detection-models-<device>.{json,md}.
 """
 import argparse
 import contextlib
@@ -53,12 +56,15 @@ class OpTimer:
     def wrap(self, name, fn):
         def timed(*args, **kwargs):
             self.depth += 1
+            if self.depth == 1:
+                sync()
             t0 = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
             finally:
                 self.depth -= 1
                 if self.depth == 0:
+                    sync()
                     self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
         return timed
 
@@ -99,24 +105,44 @@ def image():
     return torch.nn.functional.interpolate(small[None], size=(480, 640), mode="bilinear", align_corners=False)[0]
 
 
+DEVICE = "cpu"
+
+
+def sync():
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
+
+
 def run_once(model, images):
     timer = OpTimer()
     with torch.inference_mode(), timing_wrappers(timer):
+        sync()
         t0 = time.perf_counter()
         out = model(images)
+        sync()
         total = time.perf_counter() - t0
     return total, timer.total(), dict(timer.seconds), out
 
 
+def max_difference(a, b):
+    """The largest |difference| per output key (CUDA: both libraries round in their own order)."""
+    return {k: float((x[k].float() - y[k].float()).abs().max()) if x[k].numel() else 0.0
+            for x, y in zip(a, b) for k in x}
+
+
 def same_detections(a, b):
+    if DEVICE == "cuda":  # same detections and labels; boxes, scores and masks to rounding
+        return all(x.keys() == y.keys() and all(x[k].shape == y[k].shape for k in x) and
+                   torch.equal(x["labels"], y["labels"]) for x, y in zip(a, b)) and \
+            all(v <= 2e-2 for v in max_difference(a, b).values())
     return all(x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x) for x, y in zip(a, b))
 
 
 def bench_model(name, threads, reps, log):
     builder, kwargs = MODELS[name]
     torch.manual_seed(0)
-    model = builder(weights=None, weights_backbone=None, **kwargs).eval()
-    images = [image()]
+    model = builder(weights=None, weights_backbone=None, **kwargs).eval().to(DEVICE)
+    images = [image().to(DEVICE)]
     rows = []
     for n in threads:
         torch.set_num_threads(n)
@@ -134,7 +160,8 @@ def bench_model(name, threads, reps, log):
                 samples[variant].append((total, ops, per_op))
                 outputs[variant] = out
         assert same_detections(outputs["torchvision"], outputs["patched"]), f"{name}: detections differ"
-        row = {"model": name, "threads": n, "detections": len(outputs["patched"][0]["boxes"])}
+        row = {"model": name, "threads": n, "detections": len(outputs["patched"][0]["boxes"]),
+               "max_difference": max_difference(outputs["torchvision"], outputs["patched"])}
         for variant, s in samples.items():
             row[f"{variant}_ms"] = 1e3 * statistics.median(t for t, _, _ in s)
             row[f"{variant}_ops_ms"] = 1e3 * statistics.median(o for _, o, _ in s)
@@ -151,7 +178,7 @@ def bench_model(name, threads, reps, log):
 
 def markdown(rows, info, reps):
     lines = [
-        "# Detection models on the CPU: torchvision against patch_torchvision()",
+        f"# Detection models on {info.get('gpu', 'the CPU')}: torchvision against patch_torchvision()",
         "",
         f"{info['cpu_model']} ({info['cpu_features'].get('logical_cores')} cores); torch {info['torch']}, "
         f"torchvision {info['torchvision']}, tvops {info['tvops_build_info']['variant']} "
@@ -184,18 +211,21 @@ def main(argv=None):
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args(argv)
+    global DEVICE
+    DEVICE = args.device
     threads = [int(t) for t in args.threads.split(",")]
     rows = []
     for name in args.models.split(","):
         rows += bench_model(name, threads, args.reps, lambda s: print(s, flush=True))
-    info = machine_info("cpu")
+    info = machine_info(DEVICE)
     report = markdown(rows, info, args.reps)
     print(report)
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "detection-models-cpu.json"), "w") as f:
+    with open(os.path.join(args.out, f"detection-models-{DEVICE}.json"), "w") as f:
         json.dump({"machine": info, "reps": args.reps, "rows": rows}, f, indent=1)
-    with open(os.path.join(args.out, "detection-models-cpu.md"), "w") as f:
+    with open(os.path.join(args.out, f"detection-models-{DEVICE}.md"), "w") as f:
         f.write(report)
 
 
