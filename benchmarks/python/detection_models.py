@@ -184,7 +184,10 @@ def markdown(rows, info, reps):
         f"torchvision {info['torchvision']}, tvops {info['tvops_build_info']['variant']} "
         f"(`benchmarks/python/detection_models.py`). One 480 x 640 image (resized to 800 x 1066 by the "
         f"models), random weights, inference mode; median of {reps} interleaved runs, milliseconds. "
-        "Same detections in both variants. \"ops\" = time inside what patch_torchvision serves: "
+        + ("Same detections in both variants. " if DEVICE == "cpu" else
+           "Same detections and labels in both variants; boxes, scores and masks to rounding (largest "
+           "differences in the JSON). ")
+        + "\"ops\" = time inside what patch_torchvision serves: "
         "MultiScaleRoIAlign (roi_align), batched_nms (nms), remove_small_boxes, box_iou, box_area.",
         "",
         "| model | threads | torchvision | patched | speedup | ops, torchvision | ops, patched | ops speedup | "
