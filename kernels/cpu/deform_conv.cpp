@@ -243,21 +243,23 @@ void for_each_point(const Args& a, int64_t b, int64_t p0, int64_t np, int64_t gw
   }
 }
 
-// col[p][0 .. kc) for the block: m * bilinear(input) per channel, zero outside the map
-// and beyond K.
-template <typename T>
-void sample_columns(const DeformConvArgs<T>& a, int64_t b, int64_t p0, int64_t np, int64_t gw, int64_t k0,
-                    int64_t kc, T* col) {
+// The walk shared by the column samplers of every precision: the columns past K get
+// `pad`, and each sampling point hands `body` its destination, its on-map corners
+// (pointers into the channels-last input at the run's first channel) with weights
+// m * bilinear weight, and the run's channel count.
+template <typename Args, typename Col, typename Body>
+void sample_block(const Args& a, int64_t b, int64_t p0, int64_t np, int64_t gw, int64_t k0, int64_t kc, Col* col,
+                  Col pad, Body&& body) {
+  using In = std::remove_cv_t<std::remove_pointer_t<decltype(a.input)>>;
+  using T = std::remove_cv_t<std::remove_pointer_t<decltype(a.offset)>>;
   const DeformConvShape& s = a.s;
   const int64_t K = s.taps() * s.in_per_group(), Cin = s.in_channels;
   if (k0 + kc > K)
-    for (int64_t p = 0; p < np; ++p) std::fill(col + p * kc + std::max<int64_t>(K - k0, 0), col + (p + 1) * kc, T(0));
-  const T* image = a.input + b * s.height * s.width * Cin;
-  constexpr int64_t L = Vec<T>::size;
+    for (int64_t p = 0; p < np; ++p) std::fill(col + p * kc + std::max<int64_t>(K - k0, 0), col + (p + 1) * kc, pad);
+  const In* image = a.input + b * s.height * s.width * Cin;
   for_each_point(a, b, p0, np, gw, k0, kc,
                  [&](int64_t p, const Point<T>& pt, T m, int64_t c0, int64_t n, int64_t column, int64_t, int64_t) {
-                   T* d = col + p * kc + column;
-                   const T* src[4];
+                   const In* src[4];
                    T w[4];
                    int corners = 0;
                    if (pt.sampled)
@@ -266,41 +268,81 @@ void sample_columns(const DeformConvArgs<T>& a, int64_t b, int64_t p0, int64_t n
                          src[corners] = image + pt.pos[q] * Cin + c0;
                          w[corners++] = m * pt.w[q];
                        }
-                   int64_t c = 0;
-#if defined(__ARM_FEATURE_SVE)
-                   if constexpr (sizeof(T) == 4) {  // predicated: no scalar tail
-                     for (; c < n; c += int64_t(svcntw())) {
-                       const svbool_t pg = svwhilelt_b32(c, n);
-                       svfloat32_t v = svdup_f32(0.f);
-                       for (int q = 0; q < corners; ++q)
-                         v = svmla_n_f32_x(pg, v, svld1_f32(pg, src[q] + c), w[q]);
-                       svst1_f32(pg, d + c, v);
-                     }
-                     return;
-                   }
-#endif
-                   if (corners == 4) {
-                     const Vec<T> w0(w[0]), w1(w[1]), w2(w[2]), w3(w[3]);
-                     for (; c + L <= n; c += L) {
-                       Vec<T> v = w0 * Vec<T>::load_unaligned(src[0] + c);
-                       v = xsimd::fma(w1, Vec<T>::load_unaligned(src[1] + c), v);
-                       v = xsimd::fma(w2, Vec<T>::load_unaligned(src[2] + c), v);
-                       v = xsimd::fma(w3, Vec<T>::load_unaligned(src[3] + c), v);
-                       v.store_unaligned(d + c);
-                     }
-                   } else {  // on the map's edge (or off it): fewer corners
-                     for (; c + L <= n; c += L) {
-                       Vec<T> v(T(0));
-                       for (int q = 0; q < corners; ++q) v = xsimd::fma(Vec<T>(w[q]), Vec<T>::load_unaligned(src[q] + c), v);
-                       v.store_unaligned(d + c);
-                     }
-                   }
-                   for (; c < n; ++c) {
-                     T v = 0;
-                     for (int q = 0; q < corners; ++q) v += w[q] * src[q][c];
-                     d[c] = v;
-                   }
+                   body(col + p * kc + column, src, w, corners, n);
                  });
+}
+
+// The forward's tile loop, shared by every precision: per tile and weight group the
+// accumulators [pixel][output channel] start at zero, each 256-k chunk is sampled
+// (sample(col, b, p0, np, gw, k0, kc)) and multiplied in, one block of B output
+// channels at a time (multiply(col, np, kc, gw, block, k0, acc + block * B, ld)), and
+// store(acc, ld, b, p0, np, gw) writes the tile out.
+template <typename Col, typename Acc, typename Sample, typename Multiply, typename Store>
+void forward_tiles(const DeformConvShape& s, int64_t B, int64_t Kp, int64_t cb, int64_t tile_begin, int64_t tile_end,
+                   Sample&& sample, Multiply&& multiply, Store&& store) {
+  const int64_t hwo = s.out_h * s.out_w, tiles = (hwo + kDeformTilePixels - 1) / kDeformTilePixels, ld = cb * B;
+  thread_local Buffer<Col> col;
+  thread_local Buffer<Acc> acc;
+  col.reserve(kDeformTilePixels * kChunk);
+  acc.reserve(kDeformTilePixels * ld);
+  for (int64_t t = tile_begin; t < tile_end; ++t) {
+    const int64_t b = t / tiles, p0 = (t % tiles) * kDeformTilePixels;
+    const int64_t np = std::min(kDeformTilePixels, hwo - p0);
+    for (int64_t gw = 0; gw < s.groups; ++gw) {
+      std::fill(acc.data(), acc.data() + np * ld, Acc(0));
+      for (int64_t k0 = 0; k0 < Kp; k0 += kChunk) {
+        const int64_t kc = std::min(kChunk, Kp - k0);
+        sample(col.data(), b, p0, np, gw, k0, kc);
+        for (int64_t j = 0; j < cb; ++j) multiply(col.data(), np, kc, gw, j, k0, acc.data() + j * B, ld);
+      }
+      store(acc.data(), ld, b, p0, np, gw);
+    }
+  }
+}
+
+// col[p][0 .. kc) for the block: m * bilinear(input) per channel, zero outside the map
+// and beyond K.
+template <typename T>
+void sample_columns(const DeformConvArgs<T>& a, int64_t b, int64_t p0, int64_t np, int64_t gw, int64_t k0,
+                    int64_t kc, T* col) {
+  constexpr int64_t L = Vec<T>::size;
+  sample_block(a, b, p0, np, gw, k0, kc, col, T(0),
+               [&](T* d, const T* const* src, const T* w, int corners, int64_t n) {
+                 int64_t c = 0;
+#if defined(__ARM_FEATURE_SVE)
+                 if constexpr (sizeof(T) == 4) {  // predicated: no scalar tail
+                   for (; c < n; c += int64_t(svcntw())) {
+                     const svbool_t pg = svwhilelt_b32(c, n);
+                     svfloat32_t v = svdup_f32(0.f);
+                     for (int q = 0; q < corners; ++q)
+                       v = svmla_n_f32_x(pg, v, svld1_f32(pg, src[q] + c), w[q]);
+                     svst1_f32(pg, d + c, v);
+                   }
+                   return;
+                 }
+#endif
+                 if (corners == 4) {
+                   const Vec<T> w0(w[0]), w1(w[1]), w2(w[2]), w3(w[3]);
+                   for (; c + L <= n; c += L) {
+                     Vec<T> v = w0 * Vec<T>::load_unaligned(src[0] + c);
+                     v = xsimd::fma(w1, Vec<T>::load_unaligned(src[1] + c), v);
+                     v = xsimd::fma(w2, Vec<T>::load_unaligned(src[2] + c), v);
+                     v = xsimd::fma(w3, Vec<T>::load_unaligned(src[3] + c), v);
+                     v.store_unaligned(d + c);
+                   }
+                 } else {  // on the map's edge (or off it): fewer corners
+                   for (; c + L <= n; c += L) {
+                     Vec<T> v(T(0));
+                     for (int q = 0; q < corners; ++q) v = xsimd::fma(Vec<T>(w[q]), Vec<T>::load_unaligned(src[q] + c), v);
+                     v.store_unaligned(d + c);
+                   }
+                 }
+                 for (; c < n; ++c) {
+                   T v = 0;
+                   for (int q = 0; q < corners; ++q) v += w[q] * src[q][c];
+                   d[c] = v;
+                 }
+               });
 }
 
 // out[co][p] = acc[p][co] + bias[co] for a tile (out rows ld_out apart): float32 through
@@ -344,26 +386,18 @@ void deform_conv_forward(const DeformConvArgs<T>& a, int64_t tile_begin, int64_t
   const DeformConvShape& s = a.s;
   const Geometry<T> g(s);
   constexpr int64_t B = block_width<T>();
-  const int64_t ld = g.cb * B;
-  thread_local Buffer<T> col, acc;
-  col.reserve(kDeformTilePixels * kChunk);
-  acc.reserve(kDeformTilePixels * ld);
-  for (int64_t t = tile_begin; t < tile_end; ++t) {
-    const int64_t b = t / g.tiles, p0 = (t % g.tiles) * kDeformTilePixels;
-    const int64_t np = std::min(kDeformTilePixels, g.hwo - p0);
-    for (int64_t gw = 0; gw < s.groups; ++gw) {
-      std::fill(acc.data(), acc.data() + np * ld, T(0));
-      for (int64_t k0 = 0; k0 < g.Kp; k0 += kChunk) {
-        const int64_t kc = std::min(kChunk, g.Kp - k0);
-        sample_columns(a, b, p0, np, gw, k0, kc, col.data());
-        for (int64_t j = 0; j < g.cb; ++j)
-          gemm_block(np, col.data(), kc, 1, a.weight + ((gw * g.cb + j) * g.Kp + k0) * B, B, kc, acc.data() + j * B,
-                     ld);
-      }
-      store_tile(acc.data(), ld, np, g.cout_g, a.bias ? a.bias + gw * g.cout_g : nullptr,
-                 out + (b * s.out_channels + gw * g.cout_g) * g.hwo + p0, g.hwo);
-    }
-  }
+  forward_tiles<T, T>(
+      s, B, g.Kp, g.cb, tile_begin, tile_end,
+      [&](T* col, int64_t b, int64_t p0, int64_t np, int64_t gw, int64_t k0, int64_t kc) {
+        sample_columns(a, b, p0, np, gw, k0, kc, col);
+      },
+      [&](const T* col, int64_t np, int64_t kc, int64_t gw, int64_t j, int64_t k0, T* acc, int64_t ld) {
+        gemm_block(np, col, kc, 1, a.weight + ((gw * g.cb + j) * g.Kp + k0) * B, B, kc, acc, ld);
+      },
+      [&](const T* acc, int64_t ld, int64_t b, int64_t p0, int64_t np, int64_t gw) {
+        store_tile(acc, ld, np, g.cout_g, a.bias ? a.bias + gw * g.cout_g : nullptr,
+                   out + (b * s.out_channels + gw * g.cout_g) * g.hwo + p0, g.hwo);
+      });
 }
 
 template <typename T>
@@ -531,45 +565,28 @@ uint8_t quantize_u8(float v, float inv_scale) {
 // The u8 column block [np][kc]: float32 bilinear sums quantized once (128 = zero).
 void sample_columns_u8(const DeformConvArgsU8& a, int64_t b, int64_t p0, int64_t np, int64_t gw, int64_t k0,
                        int64_t kc, uint8_t* col) {
-  const DeformConvShape& s = a.s;
-  const int64_t K = s.taps() * s.in_per_group(), Cin = s.in_channels;
-  if (k0 + kc > K)
-    for (int64_t p = 0; p < np; ++p)
-      std::fill(col + p * kc + std::max<int64_t>(K - k0, 0), col + (p + 1) * kc, uint8_t(128));
-  const float* image = a.input + b * s.height * s.width * Cin;
   const float inv = a.act_inv_scale;
-  for_each_point(a, b, p0, np, gw, k0, kc,
-                 [&](int64_t p, const Point<float>& pt, float m, int64_t c0, int64_t n, int64_t column, int64_t,
-                     int64_t) {
-                   uint8_t* d = col + p * kc + column;
-                   const float* src[4];
-                   float w[4];
-                   int corners = 0;
-                   if (pt.sampled)
-                     for (int q = 0; q < 4; ++q)
-                       if (pt.valid[q]) {
-                         src[corners] = image + pt.pos[q] * Cin + c0;
-                         w[corners++] = m * pt.w[q];
-                       }
-                   int64_t c = 0;
+  sample_block(a, b, p0, np, gw, k0, kc, col, uint8_t(128),
+               [&](uint8_t* d, const float* const* src, const float* w, int corners, int64_t n) {
+                 int64_t c = 0;
 #if defined(__AVX512F__)
-                   const __m512 vinv = _mm512_set1_ps(inv), lo = _mm512_set1_ps(-127.f), hi = _mm512_set1_ps(127.f);
-                   for (; c + 16 <= n; c += 16) {
-                     __m512 v = _mm512_setzero_ps();
-                     for (int q = 0; q < corners; ++q)
-                       v = _mm512_fmadd_ps(_mm512_set1_ps(w[q]), _mm512_loadu_ps(src[q] + c), v);
-                     v = _mm512_min_ps(hi, _mm512_max_ps(lo, _mm512_roundscale_ps(_mm512_mul_ps(v, vinv),
-                                                                                   _MM_FROUND_TO_NEAREST_INT)));
-                     const __m512i u = _mm512_add_epi32(_mm512_cvtps_epi32(v), _mm512_set1_epi32(128));
-                     _mm_storeu_si128(reinterpret_cast<__m128i*>(d + c), _mm512_cvtepi32_epi8(u));
-                   }
+                 const __m512 vinv = _mm512_set1_ps(inv), lo = _mm512_set1_ps(-127.f), hi = _mm512_set1_ps(127.f);
+                 for (; c + 16 <= n; c += 16) {
+                   __m512 v = _mm512_setzero_ps();
+                   for (int q = 0; q < corners; ++q)
+                     v = _mm512_fmadd_ps(_mm512_set1_ps(w[q]), _mm512_loadu_ps(src[q] + c), v);
+                   v = _mm512_min_ps(hi, _mm512_max_ps(lo, _mm512_roundscale_ps(_mm512_mul_ps(v, vinv),
+                                                                                 _MM_FROUND_TO_NEAREST_INT)));
+                   const __m512i u = _mm512_add_epi32(_mm512_cvtps_epi32(v), _mm512_set1_epi32(128));
+                   _mm_storeu_si128(reinterpret_cast<__m128i*>(d + c), _mm512_cvtepi32_epi8(u));
+                 }
 #endif
-                   for (; c < n; ++c) {
-                     float v = 0;
-                     for (int q = 0; q < corners; ++q) v = std::fma(w[q], src[q][c], v);
-                     d[c] = quantize_u8(v, inv);
-                   }
-                 });
+                 for (; c < n; ++c) {
+                   float v = 0;
+                   for (int q = 0; q < corners; ++q) v = std::fma(w[q], src[q][c], v);
+                   d[c] = quantize_u8(v, inv);
+                 }
+               });
 }
 
 }  // namespace
@@ -578,32 +595,23 @@ void deform_conv_forward_u8(const DeformConvArgsU8& a, int64_t tile_begin, int64
   const DeformConvShape& s = a.s;
   const Geometry<float> g(s);
   constexpr int64_t B = 64;  // output channels per weight block
-  const int64_t ld = g.cb * B;
-  thread_local Buffer<uint8_t> col;
-  thread_local Buffer<int32_t> acc;
-  col.reserve(kDeformTilePixels * kChunk);
-  acc.reserve(kDeformTilePixels * ld);
-  for (int64_t t = tile_begin; t < tile_end; ++t) {
-    const int64_t b = t / g.tiles, p0 = (t % g.tiles) * kDeformTilePixels;
-    const int64_t np = std::min(kDeformTilePixels, g.hwo - p0);
-    for (int64_t gw = 0; gw < s.groups; ++gw) {
-      std::fill(acc.data(), acc.data() + np * ld, 0);
-      for (int64_t k0 = 0; k0 < g.Kp; k0 += kChunk) {
-        const int64_t kc = std::min(kChunk, g.Kp - k0);
-        sample_columns_u8(a, b, p0, np, gw, k0, kc, col.data());
-        for (int64_t j = 0; j < g.cb; ++j)
-          gemm_block_u8(np, col.data(), kc, a.weight + ((gw * g.cb + j) * g.Kp + k0) * B, kc / 4, acc.data() + j * B,
-                        ld);
-      }
-      for (int64_t co = 0; co < g.cout_g; ++co) {
-        const int64_t oc = gw * g.cout_g + co;
-        const int32_t zero = a.zero_sums[oc];
-        const float scale = a.out_scale[oc], bias = a.bias ? a.bias[oc] : 0.f;
-        float* o = out + (b * s.out_channels + oc) * g.hwo + p0;
-        for (int64_t p = 0; p < np; ++p) o[p] = float(acc[p * ld + co] - zero) * scale + bias;
-      }
-    }
-  }
+  forward_tiles<uint8_t, int32_t>(
+      s, B, g.Kp, g.cb, tile_begin, tile_end,
+      [&](uint8_t* col, int64_t b, int64_t p0, int64_t np, int64_t gw, int64_t k0, int64_t kc) {
+        sample_columns_u8(a, b, p0, np, gw, k0, kc, col);
+      },
+      [&](const uint8_t* col, int64_t np, int64_t kc, int64_t gw, int64_t j, int64_t k0, int32_t* acc, int64_t ld) {
+        gemm_block_u8(np, col, kc, a.weight + ((gw * g.cb + j) * g.Kp + k0) * B, kc / 4, acc, ld);
+      },
+      [&](const int32_t* acc, int64_t ld, int64_t b, int64_t p0, int64_t np, int64_t gw) {
+        for (int64_t co = 0; co < g.cout_g; ++co) {
+          const int64_t oc = gw * g.cout_g + co;
+          const int32_t zero = a.zero_sums[oc];
+          const float scale = a.out_scale[oc], bias = a.bias ? a.bias[oc] : 0.f;
+          float* o = out + (b * s.out_channels + oc) * g.hwo + p0;
+          for (int64_t p = 0; p < np; ++p) o[p] = float(acc[p * ld + co] - zero) * scale + bias;
+        }
+      });
 }
 
 #if defined(__AVX512BF16__)
@@ -662,50 +670,33 @@ uint16_t round_to_bf16(float f) {  // nearest even, as vcvtneps2bf16 (inputs her
 // The bfloat16 column block [np][kc]: float32 bilinear sums of the bfloat16 map, rounded once.
 void sample_columns_bf16(const DeformConvArgsBf16& a, int64_t b, int64_t p0, int64_t np, int64_t gw, int64_t k0,
                          int64_t kc, uint16_t* col) {
-  const DeformConvShape& s = a.s;
-  const int64_t K = s.taps() * s.in_per_group(), Cin = s.in_channels;
-  if (k0 + kc > K)
-    for (int64_t p = 0; p < np; ++p)
-      std::fill(col + p * kc + std::max<int64_t>(K - k0, 0), col + (p + 1) * kc, uint16_t(0));
-  const uint16_t* image = a.input + b * s.height * s.width * Cin;
-  for_each_point(a, b, p0, np, gw, k0, kc,
-                 [&](int64_t p, const Point<float>& pt, float m, int64_t c0, int64_t n, int64_t column, int64_t,
-                     int64_t) {
-                   uint16_t* d = col + p * kc + column;
-                   const uint16_t* src[4];
-                   float w[4];
-                   int corners = 0;
-                   if (pt.sampled)
-                     for (int q = 0; q < 4; ++q)
-                       if (pt.valid[q]) {
-                         src[corners] = image + pt.pos[q] * Cin + c0;
-                         w[corners++] = m * pt.w[q];
-                       }
-                   int64_t c = 0;
-                   if (corners == 4) {
-                     const __m512 w0 = _mm512_set1_ps(w[0]), w1 = _mm512_set1_ps(w[1]), w2 = _mm512_set1_ps(w[2]),
-                                  w3 = _mm512_set1_ps(w[3]);
-                     for (; c + 16 <= n; c += 16) {
-                       __m512 v = _mm512_mul_ps(w0, load_half<true>(src[0] + c));
-                       v = _mm512_fmadd_ps(w1, load_half<true>(src[1] + c), v);
-                       v = _mm512_fmadd_ps(w2, load_half<true>(src[2] + c), v);
-                       v = _mm512_fmadd_ps(w3, load_half<true>(src[3] + c), v);
-                       _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c), (__m256i)_mm512_cvtneps_pbh(v));
-                     }
-                   } else {  // on the map's edge (or off it): fewer corners
-                     for (; c + 16 <= n; c += 16) {
-                       __m512 v = _mm512_setzero_ps();
-                       for (int q = 0; q < corners; ++q)
-                         v = _mm512_fmadd_ps(_mm512_set1_ps(w[q]), load_half<true>(src[q] + c), v);
-                       _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c), (__m256i)_mm512_cvtneps_pbh(v));
-                     }
+  sample_block(a, b, p0, np, gw, k0, kc, col, uint16_t(0),
+               [&](uint16_t* d, const uint16_t* const* src, const float* w, int corners, int64_t n) {
+                 int64_t c = 0;
+                 if (corners == 4) {
+                   const __m512 w0 = _mm512_set1_ps(w[0]), w1 = _mm512_set1_ps(w[1]), w2 = _mm512_set1_ps(w[2]),
+                                w3 = _mm512_set1_ps(w[3]);
+                   for (; c + 16 <= n; c += 16) {
+                     __m512 v = _mm512_mul_ps(w0, load_half<true>(src[0] + c));
+                     v = _mm512_fmadd_ps(w1, load_half<true>(src[1] + c), v);
+                     v = _mm512_fmadd_ps(w2, load_half<true>(src[2] + c), v);
+                     v = _mm512_fmadd_ps(w3, load_half<true>(src[3] + c), v);
+                     _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c), (__m256i)_mm512_cvtneps_pbh(v));
                    }
-                   for (; c < n; ++c) {
-                     float v = 0;
-                     for (int q = 0; q < corners; ++q) v += w[q] * bf16_to_float(src[q][c]);
-                     d[c] = round_to_bf16(v);
+                 } else {  // on the map's edge (or off it): fewer corners
+                   for (; c + 16 <= n; c += 16) {
+                     __m512 v = _mm512_setzero_ps();
+                     for (int q = 0; q < corners; ++q)
+                       v = _mm512_fmadd_ps(_mm512_set1_ps(w[q]), load_half<true>(src[q] + c), v);
+                     _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c), (__m256i)_mm512_cvtneps_pbh(v));
                    }
-                 });
+                 }
+                 for (; c < n; ++c) {
+                   float v = 0;
+                   for (int q = 0; q < corners; ++q) v += w[q] * bf16_to_float(src[q][c]);
+                   d[c] = round_to_bf16(v);
+                 }
+               });
 }
 
 }  // namespace
@@ -714,32 +705,23 @@ void deform_conv_forward_bf16(const DeformConvArgsBf16& a, int64_t tile_begin, i
   const DeformConvShape& s = a.s;
   const Geometry<float> g(s);
   constexpr int64_t B = block_width<float>();  // 64 output channels per weight block
-  const int64_t ld = g.cb * B;
-  thread_local Buffer<uint16_t> col;
-  thread_local Buffer<float> acc, rows;
-  col.reserve(kDeformTilePixels * kChunk);
-  acc.reserve(kDeformTilePixels * ld);
+  thread_local Buffer<float> rows;
   rows.reserve(kDeformTilePixels * g.cout_g);
-  for (int64_t t = tile_begin; t < tile_end; ++t) {
-    const int64_t b = t / g.tiles, p0 = (t % g.tiles) * kDeformTilePixels;
-    const int64_t np = std::min(kDeformTilePixels, g.hwo - p0);
-    for (int64_t gw = 0; gw < s.groups; ++gw) {
-      std::fill(acc.data(), acc.data() + np * ld, 0.f);
-      for (int64_t k0 = 0; k0 < g.Kp; k0 += kChunk) {
-        const int64_t kc = std::min(kChunk, g.Kp - k0);
-        sample_columns_bf16(a, b, p0, np, gw, k0, kc, col.data());
-        for (int64_t j = 0; j < g.cb; ++j)
-          gemm_block_bf16(np, col.data(), kc, a.weight + ((gw * g.cb + j) * g.Kp + k0) * B, kc / 2,
-                          acc.data() + j * B, ld);
-      }
-      // [channel][pixel] rows in float32 (bias added), then rounded to bfloat16 once.
-      store_tile(acc.data(), ld, np, g.cout_g, a.bias ? a.bias + gw * g.cout_g : nullptr, rows.data(),
-                 kDeformTilePixels);
-      for (int64_t co = 0; co < g.cout_g; ++co)
-        float_to_bfloat16(rows.data() + co * kDeformTilePixels, np,
-                          out + (b * s.out_channels + gw * g.cout_g + co) * g.hwo + p0);
-    }
-  }
+  forward_tiles<uint16_t, float>(
+      s, B, g.Kp, g.cb, tile_begin, tile_end,
+      [&](uint16_t* col, int64_t b, int64_t p0, int64_t np, int64_t gw, int64_t k0, int64_t kc) {
+        sample_columns_bf16(a, b, p0, np, gw, k0, kc, col);
+      },
+      [&](const uint16_t* col, int64_t np, int64_t kc, int64_t gw, int64_t j, int64_t k0, float* acc, int64_t ld) {
+        gemm_block_bf16(np, col, kc, a.weight + ((gw * g.cb + j) * g.Kp + k0) * B, kc / 2, acc, ld);
+      },
+      [&](const float* acc, int64_t ld, int64_t b, int64_t p0, int64_t np, int64_t gw) {
+        // [channel][pixel] rows in float32 (bias added), then rounded to bfloat16 once.
+        store_tile(acc, ld, np, g.cout_g, a.bias ? a.bias + gw * g.cout_g : nullptr, rows.data(), kDeformTilePixels);
+        for (int64_t co = 0; co < g.cout_g; ++co)
+          float_to_bfloat16(rows.data() + co * kDeformTilePixels, np,
+                            out + (b * s.out_channels + gw * g.cout_g + co) * g.hwo + p0);
+      });
 }
 #endif  // __AVX512BF16__
 

@@ -113,20 +113,33 @@ void expect_close(const tvops::Tensor& got, const std::vector<double>& want, dou
     ASSERT_NEAR(double(p[i]), want[i], tol * scale) << what << " at " << i;
 }
 
+// Random inputs of a case in double precision (offsets spread `offset_scale` pixels).
+struct Inputs {
+  std::vector<double> x, w, off, m, bias, grad;
+  Inputs(const Case& c, unsigned seed, double offset_scale) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<double> normal;
+    std::uniform_real_distribution<double> uniform(0, 1);
+    const int64_t Ho = c.Ho(), Wo = c.Wo(), taps = c.kh * c.kw;
+    auto fill = [&](int64_t n, double scale, bool positive = false) {
+      std::vector<double> v(n);
+      for (double& e : v) e = positive ? uniform(rng) : normal(rng) * scale;
+      return v;
+    };
+    x = fill(c.N * c.Cin * c.H * c.W, 1);
+    w = fill(c.Cout * (c.Cin / c.groups) * taps, 1);
+    off = fill(c.N * 2 * c.og * taps * Ho * Wo, offset_scale);
+    m = fill(c.N * c.og * taps * Ho * Wo, 1, true);
+    bias = fill(c.Cout, 1);
+    grad = fill(c.N * c.Cout * Ho * Wo, 1);
+  }
+};
+
 template <typename T>
 void check_case(const Case& c, double tol) {
-  std::mt19937 rng(42);
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> uniform(0, 1);
   const int64_t Ho = c.Ho(), Wo = c.Wo(), taps = c.kh * c.kw;
-  auto fill = [&](int64_t n, double scale, bool positive = false) {
-    std::vector<double> v(n);
-    for (double& e : v) e = positive ? uniform(rng) : normal(rng) * scale;
-    return v;
-  };
-  std::vector<double> x = fill(c.N * c.Cin * c.H * c.W, 1), w = fill(c.Cout * (c.Cin / c.groups) * taps, 1);
-  std::vector<double> off = fill(c.N * 2 * c.og * taps * Ho * Wo, 2.5), m = fill(c.N * c.og * taps * Ho * Wo, 1, true);
-  std::vector<double> bias = fill(c.Cout, 1), grad = fill(c.N * c.Cout * Ho * Wo, 1);
+  const Inputs in(c, 42, 2.5);
+  const std::vector<double>&x = in.x, &w = in.w, &off = in.off, &m = in.m, &bias = in.bias, &grad = in.grad;
   const Reference r = reference(c, x, w, off, m, bias, grad);
   auto as = [](const std::vector<double>& v) { return std::vector<T>(v.begin(), v.end()); };
   std::vector<T> tx = as(x), tw = as(w), toff = as(off), tm = as(m), tb = as(bias), tg = as(grad);
@@ -152,21 +165,11 @@ class DeformConvPerIsa : public tvops::testing::PerIsa {};
 // The int8 path against the double reference: within 5% of the output's magnitude
 // (108 products per output, 8-bit activations with one scale per call).
 void check_int8(const Case& c) {
-  std::mt19937 rng(7);
-  std::normal_distribution<double> normal;
-  std::uniform_real_distribution<double> uniform(0, 1);
   const int64_t Ho = c.Ho(), Wo = c.Wo(), taps = c.kh * c.kw;
-  auto fill = [&](int64_t n, double scale, bool positive = false) {
-    std::vector<double> v(n);
-    for (double& e : v) e = positive ? uniform(rng) : normal(rng) * scale;
-    return v;
-  };
-  std::vector<double> x = fill(c.N * c.Cin * c.H * c.W, 1), w = fill(c.Cout * (c.Cin / c.groups) * taps, 1);
-  std::vector<double> off = fill(c.N * 2 * c.og * taps * Ho * Wo, 1.5), m = fill(c.N * c.og * taps * Ho * Wo, 1, true);
-  std::vector<double> bias = fill(c.Cout, 1), grad(c.N * c.Cout * Ho * Wo, 0.0);
-  const Reference r = reference(c, x, w, off, m, bias, grad);
+  const Inputs in(c, 7, 1.5);
+  const Reference r = reference(c, in.x, in.w, in.off, in.m, in.bias, in.grad);
   auto as = [](const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); };
-  std::vector<float> tx = as(x), tw = as(w), toff = as(off), tm = as(m), tb = as(bias);
+  std::vector<float> tx = as(in.x), tw = as(in.w), toff = as(in.off), tm = as(in.m), tb = as(in.bias);
   const tvops::Tensor out = tvops::deform_conv2d_int8(
       make(tx, {c.N, c.Cin, c.H, c.W}), make(tw, {c.Cout, c.Cin / c.groups, c.kh, c.kw}),
       make(toff, {c.N, 2 * c.og * taps, Ho, Wo}), c.mask ? make(tm, {c.N, c.og * taps, Ho, Wo}) : tvops::Tensor(),
