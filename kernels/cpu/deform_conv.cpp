@@ -47,6 +47,23 @@ constexpr int64_t block_width() {
 
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
+// Calls fn(std::integral_constant<int, rows>{}, i) for the row groups [i, i + rows) of m
+// rows, kMR at a time (the last group shorter): micro-kernels take their row count as
+// a template argument so their accumulators stay in registers.
+template <typename Fn>
+void for_row_groups(int64_t m, Fn&& fn) {
+  for (int64_t i = 0; i < m; i += kMR) {
+    switch (std::min<int64_t>(kMR, m - i)) {
+      case 6: fn(std::integral_constant<int, 6>{}, i); break;
+      case 5: fn(std::integral_constant<int, 5>{}, i); break;
+      case 4: fn(std::integral_constant<int, 4>{}, i); break;
+      case 3: fn(std::integral_constant<int, 3>{}, i); break;
+      case 2: fn(std::integral_constant<int, 2>{}, i); break;
+      default: fn(std::integral_constant<int, 1>{}, i); break;
+    }
+  }
+}
+
 // C[i][0 .. NV lanes) += sum_k A(i, k) * B[k][0 .. NV lanes) for i < MR, where
 // A(i, k) = a[i * a_row + k * a_k].
 template <typename T, int MR>
@@ -125,36 +142,18 @@ void gemm_block(int64_t m, const T* a, int64_t a_row, int64_t a_k, const T* b, i
   if constexpr (sizeof(T) == 4) {
     const int64_t width = block_width<T>(), step = 2 * int64_t(svcntw());
     for (int64_t j = 0; j < width; j += step)
-      for (int64_t i = 0; i < m; i += kMR) {
-        const T* ai = a + i * a_row;
-        T* ci = c + i * ldc;
-        switch (std::min<int64_t>(kMR, m - i)) {
-          case 6: micro_kernel_sve<6>(ai, a_row, a_k, b, ldb, kdim, ci, ldc, j, width); break;
-          case 5: micro_kernel_sve<5>(ai, a_row, a_k, b, ldb, kdim, ci, ldc, j, width); break;
-          case 4: micro_kernel_sve<4>(ai, a_row, a_k, b, ldb, kdim, ci, ldc, j, width); break;
-          case 3: micro_kernel_sve<3>(ai, a_row, a_k, b, ldb, kdim, ci, ldc, j, width); break;
-          case 2: micro_kernel_sve<2>(ai, a_row, a_k, b, ldb, kdim, ci, ldc, j, width); break;
-          default: micro_kernel_sve<1>(ai, a_row, a_k, b, ldb, kdim, ci, ldc, j, width); break;
-        }
-      }
+      for_row_groups(m, [&](auto rows, int64_t i) {
+        micro_kernel_sve<rows>(a + i * a_row, a_row, a_k, b, ldb, kdim, c + i * ldc, ldc, j, width);
+      });
     return;
   }
 #endif
   constexpr int64_t step = kNV * int64_t(Vec<T>::size);
   static_assert(block_width<T>() % step == 0, "the block is a whole number of micro-kernel widths");
   for (int64_t j = 0; j < block_width<T>(); j += step)
-    for (int64_t i = 0; i < m; i += kMR) {
-      const T* ai = a + i * a_row;
-      T* ci = c + i * ldc + j;
-      switch (std::min<int64_t>(kMR, m - i)) {
-        case 6: micro_kernel<T, 6>(ai, a_row, a_k, b + j, ldb, kdim, ci, ldc); break;
-        case 5: micro_kernel<T, 5>(ai, a_row, a_k, b + j, ldb, kdim, ci, ldc); break;
-        case 4: micro_kernel<T, 4>(ai, a_row, a_k, b + j, ldb, kdim, ci, ldc); break;
-        case 3: micro_kernel<T, 3>(ai, a_row, a_k, b + j, ldb, kdim, ci, ldc); break;
-        case 2: micro_kernel<T, 2>(ai, a_row, a_k, b + j, ldb, kdim, ci, ldc); break;
-        default: micro_kernel<T, 1>(ai, a_row, a_k, b + j, ldb, kdim, ci, ldc); break;
-      }
-    }
+    for_row_groups(m, [&](auto rows, int64_t i) {
+      micro_kernel<T, rows>(a + i * a_row, a_row, a_k, b + j, ldb, kdim, c + i * ldc + j, ldc);
+    });
 }
 
 // One deformed sampling point: DCN bilinear (zero padding, strict range test, OPS.md
@@ -543,18 +542,9 @@ void micro_kernel_u8(const uint8_t* a, int64_t lda, const int8_t* b, int64_t kqu
 
 void gemm_block_u8(int64_t m, const uint8_t* a, int64_t lda, const int8_t* b, int64_t kquads, int32_t* c,
                    int64_t ldc) {
-  for (int64_t i = 0; i < m; i += kMR) {
-    const uint8_t* ai = a + i * lda;
-    int32_t* ci = c + i * ldc;
-    switch (std::min<int64_t>(kMR, m - i)) {
-      case 6: micro_kernel_u8<6>(ai, lda, b, kquads, ci, ldc); break;
-      case 5: micro_kernel_u8<5>(ai, lda, b, kquads, ci, ldc); break;
-      case 4: micro_kernel_u8<4>(ai, lda, b, kquads, ci, ldc); break;
-      case 3: micro_kernel_u8<3>(ai, lda, b, kquads, ci, ldc); break;
-      case 2: micro_kernel_u8<2>(ai, lda, b, kquads, ci, ldc); break;
-      default: micro_kernel_u8<1>(ai, lda, b, kquads, ci, ldc); break;
-    }
-  }
+  for_row_groups(m, [&](auto rows, int64_t i) {
+    micro_kernel_u8<rows>(a + i * lda, lda, b, kquads, c + i * ldc, ldc);
+  });
 }
 
 uint8_t quantize_u8(float v, float inv_scale) {
@@ -646,18 +636,9 @@ void micro_kernel_bf16(const uint16_t* a, int64_t lda, const uint16_t* b, int64_
 
 void gemm_block_bf16(int64_t m, const uint16_t* a, int64_t lda, const uint16_t* b, int64_t kpairs, float* c,
                      int64_t ldc) {
-  for (int64_t i = 0; i < m; i += kMR) {
-    const uint16_t* ai = a + i * lda;
-    float* ci = c + i * ldc;
-    switch (std::min<int64_t>(kMR, m - i)) {
-      case 6: micro_kernel_bf16<6>(ai, lda, b, kpairs, ci, ldc); break;
-      case 5: micro_kernel_bf16<5>(ai, lda, b, kpairs, ci, ldc); break;
-      case 4: micro_kernel_bf16<4>(ai, lda, b, kpairs, ci, ldc); break;
-      case 3: micro_kernel_bf16<3>(ai, lda, b, kpairs, ci, ldc); break;
-      case 2: micro_kernel_bf16<2>(ai, lda, b, kpairs, ci, ldc); break;
-      default: micro_kernel_bf16<1>(ai, lda, b, kpairs, ci, ldc); break;
-    }
-  }
+  for_row_groups(m, [&](auto rows, int64_t i) {
+    micro_kernel_bf16<rows>(a + i * lda, lda, b, kpairs, c + i * ldc, ldc);
+  });
 }
 
 uint16_t round_to_bf16(float f) {  // nearest even, as vcvtneps2bf16 (inputs here are finite or NaN)
