@@ -17,11 +17,12 @@ import argparse
 import ctypes
 import json
 import os
-import statistics
 import subprocess
 
 import torch
 import torchvision
+
+from cuda_roi_timing import gpu_ms  # CUDA-event medians of groups of calls
 
 import torchvision_native as tvn
 
@@ -54,21 +55,6 @@ class Pool:
     def reset_high(self):
         zero = ctypes.c_uint64(0)
         assert self.cuda.cuMemPoolSetAttribute(self.pool, self.USED_MEM_HIGH, ctypes.byref(zero)) == 0
-
-
-def gpu_ms(fn, reps, groups=5):
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(groups):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(reps):
-            fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) / reps)
-    return statistics.median(times)
 
 
 def kernel_ms(fn, reps=10):

@@ -8,22 +8,7 @@ import torch
 import torchvision
 
 import torchvision_native as tvn
-
-
-def out_size(n, k, stride, pad, dil):
-    return (n + 2 * pad - (dil * (k - 1) + 1)) // stride + 1
-
-
-def make_case(seed, N=2, Cin=6, H=9, W=11, Cout=4, kh=3, kw=2, stride=(1, 2), pad=(1, 0), dil=(2, 1), groups=2,
-              og=3, mask=True, bias=True, dtype=torch.float64, spread=2.0):
-    g = torch.Generator().manual_seed(seed)
-    Ho, Wo = out_size(H, kh, stride[0], pad[0], dil[0]), out_size(W, kw, stride[1], pad[1], dil[1])
-    x = torch.randn(N, Cin, H, W, generator=g, dtype=dtype)
-    off = torch.randn(N, 2 * og * kh * kw, Ho, Wo, generator=g, dtype=dtype) * spread
-    w = torch.randn(Cout, Cin // groups, kh, kw, generator=g, dtype=dtype)
-    b = torch.randn(Cout, generator=g, dtype=dtype) if bias else None
-    m = torch.rand(N, og * kh * kw, Ho, Wo, generator=g, dtype=dtype) if mask else None
-    return dict(input=x, offset=off, weight=w, bias=b, mask=m, stride=stride, padding=pad, dilation=dil)
+from deform_cases import gradcheck_float64, make_case, nan_and_far_offsets
 
 
 CASES = {
@@ -50,7 +35,7 @@ def run_both(case, grad=True):
 @pytest.mark.parametrize("name", list(CASES))
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_forward_and_gradients_match_torchvision(isa, name, dtype):
-    case = make_case(hash(name) % 1000, dtype=dtype, **CASES[name])
+    case = make_case(sum(map(ord, name)), dtype=dtype, **CASES[name])
     ours, ref, args, tv_args = run_both(case)
     tol = dict(rtol=1e-4, atol=1e-4) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(ours, ref, **tol)
@@ -78,17 +63,7 @@ def test_threads_agree(num_threads):
 
 @pytest.mark.parametrize("mask", [True, False])
 def test_gradcheck_float64(mask):
-    case = make_case(3, N=2, Cin=4, Cout=2, H=5, W=6, kh=2, kw=2, stride=(1, 1), pad=(1, 0), dil=(1, 1), groups=2,
-                     og=2, mask=mask, spread=1.0)
-    names = ["input", "offset", "weight", "bias"] + (["mask"] if mask else [])
-    tensors = [case[n].clone().requires_grad_() for n in names]
-
-    def fn(*ts):
-        kw = dict(case)
-        kw.update(zip(names, ts))
-        return tvn.ops.deform_conv2d(**kw)
-
-    assert torch.autograd.gradcheck(fn, tensors, nondet_tol=1e-5)
+    assert gradcheck_float64(mask)
 
 
 def test_batch_of_zero_and_odd_batch():
@@ -127,12 +102,7 @@ def test_half_types_compute_in_float32(isa, dtype):
 def test_nan_offsets_sample_nothing():
     """torchvision casts NaN coordinates to int (undefined behaviour); tvops treats them as
     off the map, exactly like an offset that lands far outside."""
-    case = make_case(9, groups=1, og=1, Cin=4, Cout=3)
-    nan, far = dict(case), dict(case)
-    nan["offset"] = case["offset"].clone()
-    nan["offset"][:, 0::2, 1, :] = float("nan")
-    far["offset"] = case["offset"].clone()
-    far["offset"][:, 0::2, 1, :] = 1e6
+    nan, far = nan_and_far_offsets(make_case(9, groups=1, og=1, Cin=4, Cout=3))
     torch.testing.assert_close(tvn.ops.deform_conv2d(**nan), torchvision.ops.deform_conv2d(**far))
 
 

@@ -21,6 +21,9 @@ import torch
 import torchvision
 
 import torchvision_native as tvn
+from cuda_graphs import assert_graph_replay_matches_eager
+import deform_cases
+from deform_cases import gradcheck_float64, nan_and_far_offsets
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(),
@@ -30,23 +33,9 @@ DEV = "cuda"
 NAMES = ("input", "offset", "weight", "bias", "mask")
 
 
-def out_size(n, k, stride, pad, dil):
-    return (n + 2 * pad - (dil * (k - 1) + 1)) // stride + 1
-
-
-def make_case(seed, N=2, Cin=6, H=9, W=11, Cout=4, kh=3, kw=2, stride=(1, 2), pad=(1, 0), dil=(2, 1), groups=2,
-              og=3, mask=True, bias=True, spread=2.0):
+def make_case(seed, **kw):
     """float64 CUDA tensors (callers cast them)."""
-    g = torch.Generator().manual_seed(seed)
-    Ho, Wo = out_size(H, kh, stride[0], pad[0], dil[0]), out_size(W, kw, stride[1], pad[1], dil[1])
-    t = dict(input=torch.randn(N, Cin, H, W, generator=g, dtype=torch.float64),
-             offset=torch.randn(N, 2 * og * kh * kw, Ho, Wo, generator=g, dtype=torch.float64) * spread,
-             weight=torch.randn(Cout, Cin // groups, kh, kw, generator=g, dtype=torch.float64),
-             bias=torch.randn(Cout, generator=g, dtype=torch.float64) if bias else None,
-             mask=torch.rand(N, og * kh * kw, Ho, Wo, generator=g, dtype=torch.float64) if mask else None)
-    case = {k: (v.to(DEV) if v is not None else None) for k, v in t.items()}
-    case.update(stride=stride, padding=pad, dilation=dil)
-    return case
+    return deform_cases.make_case(seed, device=DEV, **kw)
 
 
 CASES = {
@@ -139,28 +128,14 @@ def test_forward_and_gradients_match_torchvision(name, mode):
 
 @pytest.mark.parametrize("mask", [True, False])
 def test_gradcheck_float64(mask):
-    case = make_case(3, N=2, Cin=4, Cout=2, H=5, W=6, kh=2, kw=2, stride=(1, 1), pad=(1, 0), dil=(1, 1), groups=2,
-                     og=2, mask=mask, spread=1.0)
-    names = ["input", "offset", "weight", "bias"] + (["mask"] if mask else [])
-    tensors = [case[n].clone().requires_grad_() for n in names]
-
-    def fn(*ts):
-        kw = dict(case)
-        kw.update(zip(names, ts))
-        return tvn.ops.deform_conv2d(**kw)
-
-    assert torch.autograd.gradcheck(fn, tensors, nondet_tol=1e-5)
+    assert gradcheck_float64(mask, device=DEV)
 
 
 def test_nan_offsets_sample_nothing():
     """torchvision casts NaN coordinates to int (undefined behaviour); tvops treats them as
     off the map, exactly like an offset that lands far outside."""
     case = make_case(9, groups=1, og=1, Cin=4, Cout=3)
-    nan, far = dict(case), dict(case)
-    nan["offset"] = case["offset"].clone()
-    nan["offset"][:, 0::2, 1, :] = float("nan")
-    far["offset"] = case["offset"].clone()
-    far["offset"][:, 0::2, 1, :] = 1e6
+    nan, far = nan_and_far_offsets(case)
     g = torch.randn(2, 3, *case["offset"].shape[2:], device=DEV, dtype=torch.float64)
     for dtype in (torch.float64, torch.float32):
         with tf32(False):
@@ -214,15 +189,4 @@ def test_graph_capture_forward_and_backward():
                                           to_native(x["bias"], "b"), *args, stream_for(g))
         return [from_native(out, g)] + [from_native(t, g) for t in grads]
 
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        eager = step()
-    torch.cuda.current_stream().wait_stream(s)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        captured = step()
-    graph.replay()
-    torch.cuda.synchronize()
-    for a, b in zip(captured, eager):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    assert_graph_replay_matches_eager(step)

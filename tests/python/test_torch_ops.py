@@ -11,6 +11,7 @@ import torch
 import torchvision
 
 import torchvision_native as tvn
+from cuda_graphs import assert_graph_replay_matches_eager
 from torchvision_native._torch import table
 from boxes import feature_map, random_boxes, random_rois
 
@@ -260,15 +261,4 @@ def test_cuda_graph_capture_through_the_custom_ops():
         return (tvn.ops.roi_align(x, rois, 7, 0.25, 2, True),
                 tvn.ops.deform_conv2d(x, offset, weight, padding=(1, 1)))
 
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        eager = step()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        captured = step()
-    graph.replay()
-    torch.cuda.synchronize()
-    for a, b in zip(captured, eager):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    assert_graph_replay_matches_eager(step)
