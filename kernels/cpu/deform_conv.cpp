@@ -195,6 +195,34 @@ Point<T> make_point(T y, T x, int64_t H, int64_t W) {
   return p;
 }
 
+// Calls fn(tap, offset group, first channel (global), end channel, column in the block)
+// for each run of channels of the block [k0, k0 + kc) of weight group gw that share a
+// tap and an offset group (and so their sampling points).
+template <typename Fn>
+void for_each_run(const DeformConvShape& s, int64_t gw, int64_t k0, int64_t kc, Fn&& fn) {
+  const int64_t taps = s.taps(), cin_g = s.in_per_group(), cin_og = s.in_per_offset_group();
+  const int64_t c_group = gw * cin_g;
+  const int64_t tap0 = k0 / cin_g, tap1 = std::min(taps, (k0 + kc + cin_g - 1) / cin_g);
+  for (int64_t tap = tap0; tap < tap1; ++tap) {
+    const int64_t lo = std::max<int64_t>(k0 - tap * cin_g, 0), hi = std::min(k0 + kc - tap * cin_g, cin_g);
+    for (int64_t c = c_group + lo; c < c_group + hi;) {
+      const int64_t g = c / cin_og, c_end = std::min(c_group + hi, (g + 1) * cin_og);
+      fn(tap, g, c, c_end, tap * cin_g + (c - c_group) - k0);
+      c = c_end;
+    }
+  }
+}
+
+// The sampling point of output pixel pix at tap (ki, kj). torchvision adds the offset
+// to (oy * stride - pad) + i * dilation, an integer, in T.
+template <typename T>
+Point<T> tap_point(const DeformConvShape& s, const T* off, int64_t hwo, int64_t pix, int64_t oy, int64_t ox,
+                   int64_t ki, int64_t kj) {
+  const T y = T(oy * s.stride_h - s.pad_h + ki * s.dilation_h) + off[pix];
+  const T x = T(ox * s.stride_w - s.pad_w + kj * s.dilation_w) + off[hwo + pix];
+  return make_point(y, x, s.height, s.width);
+}
+
 // Walks the sampling points of a column block: pixels [p0, p0 + np) of image b,
 // weight group gw, k in [k0, k0 + kc). For each (tap, run of channels sharing an
 // offset group, pixel) calls fn(pixel, point, mask value, first channel (global),
@@ -203,72 +231,172 @@ template <typename Args, typename Fn>
 void for_each_point(const Args& a, int64_t b, int64_t p0, int64_t np, int64_t gw, int64_t k0, int64_t kc, Fn&& fn) {
   using T = std::remove_cv_t<std::remove_pointer_t<decltype(a.offset)>>;
   const DeformConvShape& s = a.s;
-  const int64_t taps = s.taps(), cin_g = s.in_per_group(), cin_og = s.in_per_offset_group();
-  const int64_t hwo = s.out_h * s.out_w, G = s.offset_groups;
-  const int64_t c_group = gw * cin_g;
+  const int64_t taps = s.taps(), hwo = s.out_h * s.out_w, G = s.offset_groups;
   const auto* image = a.input + b * s.height * s.width * s.in_channels;
-  const int64_t tap0 = k0 / cin_g, tap1 = std::min(taps, (k0 + kc + cin_g - 1) / cin_g);
-  for (int64_t tap = tap0; tap < tap1; ++tap) {
+  for_each_run(s, gw, k0, kc, [&](int64_t tap, int64_t g, int64_t c, int64_t c_end, int64_t column) {
     const int64_t ki = tap / s.kernel_w, kj = tap % s.kernel_w;
-    const int64_t lo = std::max<int64_t>(k0 - tap * cin_g, 0), hi = std::min(k0 + kc - tap * cin_g, cin_g);
-    for (int64_t c = c_group + lo; c < c_group + hi;) {
-      const int64_t g = c / cin_og, c_end = std::min(c_group + hi, (g + 1) * cin_og);
-      const T* off = a.offset + ((b * G + g) * taps + tap) * 2 * hwo;
-      const T* msk = a.mask ? a.mask + ((b * G + g) * taps + tap) * hwo : nullptr;
-      const int64_t column = tap * cin_g + (c - c_group) - k0;
-      // The run's points first, so the channel loops can prefetch corners a few points
-      // ahead (data-dependent gathers the hardware prefetcher can't guess).
-      Point<T> pts[kDeformTilePixels];
-      int64_t oy = p0 / s.out_w, ox = p0 % s.out_w;
-      for (int64_t p = 0; p < np; ++p) {
-        const int64_t pix = p0 + p;
-        // torchvision: (oy * stride - pad) + i * dilation in integers, then + offset in T.
-        const T y = T(oy * s.stride_h - s.pad_h + ki * s.dilation_h) + off[pix];
-        const T x = T(ox * s.stride_w - s.pad_w + kj * s.dilation_w) + off[hwo + pix];
-        pts[p] = make_point(y, x, s.height, s.width);
-        if (++ox == s.out_w) ox = 0, ++oy;
-      }
-      constexpr int64_t kAhead = 8;
-      for (int64_t p = 0; p < np; ++p) {
-        if (p + kAhead < np) {
-          const Point<T>& next = pts[p + kAhead];
-          for (int q = 0; q < 4; ++q)
-            if (next.valid[q]) __builtin_prefetch(image + next.pos[q] * s.in_channels + c);
-        }
-        fn(p, pts[p], msk ? msk[p0 + p] : T(1), c, c_end - c, column, g, tap);
-      }
-      c = c_end;
+    const T* off = a.offset + ((b * G + g) * taps + tap) * 2 * hwo;
+    const T* msk = a.mask ? a.mask + ((b * G + g) * taps + tap) * hwo : nullptr;
+    // The run's points first, so the channel loops can prefetch corners a few points
+    // ahead (data-dependent gathers the hardware prefetcher can't guess).
+    Point<T> pts[kDeformTilePixels];
+    int64_t oy = p0 / s.out_w, ox = p0 % s.out_w;
+    for (int64_t p = 0; p < np; ++p) {
+      pts[p] = tap_point(s, off, hwo, p0 + p, oy, ox, ki, kj);
+      if (++ox == s.out_w) ox = 0, ++oy;
     }
+    constexpr int64_t kAhead = 8;
+    for (int64_t p = 0; p < np; ++p) {
+      if (p + kAhead < np) {
+        const Point<T>& next = pts[p + kAhead];
+        for (int q = 0; q < 4; ++q)
+          if (next.valid[q]) __builtin_prefetch(image + next.pos[q] * s.in_channels + c);
+      }
+      fn(p, pts[p], msk ? msk[p0 + p] : T(1), c, c_end - c, column, g, tap);
+    }
+  });
+}
+
+// The forward's view of a run's sampling points, corner by corner: the pixel y * W + x
+// (-1 for a corner off the map or a point outside the sampled range) and the weight
+// m * bilinear weight.
+template <typename T>
+struct RunCorners {
+  int64_t pos[4][kDeformTilePixels];
+  T w[4][kDeformTilePixels];
+};
+
+// The producers below are `noipa`: GCC 12 at -O2 addresses both arrays of a RunCorners
+// from one induction variable with a null base (MEM[0B - &rc + 2 * iv]), and its
+// interprocedural mod/ref analysis then treats the function as not writing `rc` and
+// deletes the call (seen on the avx2 tier). Callers must not use their summaries.
+#define TVOPS_OPAQUE __attribute__((noipa))
+
+template <typename T>
+TVOPS_OPAQUE void run_corners_scalar(const DeformConvShape& s, const T* off, const T* msk, int64_t p0, int64_t np, int64_t tap,
+                        RunCorners<T>& rc) {
+  const int64_t hwo = s.out_h * s.out_w, ki = tap / s.kernel_w, kj = tap % s.kernel_w;
+  int64_t oy = p0 / s.out_w, ox = p0 % s.out_w;
+  for (int64_t p = 0; p < np; ++p) {
+    const Point<T> pt = tap_point(s, off, hwo, p0 + p, oy, ox, ki, kj);
+    const T m = msk ? msk[p0 + p] : T(1);
+    for (int q = 0; q < 4; ++q) {
+      rc.pos[q][p] = pt.sampled && pt.valid[q] ? pt.pos[q] : -1;
+      rc.w[q][p] = m * pt.w[q];
+    }
+    if (++ox == s.out_w) ox = 0, ++oy;
   }
 }
 
+#if defined(__AVX512F__)
+// make_point for 16 pixels at a time, with the same float operations (so the same
+// bits). Needs every coordinate, H, W and H * W exact in int32 and float.
+TVOPS_OPAQUE void run_corners_avx512(const DeformConvShape& s, const float* off, const float* msk, int64_t p0, int64_t np,
+                        int64_t tap, RunCorners<float>& rc) {
+  const int64_t hwo = s.out_h * s.out_w, ki = tap / s.kernel_w, kj = tap % s.kernel_w;
+  const __m512 minus1 = _mm512_set1_ps(-1.f), one = _mm512_set1_ps(1.f), zero = _mm512_setzero_ps();
+  const __m512 h = _mm512_set1_ps(float(s.height)), w = _mm512_set1_ps(float(s.width));
+  const __m512 y_last = _mm512_set1_ps(float(s.height - 2)), x_last = _mm512_set1_ps(float(s.width - 2));
+  const __m512i width = _mm512_set1_epi32(int32_t(s.width)), none = _mm512_set1_epi32(-1);
+  const __m512i right = _mm512_set1_epi32(1), below = width, diagonal = _mm512_set1_epi32(int32_t(s.width + 1));
+  // Output coordinates of the 16 pixels in vectors (a scalar staging array would stall
+  // every load on store forwarding).
+  const __m512i out_w = _mm512_set1_epi32(int32_t(s.out_w)), step = _mm512_set1_epi32(1);
+  const __m512i stride_h = _mm512_set1_epi32(int32_t(s.stride_h)), stride_w = _mm512_set1_epi32(int32_t(s.stride_w));
+  const __m512i y0 = _mm512_set1_epi32(int32_t(ki * s.dilation_h - s.pad_h));
+  const __m512i x0 = _mm512_set1_epi32(int32_t(kj * s.dilation_w - s.pad_w));
+  const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (int64_t p = 0; p < np; p += 16) {
+    const __mmask16 lanes = np - p >= 16 ? __mmask16(0xffff) : __mmask16((1u << (np - p)) - 1);
+    __m512i oy = _mm512_set1_epi32(int32_t((p0 + p) / s.out_w));
+    __m512i ox = _mm512_add_epi32(_mm512_set1_epi32(int32_t((p0 + p) % s.out_w)), iota);
+    for (__mmask16 wrap; (wrap = _mm512_cmpge_epi32_mask(ox, out_w));) {  // rows narrower than 16 wrap more than once
+      ox = _mm512_mask_sub_epi32(ox, wrap, ox, out_w);
+      oy = _mm512_mask_add_epi32(oy, wrap, oy, step);
+    }
+    __m512 y = _mm512_add_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_mullo_epi32(oy, stride_h), y0)),
+                             _mm512_maskz_loadu_ps(lanes, off + p0 + p));
+    __m512 x = _mm512_add_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_mullo_epi32(ox, stride_w), x0)),
+                             _mm512_maskz_loadu_ps(lanes, off + hwo + p0 + p));
+    // Sampled: (-1, H) x (-1, W); ordered compares, so NaN is out.
+    const __mmask16 in = lanes & _mm512_cmp_ps_mask(y, minus1, _CMP_GT_OQ) & _mm512_cmp_ps_mask(y, h, _CMP_LT_OQ) &
+                         _mm512_cmp_ps_mask(x, minus1, _CMP_GT_OQ) & _mm512_cmp_ps_mask(x, w, _CMP_LT_OQ);
+    y = _mm512_maskz_mov_ps(in, y);
+    x = _mm512_maskz_mov_ps(in, x);
+    const __m512 fy = _mm512_roundscale_ps(y, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    const __m512 fx = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    const __m512 ly = _mm512_sub_ps(y, fy), lx = _mm512_sub_ps(x, fx);
+    const __m512 hy = _mm512_sub_ps(one, ly), hx = _mm512_sub_ps(one, lx);
+    const __m512 m = msk ? _mm512_maskz_loadu_ps(lanes, msk + p0 + p) : one;
+    const __mmask16 top = in & _mm512_cmp_ps_mask(fy, zero, _CMP_GE_OQ);
+    const __mmask16 bottom = in & _mm512_cmp_ps_mask(fy, y_last, _CMP_LE_OQ);
+    const __mmask16 left = _mm512_cmp_ps_mask(fx, zero, _CMP_GE_OQ);
+    const __mmask16 rightmost = _mm512_cmp_ps_mask(fx, x_last, _CMP_LE_OQ);
+    const __m512i base = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_cvttps_epi32(fy), width), _mm512_cvttps_epi32(fx));
+    const __m512i pos[4] = {_mm512_mask_blend_epi32(top & left, none, base),
+                            _mm512_mask_blend_epi32(top & rightmost, none, _mm512_add_epi32(base, right)),
+                            _mm512_mask_blend_epi32(bottom & left, none, _mm512_add_epi32(base, below)),
+                            _mm512_mask_blend_epi32(bottom & rightmost, none, _mm512_add_epi32(base, diagonal))};
+    const __m512 wq[4] = {_mm512_mul_ps(m, _mm512_mul_ps(hy, hx)), _mm512_mul_ps(m, _mm512_mul_ps(hy, lx)),
+                          _mm512_mul_ps(m, _mm512_mul_ps(ly, hx)), _mm512_mul_ps(m, _mm512_mul_ps(ly, lx))};
+    for (int q = 0; q < 4; ++q) {  // the arrays hold kDeformTilePixels, a multiple of 16
+      _mm512_storeu_si512(rc.pos[q] + p, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(pos[q])));
+      _mm512_storeu_si512(rc.pos[q] + p + 8, _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(pos[q], 1)));
+      _mm512_storeu_ps(rc.w[q] + p, wq[q]);
+    }
+  }
+}
+#endif
+
+template <typename T>
+void run_corners(const DeformConvShape& s, const T* off, const T* msk, int64_t p0, int64_t np, int64_t tap,
+                 RunCorners<T>& rc) {
+#if defined(__AVX512F__)
+  constexpr int64_t kExact = int64_t(1) << 24;  // integers float and int32 hold exactly
+  if constexpr (sizeof(T) == 4) {
+    const int64_t reach_h = s.pad_h + (s.kernel_h - 1) * s.dilation_h, reach_w = s.pad_w + (s.kernel_w - 1) * s.dilation_w;
+    if (s.height < kExact && s.width < kExact && s.height * s.width < (int64_t(1) << 30) &&
+        (s.out_h - 1) * s.stride_h + reach_h < kExact && (s.out_w - 1) * s.stride_w + reach_w < kExact &&
+        s.pad_h < kExact && s.pad_w < kExact)
+      return run_corners_avx512(s, off, msk, p0, np, tap, rc);
+  }
+#endif
+  run_corners_scalar(s, off, msk, p0, np, tap, rc);
+}
+
 // The walk shared by the column samplers of every precision: the columns past K get
-// `pad`, and each sampling point hands `body` its destination, its on-map corners
-// (pointers into the channels-last input at the run's first channel) with weights
-// m * bilinear weight, and the run's channel count.
+// `pad`, and each sampling point hands `body` its destination, its four corners
+// (pointers into the channels-last input at the run's first channel; a row of zeros
+// for corners off the map) with weights m * bilinear weight, and the run's channel count.
 template <typename Args, typename Col, typename Body>
 void sample_block(const Args& a, int64_t b, int64_t p0, int64_t np, int64_t gw, int64_t k0, int64_t kc, Col* col,
                   Col pad, Body&& body) {
   using In = std::remove_cv_t<std::remove_pointer_t<decltype(a.input)>>;
   using T = std::remove_cv_t<std::remove_pointer_t<decltype(a.offset)>>;
   const DeformConvShape& s = a.s;
-  const int64_t K = s.taps() * s.in_per_group(), Cin = s.in_channels;
+  const int64_t K = s.taps() * s.in_per_group(), Cin = s.in_channels, hwo = s.out_h * s.out_w;
+  const int64_t taps = s.taps(), G = s.offset_groups;
   if (k0 + kc > K)
     for (int64_t p = 0; p < np; ++p) std::fill(col + p * kc + std::max<int64_t>(K - k0, 0), col + (p + 1) * kc, pad);
+  thread_local Buffer<In> zeros;
+  if (zeros.size() < size_t(Cin)) zeros.assign(size_t(Cin), In(0));
   const In* image = a.input + b * s.height * s.width * Cin;
-  for_each_point(a, b, p0, np, gw, k0, kc,
-                 [&](int64_t p, const Point<T>& pt, T m, int64_t c0, int64_t n, int64_t column, int64_t, int64_t) {
-                   const In* src[4];
-                   T w[4];
-                   int corners = 0;
-                   if (pt.sampled)
-                     for (int q = 0; q < 4; ++q)
-                       if (pt.valid[q]) {
-                         src[corners] = image + pt.pos[q] * Cin + c0;
-                         w[corners++] = m * pt.w[q];
-                       }
-                   body(col + p * kc + column, src, w, corners, n);
-                 });
+  for_each_run(s, gw, k0, kc, [&](int64_t tap, int64_t g, int64_t c0, int64_t c_end, int64_t column) {
+    RunCorners<T> rc;
+    run_corners(s, a.offset + ((b * G + g) * taps + tap) * 2 * hwo,
+                a.mask ? a.mask + ((b * G + g) * taps + tap) * hwo : static_cast<const T*>(nullptr), p0, np, tap, rc);
+    const In* run = image + c0;
+    const auto corner = [&](int q, int64_t p) { return rc.pos[q][p] >= 0 ? run + rc.pos[q][p] * Cin : zeros.data(); };
+    // Corners are data-dependent gathers the hardware prefetcher can't guess.
+    constexpr int64_t kAhead = 8;
+    for (int64_t p = 0; p < np; ++p) {
+      if (p + kAhead < np)
+        for (int q = 0; q < 4; ++q) __builtin_prefetch(corner(q, p + kAhead));
+      const In* src[4] = {corner(0, p), corner(1, p), corner(2, p), corner(3, p)};
+      const T w[4] = {rc.w[0][p], rc.w[1][p], rc.w[2][p], rc.w[3][p]};
+      body(col + p * kc + column, src, w, 4, c_end - c0);
+    }
+  });
 }
 
 // The forward's tile loop, shared by every precision: per tile and weight group the
