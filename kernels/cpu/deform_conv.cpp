@@ -365,9 +365,10 @@ void run_corners(const DeformConvShape& s, const T* off, const T* msk, int64_t p
 }
 
 // The walk shared by the column samplers of every precision: the columns past K get
-// `pad`, and each sampling point hands `body` its destination, its four corners
-// (pointers into the channels-last input at the run's first channel; a row of zeros
-// for corners off the map) with weights m * bilinear weight, and the run's channel count.
+// `pad`, and each sampling point calls body(destination, corners, weights, channels):
+// its four corners are pointers into the channels-last input at the run's first
+// channel (a row of zeros for corners off the map, so every point takes the same
+// branch-free path), weighted m * bilinear weight.
 template <typename Args, typename Col, typename Body>
 void sample_block(const Args& a, int64_t b, int64_t p0, int64_t np, int64_t gw, int64_t k0, int64_t kc, Col* col,
                   Col pad, Body&& body) {
@@ -394,7 +395,7 @@ void sample_block(const Args& a, int64_t b, int64_t p0, int64_t np, int64_t gw, 
         for (int q = 0; q < 4; ++q) __builtin_prefetch(corner(q, p + kAhead));
       const In* src[4] = {corner(0, p), corner(1, p), corner(2, p), corner(3, p)};
       const T w[4] = {rc.w[0][p], rc.w[1][p], rc.w[2][p], rc.w[3][p]};
-      body(col + p * kc + column, src, w, 4, c_end - c0);
+      body(col + p * kc + column, src, w, c_end - c0);
     }
   });
 }
@@ -434,39 +435,30 @@ void sample_columns(const DeformConvArgs<T>& a, int64_t b, int64_t p0, int64_t n
                     int64_t kc, T* col) {
   constexpr int64_t L = Vec<T>::size;
   sample_block(a, b, p0, np, gw, k0, kc, col, T(0),
-               [&](T* d, const T* const* src, const T* w, int corners, int64_t n) {
+               [&](T* d, const T* const* src, const T* w, int64_t n) {
                  int64_t c = 0;
 #if defined(__ARM_FEATURE_SVE)
                  if constexpr (sizeof(T) == 4) {  // predicated: no scalar tail
                    for (; c < n; c += int64_t(svcntw())) {
                      const svbool_t pg = svwhilelt_b32(c, n);
                      svfloat32_t v = svdup_f32(0.f);
-                     for (int q = 0; q < corners; ++q)
-                       v = svmla_n_f32_x(pg, v, svld1_f32(pg, src[q] + c), w[q]);
+                     for (int q = 0; q < 4; ++q) v = svmla_n_f32_x(pg, v, svld1_f32(pg, src[q] + c), w[q]);
                      svst1_f32(pg, d + c, v);
                    }
                    return;
                  }
 #endif
-                 if (corners == 4) {
-                   const Vec<T> w0(w[0]), w1(w[1]), w2(w[2]), w3(w[3]);
-                   for (; c + L <= n; c += L) {
-                     Vec<T> v = w0 * Vec<T>::load_unaligned(src[0] + c);
-                     v = xsimd::fma(w1, Vec<T>::load_unaligned(src[1] + c), v);
-                     v = xsimd::fma(w2, Vec<T>::load_unaligned(src[2] + c), v);
-                     v = xsimd::fma(w3, Vec<T>::load_unaligned(src[3] + c), v);
-                     v.store_unaligned(d + c);
-                   }
-                 } else {  // on the map's edge (or off it): fewer corners
-                   for (; c + L <= n; c += L) {
-                     Vec<T> v(T(0));
-                     for (int q = 0; q < corners; ++q) v = xsimd::fma(Vec<T>(w[q]), Vec<T>::load_unaligned(src[q] + c), v);
-                     v.store_unaligned(d + c);
-                   }
+                 const Vec<T> w0(w[0]), w1(w[1]), w2(w[2]), w3(w[3]);
+                 for (; c + L <= n; c += L) {
+                   Vec<T> v = w0 * Vec<T>::load_unaligned(src[0] + c);
+                   v = xsimd::fma(w1, Vec<T>::load_unaligned(src[1] + c), v);
+                   v = xsimd::fma(w2, Vec<T>::load_unaligned(src[2] + c), v);
+                   v = xsimd::fma(w3, Vec<T>::load_unaligned(src[3] + c), v);
+                   v.store_unaligned(d + c);
                  }
                  for (; c < n; ++c) {
                    T v = 0;
-                   for (int q = 0; q < corners; ++q) v += w[q] * src[q][c];
+                   for (int q = 0; q < 4; ++q) v += w[q] * src[q][c];
                    d[c] = v;
                  }
                });
@@ -685,14 +677,13 @@ void sample_columns_u8(const DeformConvArgsU8& a, int64_t b, int64_t p0, int64_t
                        int64_t kc, uint8_t* col) {
   const float inv = a.act_inv_scale;
   sample_block(a, b, p0, np, gw, k0, kc, col, uint8_t(128),
-               [&](uint8_t* d, const float* const* src, const float* w, int corners, int64_t n) {
+               [&](uint8_t* d, const float* const* src, const float* w, int64_t n) {
                  int64_t c = 0;
 #if defined(__AVX512F__)
                  const __m512 vinv = _mm512_set1_ps(inv), lo = _mm512_set1_ps(-127.f), hi = _mm512_set1_ps(127.f);
                  for (; c + 16 <= n; c += 16) {
                    __m512 v = _mm512_setzero_ps();
-                   for (int q = 0; q < corners; ++q)
-                     v = _mm512_fmadd_ps(_mm512_set1_ps(w[q]), _mm512_loadu_ps(src[q] + c), v);
+                   for (int q = 0; q < 4; ++q) v = _mm512_fmadd_ps(_mm512_set1_ps(w[q]), _mm512_loadu_ps(src[q] + c), v);
                    v = _mm512_min_ps(hi, _mm512_max_ps(lo, _mm512_roundscale_ps(_mm512_mul_ps(v, vinv),
                                                                                  _MM_FROUND_TO_NEAREST_INT)));
                    const __m512i u = _mm512_add_epi32(_mm512_cvtps_epi32(v), _mm512_set1_epi32(128));
@@ -701,7 +692,7 @@ void sample_columns_u8(const DeformConvArgsU8& a, int64_t b, int64_t p0, int64_t
 #endif
                  for (; c < n; ++c) {
                    float v = 0;
-                   for (int q = 0; q < corners; ++q) v = std::fma(w[q], src[q][c], v);
+                   for (int q = 0; q < 4; ++q) v = std::fma(w[q], src[q][c], v);
                    d[c] = quantize_u8(v, inv);
                  }
                });
@@ -780,29 +771,20 @@ uint16_t round_to_bf16(float f) {  // nearest even, as vcvtneps2bf16 (inputs her
 void sample_columns_bf16(const DeformConvArgsBf16& a, int64_t b, int64_t p0, int64_t np, int64_t gw, int64_t k0,
                          int64_t kc, uint16_t* col) {
   sample_block(a, b, p0, np, gw, k0, kc, col, uint16_t(0),
-               [&](uint16_t* d, const uint16_t* const* src, const float* w, int corners, int64_t n) {
+               [&](uint16_t* d, const uint16_t* const* src, const float* w, int64_t n) {
                  int64_t c = 0;
-                 if (corners == 4) {
-                   const __m512 w0 = _mm512_set1_ps(w[0]), w1 = _mm512_set1_ps(w[1]), w2 = _mm512_set1_ps(w[2]),
-                                w3 = _mm512_set1_ps(w[3]);
-                   for (; c + 16 <= n; c += 16) {
-                     __m512 v = _mm512_mul_ps(w0, load_half<true>(src[0] + c));
-                     v = _mm512_fmadd_ps(w1, load_half<true>(src[1] + c), v);
-                     v = _mm512_fmadd_ps(w2, load_half<true>(src[2] + c), v);
-                     v = _mm512_fmadd_ps(w3, load_half<true>(src[3] + c), v);
-                     _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c), (__m256i)_mm512_cvtneps_pbh(v));
-                   }
-                 } else {  // on the map's edge (or off it): fewer corners
-                   for (; c + 16 <= n; c += 16) {
-                     __m512 v = _mm512_setzero_ps();
-                     for (int q = 0; q < corners; ++q)
-                       v = _mm512_fmadd_ps(_mm512_set1_ps(w[q]), load_half<true>(src[q] + c), v);
-                     _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c), (__m256i)_mm512_cvtneps_pbh(v));
-                   }
+                 const __m512 w0 = _mm512_set1_ps(w[0]), w1 = _mm512_set1_ps(w[1]), w2 = _mm512_set1_ps(w[2]),
+                              w3 = _mm512_set1_ps(w[3]);
+                 for (; c + 16 <= n; c += 16) {
+                   __m512 v = _mm512_mul_ps(w0, load_half<true>(src[0] + c));
+                   v = _mm512_fmadd_ps(w1, load_half<true>(src[1] + c), v);
+                   v = _mm512_fmadd_ps(w2, load_half<true>(src[2] + c), v);
+                   v = _mm512_fmadd_ps(w3, load_half<true>(src[3] + c), v);
+                   _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c), (__m256i)_mm512_cvtneps_pbh(v));
                  }
                  for (; c < n; ++c) {
                    float v = 0;
-                   for (int q = 0; q < corners; ++q) v += w[q] * bf16_to_float(src[q][c]);
+                   for (int q = 0; q < 4; ++q) v += w[q] * bf16_to_float(src[q][c]);
                    d[c] = round_to_bf16(v);
                  }
                });
