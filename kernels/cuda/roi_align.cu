@@ -8,7 +8,12 @@
 // produces one (channel, bin) output: consecutive threads write consecutive outputs
 // and read neighbouring pixels of one plane. The backward scatters the same samples
 // with atomics (or order-independent fixed-point atomics in deterministic mode).
+// roi_align's forward on NCHW maps samples shared-memory windows of RoI groups instead
+// (align_forward_win below), and both directions take channels-last kernels where
+// those fit (align_forward_cl, align_backward_cl).
 #include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <type_traits>
 #include <vector>
 
@@ -284,6 +289,454 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// ---- roi_align on NCHW maps through shared-memory windows ----
+//
+// The RoIs are grouped (on the device, by group_rois) by the cell of a coarse grid
+// (kTune.roi_group_cell pixels a side, per level and image) where their footprint
+// starts, up to kTune.roi_group_max a group. A block takes one group and a chunk of
+// channels: it loads the union of the group's footprints (the window) for as many
+// channels as fit in shared memory, with coalesced row reads straight from the NCHW
+// planes (16-byte vectors where the strides allow), and samples every RoI of the group
+// from there. Overlapping RoIs thus share one read of their pixels, and no
+// channels-last copy of the map is needed. blockIdx.x runs over the groups, so the
+// blocks in flight share a chunk of channels whose planes stay in L2.
+// RoIs whose sampling grid exceeds the tables or whose own footprint exceeds the
+// window ("slow") are computed straight from global memory; RoIs of no image pool
+// zeros. A group whose union does not fit takes its RoIs one window at a time.
+// (A backward on the same windows, summing in shared memory, ran 3x slower than the
+// channels-last one on an H200: shared-memory float atomics are compare-and-swap
+// loops and neighbouring bins' lanes collide. The backward stays channels-last.)
+constexpr int kGroupThreads = 1024;
+constexpr int kMaxBuckets = 4096;
+constexpr int kWinBytes = kTune.roi_window_bytes;
+constexpr int kTableBytes = 16 * 1024;  // axis tables of a group, at most
+enum : int { kZero = 0, kFast = 1, kSlow = 2 };
+
+struct CellGrid {
+  int cell, buckets;  // buckets: every cell of every level and image, plus one for RoIs of no image
+  int ch[kMaxLevels], cw[kMaxLevels], base[kMaxLevels];
+};
+
+struct WinPlan {
+  const int* order;    // RoI ids, bucket after bucket
+  const int2* groups;  // [start, end) of each group in `order`
+  const int* count;    // number of groups
+  int group_max, gcap, chunk, win_bytes;  // RoIs a group, samples an axis a bin, channels a block, window bytes
+};
+
+// Bucket of RoI k: the cell of its clamped top-left corner.
+template <typename T, typename A>
+__device__ int bucket_of(const AlignArgs<T, A>& a, const CellGrid& cg, int k) {
+  const Geometry<A> g = roi_geometry<T, A, false>(a, k);
+  if (g.b < 0 || g.H <= 0 || g.W <= 0) return cg.buckets - 1;
+  const A y0 = g.start_h + min(A(0), g.bin_h * A(a.PH)), x0 = g.start_w + min(A(0), g.bin_w * A(a.PW));
+  const A fy = fmin(fmax(y0, A(0)), A(g.H - 1)), fx = fmin(fmax(x0, A(0)), A(g.W - 1));  // NaN -> 0
+  const int cy = min(static_cast<int>(fy) / cg.cell, cg.ch[g.level] - 1);
+  const int cx = min(static_cast<int>(fx) / cg.cell, cg.cw[g.level] - 1);
+  return cg.base[g.level] + (g.b * cg.ch[g.level] + cy) * cg.cw[g.level] + cx;
+}
+
+// Exclusive scan of one int per thread over the block (blockDim.x a multiple of 32).
+__device__ inline int block_exclusive_scan(int v, int* warp_sums, int* total) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  int x = v;
+  for (int o = 1; o < 32; o *= 2) {
+    const int y = __shfl_up_sync(0xffffffffu, x, o);
+    if (lane >= o) x += y;
+  }
+  if (lane == 31) warp_sums[warp] = x;
+  __syncthreads();
+  if (warp == 0) {
+    int s = lane < warps ? warp_sums[lane] : 0;
+    for (int o = 1; o < 32; o *= 2) {
+      const int y = __shfl_up_sync(0xffffffffu, s, o);
+      if (lane >= o) s += y;
+    }
+    if (lane < warps) warp_sums[lane] = s;
+    if (lane == 31) *total = s;
+  }
+  __syncthreads();
+  const int r = x - v + (warp > 0 ? warp_sums[warp - 1] : 0);
+  __syncthreads();
+  return r;
+}
+
+// One block: counting sort of the RoIs by bucket, then the groups (runs of at most
+// group_max RoIs of one bucket). The order inside a bucket does not matter: a RoI's
+// outputs do not depend on its group (the backward's fixed-point sums neither).
+template <typename T, typename A>
+__global__ void __launch_bounds__(kGroupThreads)
+    group_rois(AlignArgs<T, A> a, CellGrid cg, int group_max, int* order, int2* groups, int* count) {
+  __shared__ int start[kMaxBuckets], sums[32], total;
+  const int nb = cg.buckets;
+  for (int i = threadIdx.x; i < nb; i += blockDim.x) start[i] = 0;
+  __syncthreads();
+  for (int k = threadIdx.x; k < a.K; k += blockDim.x) atomicAdd(&start[bucket_of(a, cg, k)], 1);
+  __syncthreads();
+  const int per = (nb + blockDim.x - 1) / blockDim.x, lo = min(nb, int(threadIdx.x) * per), hi = min(nb, lo + per);
+  int n = 0, ng = 0;
+  for (int i = lo; i < hi; ++i) {
+    n += start[i];
+    ng += (start[i] + group_max - 1) / group_max;
+  }
+  int run = block_exclusive_scan(n, sums, &total);
+  int grun = block_exclusive_scan(ng, sums, &total);
+  for (int i = lo; i < hi; ++i) {
+    const int m = start[i];
+    for (int j = 0; j * group_max < m; ++j)
+      groups[grun++] = make_int2(run + j * group_max, run + min(m, (j + 1) * group_max));
+    start[i] = run;
+    run += m;
+  }
+  if (threadIdx.x == 0) *count = total;  // the last scan's total: the number of groups
+  __syncthreads();
+  for (int k = threadIdx.x; k < a.K; k += blockDim.x) order[atomicAdd(&start[bucket_of(a, cg, k)], 1)] = k;
+}
+
+// Per-RoI state of a block, in shared memory.
+struct RoiSlot {
+  int k, mode, r0, r1, c0, c1;  // footprint rows [r0, r1] and (aligned) columns [c0, c1); r0 > r1: no sample inside
+};
+
+// The window a pass works on: rows [r0, r0 + rows), columns [c0, c0 + cols), rows
+// `pitch` apart in shared memory.
+struct Window {
+  int r0, c0, rows, cols, pitch;
+  int only;  // -1: every fast RoI of the group; else that RoI alone
+};
+
+// Row pitch = 4 (mod 8) elements: bins a few rows apart then fall in different banks
+// (a pitch of 64 would put every bin row of a warp on the same banks).
+__device__ inline int window_pitch(int cols) { return cols + ((12 - cols % 8) % 8); }
+
+template <typename A>
+struct GroupSmem {
+  RoiSlot* slot;
+  Geometry<A>* geo;
+  AxisSample<A>* ys;
+  AxisSample<A>* xs;
+  void* win;
+  Window* window;
+  int ty, tx;
+};
+
+__host__ __device__ inline int align16(int v) { return (v + 15) & ~15; }
+
+template <typename A>
+__host__ __device__ inline int table_bytes(int group_max, int ty, int tx) {
+  return align16(group_max * int(sizeof(RoiSlot))) + align16(group_max * int(sizeof(Geometry<A>))) +
+         align16(group_max * (ty + tx) * int(sizeof(AxisSample<A>))) + align16(int(sizeof(Window)));
+}
+
+template <typename A>
+__device__ GroupSmem<A> carve(unsigned char* smem, int group_max, int ty, int tx) {
+  GroupSmem<A> s;
+  s.ty = ty;
+  s.tx = tx;
+  s.slot = reinterpret_cast<RoiSlot*>(smem);
+  smem += align16(group_max * int(sizeof(RoiSlot)));
+  s.geo = reinterpret_cast<Geometry<A>*>(smem);
+  smem += align16(group_max * int(sizeof(Geometry<A>)));
+  s.ys = reinterpret_cast<AxisSample<A>*>(smem);
+  s.xs = s.ys + group_max * ty;
+  smem += align16(group_max * (ty + tx) * int(sizeof(AxisSample<A>)));
+  s.window = reinterpret_cast<Window*>(smem);
+  smem += align16(int(sizeof(Window)));
+  s.win = smem;
+  return s;
+}
+
+// Geometry, axis tables and footprints of the group's n RoIs; the union window.
+// V: the window's columns are aligned to V (vector loads). Ends with a barrier.
+template <typename T, typename A>
+__device__ void setup_group(const AlignArgs<T, A>& a, const WinPlan& p, const GroupSmem<A>& s, int2 range, int n,
+                            int V, int elem_bytes) {
+  if (int(threadIdx.x) < n) {
+    const int k = p.order[range.x + threadIdx.x];
+    const Geometry<A> g = roi_geometry<T, A, false>(a, k);
+    s.geo[threadIdx.x] = g;
+    RoiSlot r;
+    r.k = k;
+    r.mode = (g.b < 0 || g.H <= 0 || g.W <= 0) ? kZero : (g.gh <= p.gcap && g.gw <= p.gcap) ? kFast : kSlow;
+    s.slot[threadIdx.x] = r;
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < n * s.ty; i += blockDim.x) {
+    const int j = i / s.ty, e = i - j * s.ty;
+    const Geometry<A>& g = s.geo[j];
+    if (s.slot[j].mode == kFast && e < a.PH * g.gh) s.ys[i] = roi::axis_sample(g.y(e / g.gh, e % g.gh), g.H);
+  }
+  for (int i = threadIdx.x; i < n * s.tx; i += blockDim.x) {
+    const int j = i / s.tx, e = i - j * s.tx;
+    const Geometry<A>& g = s.geo[j];
+    if (s.slot[j].mode == kFast && e < a.PW * g.gw) s.xs[i] = roi::axis_sample(g.x(e / g.gw, e % g.gw), g.W);
+  }
+  __syncthreads();
+  if (int(threadIdx.x) < n && s.slot[threadIdx.x].mode == kFast) {
+    const int j = threadIdx.x;
+    const Geometry<A>& g = s.geo[j];
+    int r0 = INT_MAX, r1 = -1, c0 = INT_MAX, c1 = -1;
+    const int ny = a.PH * max(g.gh, 0), nx = a.PW * max(g.gw, 0);
+    for (int e = 0; e < ny; ++e) {
+      const AxisSample<A> y = s.ys[j * s.ty + e];
+      if (y.lo >= 0) r0 = min(r0, y.lo), r1 = max(r1, y.hi);
+    }
+    for (int e = 0; e < nx; ++e) {
+      const AxisSample<A> x = s.xs[j * s.tx + e];
+      if (x.lo >= 0) c0 = min(c0, x.lo), c1 = max(c1, x.hi);
+    }
+    RoiSlot& r = s.slot[j];
+    if (r1 < 0 || c1 < 0) {
+      r.r0 = 1;  // no sample inside: zeros, no window
+      r.r1 = 0;
+    } else {
+      c0 -= c0 % V;
+      c1 = c1 + 1 + (V - (c1 + 1) % V) % V;  // exclusive, aligned
+      r.r0 = r0;
+      r.r1 = r1;
+      r.c0 = c0;
+      r.c1 = c1;
+      if (int64_t(r1 - r0 + 1) * window_pitch(c1 - c0) * elem_bytes > p.win_bytes) r.mode = kSlow;
+    }
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int r0 = INT_MAX, r1 = -1, c0 = INT_MAX, c1 = -1;
+    for (int j = 0; j < n; ++j) {
+      const RoiSlot& r = s.slot[j];
+      if (r.mode == kFast && r.r0 <= r.r1) r0 = min(r0, r.r0), r1 = max(r1, r.r1), c0 = min(c0, r.c0), c1 = max(c1, r.c1);
+    }
+    Window w;
+    w.only = -1;
+    w.r0 = r0;
+    w.c0 = c0;
+    w.rows = r1 < 0 ? 0 : r1 - r0 + 1;
+    w.cols = r1 < 0 ? 0 : c1 - c0;
+    w.pitch = window_pitch(w.cols);
+    if (int64_t(w.rows) * w.pitch * elem_bytes > p.win_bytes) w.only = 0;  // one RoI a window
+    *s.window = w;
+  }
+  __syncthreads();
+}
+
+// Calls pass(window, P channels) for the chunk's channels: the union window, or each
+// fast RoI's own window when the union does not fit.
+template <typename A, typename Pass>
+__device__ void for_windows(const GroupSmem<A>& s, int n, int nc, int cap, Pass&& pass) {
+  const Window u = *s.window;
+  if (u.only < 0) {
+    if (u.rows == 0) return;
+    const int P = max(1, min(nc, cap / (u.rows * u.pitch)));
+    for (int c = 0; c < nc; c += P) pass(u, c, min(P, nc - c));
+    return;
+  }
+  for (int j = 0; j < n; ++j) {
+    const RoiSlot r = s.slot[j];
+    if (r.mode != kFast || r.r0 > r.r1) continue;
+    const Window w{r.r0, r.c0, r.r1 - r.r0 + 1, r.c1 - r.c0, window_pitch(r.c1 - r.c0), j};
+    const int P = max(1, min(nc, cap / (w.rows * w.pitch)));
+    for (int c = 0; c < nc; c += P) pass(w, c, min(P, nc - c));
+  }
+}
+
+// Visits the window's P * rows * (pitch / V) vectors, thread-strided, without a
+// division per element: f(channel, row, vector column, flat index). U visits in flight.
+template <int U, typename F>
+__device__ inline void for_window_vectors(int P, int rows, int pv, F&& f) {
+  const int total = P * rows * pv, nt = blockDim.x;
+  int i = threadIdx.x, row = i / pv, x = i - row * pv, c = row / rows, y = row - c * rows;
+  const int sr = nt / pv, sx = nt - sr * pv, sc = sr / rows, sy = sr - sc * rows;
+  for (; i < total; i += U * nt) {
+    int cc[U], yy[U], xx[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      cc[u] = c;
+      yy[u] = y;
+      xx[u] = x;
+      x += sx;
+      y += sy;
+      c += sc;
+      if (x >= pv) x -= pv, ++y;
+      if (y >= rows) y -= rows, ++c;
+    }
+    f.template run<U>(i, nt, total, cc, yy, xx);
+  }
+}
+
+// Loads V elements of T (16 bytes when V > 1) as A.
+template <typename T, typename A, int V>
+__device__ inline void load_vector(const T* src, A (&v)[V]) {
+  if constexpr (V == 1) {
+    v[0] = roi::load(src);
+  } else {
+    const uint4 u = __ldg(reinterpret_cast<const uint4*>(src));
+    const T* t = reinterpret_cast<const T*>(&u);
+#pragma unroll
+    for (int e = 0; e < V; ++e) v[e] = static_cast<A>(t[e]);
+  }
+}
+
+template <typename T, typename A, int V>
+struct WindowLoader {
+  const T* plane0;  // channel c of the chunk's first pass: plane0 + c * s.c
+  Strides4 s;
+  A* win;
+  int r0, c0, rows, pitch;
+  template <int U>
+  __device__ void run(int i, int nt, int total, const int* c, const int* y, const int* x) const {
+    A v[U][V];
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+      if (i + u * nt < total)
+        load_vector<T, A, V>(plane0 + c[u] * s.c + (r0 + y[u]) * s.h + (c0 + x[u] * V) * s.w, v[u]);
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+      if (i + u * nt < total)
+#pragma unroll
+        for (int e = 0; e < V; ++e) win[(c[u] * rows + y[u]) * pitch + x[u] * V + e] = v[u][e];
+  }
+};
+
+// The taps of one bin of a fast RoI in the window, for a fixed G x G grid: the window
+// offsets and weights of each sample's 4 corners, computed once and used for every
+// channel of the pass. Samples outside the map are skipped (not weighted by 0: a
+// non-finite pixel times 0 would give NaN where torchvision adds nothing).
+template <typename A, int G>
+struct BinTaps {
+  int o[G * G][4];
+  A w[G * G][4];
+  bool v[G * G];
+
+  __device__ BinTaps(const AxisSample<A>* ys, const AxisSample<A>* xs, int ph, int pw, const Window& win) {
+#pragma unroll
+    for (int iy = 0; iy < G; ++iy) {
+      const AxisSample<A> Y = ys[ph * G + iy];
+      const int r0 = (Y.lo - win.r0) * win.pitch, r1 = (Y.hi - win.r0) * win.pitch;
+#pragma unroll
+      for (int ix = 0; ix < G; ++ix) {
+        const AxisSample<A> X = xs[pw * G + ix];
+        const int t = iy * G + ix, c0 = X.lo - win.c0, c1 = X.hi - win.c0;
+        v[t] = Y.lo >= 0 && X.lo >= 0;
+        o[t][0] = v[t] ? r0 + c0 : 0;
+        o[t][1] = v[t] ? r0 + c1 : 0;
+        o[t][2] = v[t] ? r1 + c0 : 0;
+        o[t][3] = v[t] ? r1 + c1 : 0;
+        w[t][0] = Y.h * X.h;
+        w[t][1] = Y.h * X.l;
+        w[t][2] = Y.l * X.h;
+        w[t][3] = Y.l * X.l;
+      }
+    }
+  }
+
+  // torchvision's sum over the samples, divided by the count (G * G: a power of two
+  // divides exactly by multiplication, which the compiler does).
+  __device__ A value(const A* wc) const {
+    A acc = 0;
+#pragma unroll
+    for (int t = 0; t < G * G; ++t)
+      if (v[t]) acc += w[t][0] * wc[o[t][0]] + w[t][1] * wc[o[t][1]] + w[t][2] * wc[o[t][2]] + w[t][3] * wc[o[t][3]];
+    return acc / static_cast<A>(G * G);
+  }
+};
+
+// The same for any grid (adaptive sampling): samples read from the tables per channel.
+template <typename A>
+__device__ A window_value(const A* wc, const AxisSample<A>* ys, const AxisSample<A>* xs, int ph, int pw, int gh,
+                          int gw, const Window& w) {
+  A acc = 0;
+  for (int iy = 0; iy < gh; ++iy) {
+    const AxisSample<A> Y = ys[ph * gh + iy];
+    if (Y.lo < 0) continue;
+    const A* r0 = wc + (Y.lo - w.r0) * w.pitch - w.c0;
+    const A* r1 = wc + (Y.hi - w.r0) * w.pitch - w.c0;
+    for (int ix = 0; ix < gw; ++ix) {
+      const AxisSample<A> X = xs[pw * gw + ix];
+      if (X.lo < 0) continue;
+      const A w1 = Y.h * X.h, w2 = Y.h * X.l, w3 = Y.l * X.h, w4 = Y.l * X.l;
+      acc += w1 * r0[X.lo] + w2 * r0[X.hi] + w3 * r1[X.lo] + w4 * r1[X.hi];
+    }
+  }
+  return acc / static_cast<A>(max(gh * gw, 1));
+}
+
+// roi_align of one output straight from global memory (slow RoIs).
+template <typename T, typename A>
+__device__ A direct_value(const Geometry<A>& g, const T* plane, const Strides4& s, int ph, int pw) {
+  A acc = 0;
+  for (int iy = 0; iy < g.gh; ++iy) {
+    const AxisSample<A> Y = roi::axis_sample(g.y(ph, iy), g.H);
+    if (Y.lo < 0) continue;
+    for (int ix = 0; ix < g.gw; ++ix) {
+      const AxisSample<A> X = roi::axis_sample(g.x(pw, ix), g.W);
+      if (X.lo < 0) continue;
+      const A v1 = roi::load(plane + Y.lo * s.h + X.lo * s.w), v2 = roi::load(plane + Y.lo * s.h + X.hi * s.w);
+      const A v3 = roi::load(plane + Y.hi * s.h + X.lo * s.w), v4 = roi::load(plane + Y.hi * s.h + X.hi * s.w);
+      const A w1 = Y.h * X.h, w2 = Y.h * X.l, w3 = Y.l * X.h, w4 = Y.l * X.l;
+      acc += w1 * v1 + w2 * v2 + w3 * v3 + w4 * v4;
+    }
+  }
+  return acc / static_cast<A>(max(g.gh * g.gw, 1));
+}
+
+template <typename T, typename A, int G, int V>
+__global__ void __launch_bounds__(kThreads, 3) align_forward_win(AlignArgs<T, A> a, WinPlan p, T* out) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  if (int(blockIdx.x) >= *p.count) return;
+  const int2 range = p.groups[blockIdx.x];
+  const int n = range.y - range.x;
+  const int c_lo = blockIdx.y * p.chunk, nc = min(a.C, c_lo + p.chunk) - c_lo;
+  const GroupSmem<A> s = carve<A>(smem, p.group_max, a.PH * p.gcap, a.PW * p.gcap);
+  setup_group(a, p, s, range, n, V, int(sizeof(A)));
+  const int bins = a.PH * a.PW;
+  // Level and image are the group's (its bucket's); slow and zero RoIs are handled below.
+  const Geometry<A> g0 = s.geo[0];
+  const int level = g0.b >= 0 ? g0.level : 0;
+  const Strides4 st = a.strides[level];
+  const T* chunk0 = a.maps[level] + (g0.b >= 0 ? g0.b : 0) * st.n + int64_t(c_lo) * st.c;
+  A* win = static_cast<A*>(s.win);
+  for_windows<A>(s, n, nc, p.win_bytes / int(sizeof(A)), [&](const Window& w, int c, int P) {
+    WindowLoader<T, A, V> loader{chunk0 + int64_t(c) * st.c, st, win, w.r0, w.c0, w.rows, w.pitch};
+    for_window_vectors<4>(P, w.rows, w.cols / V, loader);
+    __syncthreads();
+    const int F = w.rows * w.pitch;
+    const int first = w.only < 0 ? 0 : w.only, last = w.only < 0 ? n : w.only + 1;
+    for (int i = threadIdx.x; i < (last - first) * bins; i += blockDim.x) {
+      const int j = first + i / bins, bin = i % bins;
+      const RoiSlot r = s.slot[j];
+      if (r.mode != kFast || r.r0 > r.r1) continue;
+      const int ph = bin / a.PW, pw = bin - ph * a.PW;
+      const AxisSample<A>* ys = s.ys + j * s.ty;
+      const AxisSample<A>* xs = s.xs + j * s.tx;
+      T* o = out + (int64_t(r.k) * a.C + c_lo + c) * bins + bin;
+      if constexpr (G > 0) {
+        const BinTaps<A, G> taps(ys, xs, ph, pw, w);
+        for (int cc = 0; cc < P; ++cc) o[int64_t(cc) * bins] = roi::store_cast<T>(taps.value(win + cc * F));
+      } else {
+        const Geometry<A>& g = s.geo[j];
+        for (int cc = 0; cc < P; ++cc)
+          o[int64_t(cc) * bins] = roi::store_cast<T>(window_value(win + cc * F, ys, xs, ph, pw, g.gh, g.gw, w));
+      }
+    }
+    __syncthreads();
+  });
+  // Zero, empty and slow RoIs.
+  for (int j = 0; j < n; ++j) {
+    const RoiSlot r = s.slot[j];
+    if (r.mode == kFast && r.r0 <= r.r1) continue;
+    const Geometry<A>& g = s.geo[j];
+    T* o = out + (int64_t(r.k) * a.C + c_lo) * bins;
+    for (int i = threadIdx.x; i < nc * bins; i += blockDim.x) {
+      A v = 0;
+      if (r.mode == kSlow) {
+        const int c = i / bins, bin = i % bins;
+        v = direct_value<T, A>(g, chunk0 + int64_t(c) * st.c, st, bin / a.PW, bin % a.PW);
+      }
+      o[i] = roi::store_cast<T>(v);
+    }
+  }
+}
+
 // ---- Host side ----
 
 template <typename T, typename A>
@@ -327,6 +780,72 @@ bool use_channels_last(int64_t PH, int64_t PW) {
   return !PS && kLanes * PH * PW * int64_t(sizeof(A)) <= kStageBytes;
 }
 
+// The windowed kernels take roi_align when a RoI's axis tables stay small.
+inline int window_gcap(int64_t sr) { return sr > 0 ? int(sr) : 4; }
+template <bool PS>
+bool use_window(int64_t PH, int64_t PW, int64_t sr, int64_t C) {
+  const int64_t g = sr > 0 ? sr : 4;
+  return !PS && sr <= 64 && PH * g <= 64 && PW * g <= 64 && (C + kTune.roi_window_channels - 1) / kTune.roi_window_channels <= 65535;
+}
+
+// Groups the RoIs for the windowed kernels (one single-block launch, no host sync);
+// `ws` keeps the plan's device memory alive. Sets `grid_x`, the most groups there can be.
+template <typename T, typename A>
+WinPlan plan_groups(const AlignArgs<T, A>& a, Tensor& ws, unsigned& grid_x, int& smem, Device device,
+                    const Context& ctx, cudaStream_t stream) {
+  CellGrid cg{};
+  int64_t total = 0;
+  for (cg.cell = kTune.roi_group_cell;; cg.cell *= 2) {  // coarser cells for very large maps
+    total = 0;
+    for (int l = 0; l < a.levels; ++l) {
+      cg.ch[l] = std::max(1, (a.H[l] + cg.cell - 1) / cg.cell);
+      cg.cw[l] = std::max(1, (a.W[l] + cg.cell - 1) / cg.cell);
+      cg.base[l] = int(total);
+      total += int64_t(std::max(a.batch, 1)) * cg.ch[l] * cg.cw[l];
+      if (total >= kMaxBuckets) break;
+    }
+    if (total + 1 <= kMaxBuckets) break;
+  }
+  cg.buckets = int(total + 1);
+  WinPlan p{};
+  p.gcap = window_gcap(a.sampling_ratio);
+  p.chunk = kTune.roi_window_channels;
+  p.win_bytes = kWinBytes;
+  p.group_max = kTune.roi_group_max;
+  const int ty = a.PH * p.gcap, tx = a.PW * p.gcap;
+  while (p.group_max > 1 && table_bytes<A>(p.group_max, ty, tx) > kTableBytes) --p.group_max;
+  smem = table_bytes<A>(p.group_max, ty, tx) + p.win_bytes;
+  const int64_t max_groups = std::min<int64_t>(a.K, a.K / p.group_max + cg.buckets);
+  ws = Tensor::empty({2 * max_groups + a.K + 1}, DType::Int32, device, ctx);
+  int32_t* w = ws.data<int32_t>();
+  int2* groups = reinterpret_cast<int2*>(w);  // first: 8-byte aligned
+  int* order = w + 2 * max_groups;
+  int* count = order + a.K;
+  p.order = order;
+  p.groups = groups;
+  p.count = count;
+  group_rois<T, A><<<1, kGroupThreads, 0, stream>>>(a, cg, p.group_max, order, groups, count);
+  TVOPS_CUDA_CHECK(cudaGetLastError());
+  grid_x = unsigned(max_groups);
+  return p;
+}
+
+template <typename Kernel>
+void prefer_shared(Kernel kernel, int smem) {
+  TVOPS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared) !=
+      cudaSuccess)
+    cudaGetLastError();  // only a hint
+}
+
+// 16-byte vector loads of a map's rows: unit strides along rows, rows and planes whole vectors.
+template <typename T>
+bool vector_rows(const T* p, const Strides4& s, int W) {
+  constexpr int V = 16 / sizeof(T);
+  return s.w == 1 && s.h % V == 0 && s.c % V == 0 && s.n % V == 0 && W % V == 0 &&
+         reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+
 template <typename T, bool PS>
 void run_forward(AlignArgs<T, acc_t<T>> a, T* out, int32_t* mapping, cudaStream_t stream) {
   const dim3 grid(a.K, (a.C_out + a.chunk - 1) / a.chunk);
@@ -348,7 +867,13 @@ void forward(const char* op, const std::vector<Tensor>& maps, const std::vector<
     using A = acc_t<T>;
     auto a = make_args<T, A>(rois, level_of, N, C, C_out, PH, PW, sr, aligned);
     a.levels = static_cast<int>(maps.size());
-    const bool cl = use_channels_last<A, PS>(PH, PW) && (C + kLanes - 1) / kLanes <= 65535;
+    bool all_cl = true;
+    for (const Tensor& m : maps) all_cl = all_cl && roi::is_channels_last(m);
+    // Channels-last maps are read in place; others through shared-memory windows of
+    // their NCHW planes, or (pooled sizes the windows do not take) a channels-last copy.
+    const bool cl_ok = use_channels_last<A, PS>(PH, PW) && (C + kLanes - 1) / kLanes <= 65535;
+    const bool win = !(cl_ok && all_cl) && use_window<PS>(PH, PW, sr, C) && rois.size(0) > 0;
+    const bool cl = cl_ok && !win;
     std::vector<Tensor> copies(maps.size());  // channels-last copies, alive until the kernel is queued
     for (std::size_t l = 0; l < maps.size(); ++l) {
       check_int_range(op, maps[l].size(2), "height");
@@ -364,6 +889,26 @@ void forward(const char* op, const std::vector<Tensor>& maps, const std::vector<
       a.scale[l] = static_cast<A>(scales[l]);  // in A, as the CPU path does for half types
     }
     if constexpr (!PS) {
+      if (win) {
+        Tensor ws;
+        unsigned gx = 0;
+        int smem = 0;
+        const WinPlan p = plan_groups<T, A>(a, ws, gx, smem, maps[0].device(), ctx, stream);
+        bool vec = true;
+        for (int l = 0; l < a.levels; ++l) vec = vec && vector_rows<T>(a.maps[l], a.strides[l], a.W[l]);
+        const dim3 grid(gx, unsigned((C + p.chunk - 1) / p.chunk));
+        auto launch = [&](auto kernel) {
+          prefer_shared(kernel, smem);
+          kernel<<<grid, kThreads, smem, stream>>>(a, p, out.data<T>());
+        };
+        constexpr int V = 16 / sizeof(T);
+        if (a.sampling_ratio == 2)
+          vec ? launch(align_forward_win<T, A, 2, V>) : launch(align_forward_win<T, A, 2, 1>);
+        else
+          vec ? launch(align_forward_win<T, A, 0, V>) : launch(align_forward_win<T, A, 0, 1>);
+        TVOPS_CUDA_CHECK(cudaGetLastError());
+        return;
+      }
       if (cl) {
         const dim3 grid(a.K, unsigned((C + kLanes - 1) / kLanes));
         const std::size_t smem = kLanes * PH * PW * sizeof(A);

@@ -10,6 +10,11 @@ dev = "cuda"
 x = torch.randn(2, 24, 9, 11, device=dev)
 rois = torch.tensor([[0, 1.0, 1.5, 20.0, 30.0], [1, -9.0, -9.0, 60.0, 50.0], [5, 1.0, 1.0, 2.0, 2.0],
                      [float("nan"), 0.0, 0.0, 4.0, 4.0], [1, 30.0, 30.0, 30.0, 30.0]], device=dev)
+xw32 = torch.randn(2, 8, 200, 200, device=dev)
+crowd = torch.rand(40, 2, device=dev) * 30
+rw = torch.cat([torch.cat([torch.zeros(40, 1, device=dev), crowd, crowd + 90], 1),
+                torch.tensor([[1, 0.0, 0.0, 199.0, 199.0], [1, 150.0, 160.0, 210.0, 230.0],
+                              [0, -20.0, -5.0, 3.0, 4.0], [3, 1.0, 1.0, 5.0, 5.0]], device=dev)])
 for det in (False, True):
     torch.use_deterministic_algorithms(det)
     for dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
@@ -21,6 +26,12 @@ for det in (False, True):
         sum(o.float().nan_to_num().sum() for o in outs).backward()
         xcl = x.to(dtype).to(memory_format=torch.channels_last)
         tvn.ops.roi_align(xcl, r, 2, 0.5, 2, True)
+        # roi_align's shared-memory windows: 16-byte rows, a RoI too big for a window,
+        # crowded RoIs whose union does not fit, adaptive grids
+        xw = xw32.to(dtype)
+        for sr in (2, -1):
+            tvn.ops.roi_align(xw, rw.to(dtype), (7, 7), 1.0, sr, True)
+            tvn.ops.roi_align(xw[:, :, :, 1:], rw.to(dtype), (7, 7), 1.0, sr, False)  # unaligned rows
 torch.use_deterministic_algorithms(False)
 torch.cuda.synchronize()
 print("sanitizer smoke: done")

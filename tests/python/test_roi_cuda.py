@@ -298,3 +298,60 @@ def test_multi_scale_roi_align(deterministic):
     torch.testing.assert_close(outs[1], outs[0], **TOL[torch.float32])
     for ours, ref in zip(grads[1], grads[0]):
         torch.testing.assert_close(ours, ref, **GRAD_TOL[torch.float32])
+
+
+def _window_case(case, dtype):
+    """Inputs that drive roi_align's windowed NCHW kernels down each of their paths."""
+    g = torch.Generator().manual_seed(7)
+    if case in ("ra7", "odd-width", "adaptive"):
+        w = 151 if case == "odd-width" else 152  # odd rows: scalar loads; else 16-byte vectors
+        x = torch.randn(2, 24, 100, w, generator=g, dtype=torch.float64)
+        xy = torch.rand(300, 2, generator=g, dtype=torch.float64) * 500
+        wh = 2 + torch.rand(300, 2, generator=g, dtype=torch.float64) * 100
+        idx = torch.randint(0, 2, (300, 1), generator=g).to(torch.float64)
+        rois = torch.cat([idx, xy, xy + wh], 1)
+        args = (7, 0.25, -1 if case == "adaptive" else 2, case != "odd-width")
+    elif case == "big":  # a RoI too big for the window beside small ones: straight from global memory
+        x = torch.randn(1, 8, 300, 300, generator=g, dtype=torch.float64)
+        rois = torch.tensor([[0, 0.0, 0.0, 299.0, 299.0], [0, 2.0, 3.0, 20.0, 30.0], [0, 5.5, 1.0, 9.0, 4.0],
+                             [0, 10.0, 10.0, 11.0, 11.0]], dtype=torch.float64)
+        args = (7, 1.0, 2, True)
+    else:  # crowded: the union of a group's footprints does not fit, one RoI a window
+        x = torch.randn(2, 8, 200, 200, generator=g, dtype=torch.float64)
+        xy = torch.rand(40, 2, generator=g, dtype=torch.float64) * 30
+        wh = 80 + torch.rand(40, 2, generator=g, dtype=torch.float64) * 20
+        rois = torch.cat([torch.zeros(40, 1, dtype=torch.float64), xy, xy + wh], 1)
+        args = (7, 1.0, 2, True)
+    return x.to(dtype).to(DEV), rois.to(dtype).to(DEV), args
+
+
+@pytest.mark.parametrize("dtype", (torch.float32, torch.float64))
+@pytest.mark.parametrize("case", ("ra7", "odd-width", "adaptive", "big", "crowded"))
+def test_roi_align_windows(case, dtype):
+    x, rois, (size, scale, sr, aligned) = _window_case(case, dtype)
+    fn = lambda m, t: m.ops.roi_align(t, rois, size, scale, sr, aligned)  # noqa: E731
+    torch.testing.assert_close(fn(tvn, x), fn(torchvision, x), **TOL[dtype])
+    grad = torch.randn(fn(tvn, x).shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    grad = grad.to(dtype).to(DEV)
+
+    def backward(module):
+        xr = x.detach().clone().requires_grad_()
+        fn(module, xr).backward(grad)
+        return xr.grad
+
+    ref = backward(torchvision)
+    torch.testing.assert_close(backward(tvn), ref, **GRAD_TOL[dtype])
+    torch.use_deterministic_algorithms(True)
+    try:
+        first, second = backward(tvn), backward(tvn)
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert torch.equal(first, second)
+    # fixed point keeps ~44 bits below max|grad|: float32 accuracy, not float64's
+    torch.testing.assert_close(first, ref, **GRAD_TOL[torch.float32])
+    if dtype == torch.float32:  # 16-bit maps: our float32 result on the upcast map, rounded
+        for half in (torch.float16, torch.bfloat16):
+            xh, rh = x.to(half), rois.to(half)
+            ours = tvn.ops.roi_align(xh, rh, size, scale, sr, aligned)
+            exact = tvn.ops.roi_align(xh.float(), rh.float(), size, scale, sr, aligned).to(half)
+            torch.testing.assert_close(ours, exact, rtol=0, atol=0)
