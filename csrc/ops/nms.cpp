@@ -132,11 +132,10 @@ int64_t dense_class_ids(const int64_t* idxs, int64_t n, std::vector<int64_t>& id
     const std::vector<double> values(idxs, idxs + n);  // exact for |v| < 2^53, as torch's own float compare
     return dense_class_ids(values, ids);
   }
-  std::vector<int64_t> table(static_cast<std::size_t>(hi - lo) + 1, -1);
-  for (int64_t i = 0; i < n; ++i) table[idxs[i] - lo] = 0;
+  std::vector<int64_t> table(static_cast<std::size_t>(hi - lo) + 1, 0);  // 1: the value occurs
+  for (int64_t i = 0; i < n; ++i) table[idxs[i] - lo] = 1;
   int64_t k = 0;
-  for (int64_t& t : table)
-    if (t == 0) t = k++;
+  for (int64_t& t : table) t = t ? k++ : -1;
   ids.resize(n);
   for (int64_t i = 0; i < n; ++i) ids[i] = table[idxs[i] - lo];
   return k;
@@ -150,18 +149,20 @@ Tensor batched_nms_per_class(const T* boxes, const Tensor& scores, const std::ve
   const int64_t n = scores.numel();
   std::vector<int64_t> order = detail::descending_order(scores);
 
-  // Slots grouped by category, score order inside each group.
-  std::vector<int64_t> start(num_classes + 1, 0), slot(n, -1), cls(n);
+  // Slots grouped by category, score order inside each group (a counting sort of the
+  // ranks by category); slot[r] = -1 for boxes of no category.
+  std::vector<int64_t> start(num_classes + 1, 0), slot(n);
   for (int64_t r = 0; r < n; ++r) {
-    cls[r] = class_id[order[r]];
-    if (cls[r] >= 0) ++start[cls[r] + 1];
+    const int64_t c = class_id[order[r]];
+    slot[r] = c;
+    if (c >= 0) ++start[c + 1];
   }
   for (int64_t c = 0; c < num_classes; ++c) start[c + 1] += start[c];
   std::vector<int64_t> fill(start.begin(), start.end() - 1);
   std::vector<T> grouped(4 * start[num_classes]);
   for (int64_t r = 0; r < n; ++r) {
-    if (cls[r] < 0) continue;
-    slot[r] = fill[cls[r]]++;
+    if (slot[r] < 0) continue;
+    slot[r] = fill[slot[r]]++;
     std::memcpy(&grouped[4 * slot[r]], boxes + 4 * order[r], 4 * sizeof(T));
   }
 
@@ -170,9 +171,14 @@ Tensor batched_nms_per_class(const T* boxes, const Tensor& scores, const std::ve
     for (int64_t c = lo; c < hi; ++c)
       kernel(&grouped[4 * start[c]], start[c + 1] - start[c], iou_threshold, &keep_slot[start[c]]);
   });
-  std::vector<uint8_t> keep(n);
-  for (int64_t r = 0; r < n; ++r) keep[r] = slot[r] >= 0 && keep_slot[slot[r]];
-  return kept_indices(order, keep, ctx);
+  // The kept boxes in score order.
+  int64_t kept = 0;
+  for (uint8_t k : keep_slot) kept += k;
+  Tensor out = Tensor::empty({kept}, DType::Int64, Device{}, ctx);
+  int64_t* o = out.data<int64_t>();
+  for (int64_t r = 0; r < n; ++r)
+    if (slot[r] >= 0 && keep_slot[slot[r]]) *o++ = order[r];
+  return out;
 }
 
 }  // namespace
