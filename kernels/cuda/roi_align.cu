@@ -9,8 +9,9 @@
 // and read neighbouring pixels of one plane. The backward scatters the same samples
 // with atomics (or order-independent fixed-point atomics in deterministic mode).
 // roi_align's forward on NCHW maps samples shared-memory windows of RoI groups instead
-// (align_forward_win below), and both directions take channels-last kernels where
-// those fit (align_forward_cl, align_backward_cl).
+// (align_forward_win4 below for float math and 2 x 2 grids, align_forward_win for the
+// rest), and both directions take channels-last kernels where those fit
+// (align_forward_cl, align_backward_cl).
 #include <algorithm>
 #include <climits>
 #include <cstdint>
@@ -737,6 +738,164 @@ __global__ void __launch_bounds__(kThreads, 3) align_forward_win(AlignArgs<T, A>
   }
 }
 
+// ---- Channel-interleaved windows (float arithmetic, 2 x 2 sampling grids) ----
+//
+// The same groups and windows, but a window pixel holds 4 channels (one float4), the
+// window is a stack of such quad planes, and each thread takes a (RoI, bin) item for
+// every quad of the pass: its 16 taps (offsets and weights) are computed once and each
+// tap is one 16-byte shared load that feeds 4 channels' FMAs. Samples outside the map
+// point at a zero pixel after each plane with weight 0 (no branch; 0 * 0 adds nothing,
+// as torchvision adds nothing for them). Columns are stored swizzled within groups of
+// 4 (swz4) so that a quarter warp writing 8 neighbouring 4-column vectors of a row hits
+// 8 different 16-byte bank groups. float, float16 and bfloat16 maps take it (the same
+// float32 arithmetic, so 16-bit results stay our float32 result rounded); float64 and
+// adaptive grids keep align_forward_win.
+constexpr int kWin4Bytes = kTune.roi_window4_bytes;
+
+__device__ inline int swz4(int col) { return col ^ ((col >> 3) & 3); }
+
+// Loads the pass's quads: a job is (quad, row, V columns): 4 channels x V columns read
+// from the NCHW planes (16-byte vectors when V > 1), written as V float4 pixels.
+template <typename T, int V>
+struct QuadLoader {
+  const T* plane0;  // first channel of the pass
+  Strides4 s;
+  float4* win;
+  int r0, c0, pitch, plane, nch, W;  // plane: pixels a quad (rows * pitch + the zero pixel); nch: channels left
+  template <int U>
+  __device__ void run(int i, int nt, int total, const int* q, const int* y, const int* x) const {
+    float v[U][4][V];
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+#pragma unroll
+      for (int ch = 0; ch < 4; ++ch) {
+        const int c = q[u] * 4 + ch;
+        if (i + u * nt < total && c < nch && (V > 1 || c0 + x[u] < W)) {
+          load_vector<T, float, V>(plane0 + c * s.c + (r0 + y[u]) * s.h + (c0 + x[u] * V) * s.w, v[u][ch]);
+        } else {
+#pragma unroll
+          for (int e = 0; e < V; ++e) v[u][ch][e] = 0.f;
+        }
+      }
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+      if (i + u * nt < total) {
+        float4* row = win + q[u] * plane + y[u] * pitch;
+#pragma unroll
+        for (int e = 0; e < V; ++e)
+          row[swz4(x[u] * V + e)] = make_float4(v[u][0][e], v[u][1][e], v[u][2][e], v[u][3][e]);
+      }
+  }
+};
+
+template <typename T, int V>
+__global__ void __launch_bounds__(kThreads, 2) align_forward_win4(AlignArgs<T, float> a, WinPlan p, T* out) {
+  using A = float;
+  extern __shared__ __align__(16) unsigned char smem[];
+  if (int(blockIdx.x) >= *p.count) return;
+  const int2 range = p.groups[blockIdx.x];
+  const int n = range.y - range.x;
+  const int c_lo = blockIdx.y * p.chunk, nc = min(a.C, c_lo + p.chunk) - c_lo;
+  const GroupSmem<A> s = carve<A>(smem, p.group_max, a.PH * 2, a.PW * 2);
+  setup_group(a, p, s, range, n, V > 4 ? V : 4, int(sizeof(float4)));  // columns in whole swizzle groups
+  const int bins = a.PH * a.PW;
+  const Geometry<A> g0 = s.geo[0];
+  const int level = g0.b >= 0 ? g0.level : 0;
+  const Strides4 st = a.strides[level];
+  const T* chunk0 = a.maps[level] + (g0.b >= 0 ? g0.b : 0) * st.n + int64_t(c_lo) * st.c;
+  float4* win = static_cast<float4*>(s.win);
+  const int cap = (p.win_bytes + int(sizeof(float4))) / int(sizeof(float4));  // pixels, zero pixels included
+  const int nq = (nc + 3) / 4;
+  const int map_w = a.W[level];
+  auto pass = [&](const Window& w, int q0, int Q) {
+    const int plane = w.rows * w.pitch + 1, zero = plane - 1;
+    QuadLoader<T, V> loader{chunk0 + int64_t(q0) * 4 * st.c, st, win, w.r0, w.c0, w.pitch, plane, nc - q0 * 4, map_w};
+    for_window_vectors<2>(Q, w.rows, w.cols / V, loader);
+    if (int(threadIdx.x) < Q) win[threadIdx.x * plane + zero] = make_float4(0.f, 0.f, 0.f, 0.f);
+    __syncthreads();
+    const int first = w.only < 0 ? 0 : w.only, last = w.only < 0 ? n : w.only + 1;
+    const int left = nc - q0 * 4;
+    for (int i = threadIdx.x; i < (last - first) * bins; i += blockDim.x) {
+      const int jj = i / bins, bin = i - jj * bins, j = first + jj;
+      const RoiSlot r = s.slot[j];
+      if (r.mode != kFast || r.r0 > r.r1) continue;
+      const int ph = bin / a.PW, pw = bin - ph * a.PW;
+      const AxisSample<A>* ys = s.ys + j * s.ty + ph * 2;
+      const AxisSample<A>* xs = s.xs + j * s.tx + pw * 2;
+      int o[16];
+      float wt[16];
+#pragma unroll
+      for (int iy = 0; iy < 2; ++iy) {
+        const AxisSample<A> Y = ys[iy];
+        const int ry0 = (Y.lo - w.r0) * w.pitch, ry1 = (Y.hi - w.r0) * w.pitch;
+#pragma unroll
+        for (int ix = 0; ix < 2; ++ix) {
+          const AxisSample<A> X = xs[ix];
+          const int cx0 = swz4(X.lo - w.c0), cx1 = swz4(X.hi - w.c0), t = (iy * 2 + ix) * 4;
+          const bool ok = Y.lo >= 0 && X.lo >= 0;
+          o[t + 0] = ok ? ry0 + cx0 : zero;
+          o[t + 1] = ok ? ry0 + cx1 : zero;
+          o[t + 2] = ok ? ry1 + cx0 : zero;
+          o[t + 3] = ok ? ry1 + cx1 : zero;
+          wt[t + 0] = ok ? Y.h * X.h : 0.f;
+          wt[t + 1] = ok ? Y.h * X.l : 0.f;
+          wt[t + 2] = ok ? Y.l * X.h : 0.f;
+          wt[t + 3] = ok ? Y.l * X.l : 0.f;
+        }
+      }
+      T* o_ = out + (int64_t(r.k) * a.C + c_lo + q0 * 4) * bins + bin;
+      for (int q = 0; q < Q; ++q) {
+        const float4* wq = win + q * plane;
+        float acc[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+        for (int t = 0; t < 16; ++t) {
+          const float4 v = wq[o[t]];
+          acc[0] = fmaf(wt[t], v.x, acc[0]);
+          acc[1] = fmaf(wt[t], v.y, acc[1]);
+          acc[2] = fmaf(wt[t], v.z, acc[2]);
+          acc[3] = fmaf(wt[t], v.w, acc[3]);
+        }
+#pragma unroll
+        for (int ch = 0; ch < 4; ++ch)  // / (2 * 2) exactly
+          if (q * 4 + ch < left) o_[int64_t(q * 4 + ch) * bins] = roi::store_cast<T>(acc[ch] * 0.25f);
+      }
+    }
+    __syncthreads();
+  };
+  const Window u = *s.window;
+  if (u.only < 0) {
+    if (u.rows > 0) {
+      const int Qmax = max(1, min(nq, cap / (u.rows * u.pitch + 1))), passes = (nq + Qmax - 1) / Qmax;
+      const int Q = (nq + passes - 1) / passes;  // as even as the passes allow
+      for (int q0 = 0; q0 < nq; q0 += Q) pass(u, q0, min(Q, nq - q0));
+    }
+  } else {
+    for (int j = 0; j < n; ++j) {
+      const RoiSlot r = s.slot[j];
+      if (r.mode != kFast || r.r0 > r.r1) continue;
+      const Window w{r.r0, r.c0, r.r1 - r.r0 + 1, r.c1 - r.c0, window_pitch(r.c1 - r.c0), j};
+      const int Qmax = max(1, min(nq, cap / (w.rows * w.pitch + 1))), passes = (nq + Qmax - 1) / Qmax;
+      const int Q = (nq + passes - 1) / passes;
+      for (int q0 = 0; q0 < nq; q0 += Q) pass(w, q0, min(Q, nq - q0));
+    }
+  }
+  // Zero, empty and slow RoIs.
+  for (int j = 0; j < n; ++j) {
+    const RoiSlot r = s.slot[j];
+    if (r.mode == kFast && r.r0 <= r.r1) continue;
+    const Geometry<A>& g = s.geo[j];
+    T* o = out + (int64_t(r.k) * a.C + c_lo) * bins;
+    for (int i = threadIdx.x; i < nc * bins; i += blockDim.x) {
+      A v = 0;
+      if (r.mode == kSlow) {
+        const int c = i / bins, bin = i % bins;
+        v = direct_value<T, A>(g, chunk0 + int64_t(c) * st.c, st, bin / a.PW, bin % a.PW);
+      }
+      o[i] = roi::store_cast<T>(v);
+    }
+  }
+}
+
 // ---- Host side ----
 
 template <typename T, typename A>
@@ -792,7 +951,7 @@ bool use_window(int64_t PH, int64_t PW, int64_t sr, int64_t C) {
 // `ws` keeps the plan's device memory alive. Sets `grid_x`, the most groups there can be.
 template <typename T, typename A>
 WinPlan plan_groups(const AlignArgs<T, A>& a, Tensor& ws, unsigned& grid_x, int& smem, Device device,
-                    const Context& ctx, cudaStream_t stream) {
+                    const Context& ctx, cudaStream_t stream, int window_bytes = kWinBytes, int reserved_bytes = 0) {
   CellGrid cg{};
   int64_t total = 0;
   for (cg.cell = kTune.roi_group_cell;; cg.cell *= 2) {  // coarser cells for very large maps
@@ -810,11 +969,11 @@ WinPlan plan_groups(const AlignArgs<T, A>& a, Tensor& ws, unsigned& grid_x, int&
   WinPlan p{};
   p.gcap = window_gcap(a.sampling_ratio);
   p.chunk = kTune.roi_window_channels;
-  p.win_bytes = kWinBytes;
+  p.win_bytes = window_bytes - reserved_bytes;  // what one window may take; the rest holds zero pixels
   p.group_max = kTune.roi_group_max;
   const int ty = a.PH * p.gcap, tx = a.PW * p.gcap;
   while (p.group_max > 1 && table_bytes<A>(p.group_max, ty, tx) > kTableBytes) --p.group_max;
-  smem = table_bytes<A>(p.group_max, ty, tx) + p.win_bytes;
+  smem = table_bytes<A>(p.group_max, ty, tx) + window_bytes;
   const int64_t max_groups = std::min<int64_t>(a.K, a.K / p.group_max + cg.buckets);
   ws = Tensor::empty({2 * max_groups + a.K + 1}, DType::Int32, device, ctx);
   int32_t* w = ws.data<int32_t>();
@@ -889,6 +1048,25 @@ void forward(const char* op, const std::vector<Tensor>& maps, const std::vector<
       a.scale[l] = static_cast<A>(scales[l]);  // in A, as the CPU path does for half types
     }
     if constexpr (!PS) {
+      if (win && std::is_same_v<A, float> && a.sampling_ratio == 2) {  // channel-interleaved windows
+        Tensor ws;
+        unsigned gx = 0;
+        int smem = 0;
+        const WinPlan p = plan_groups<T, A>(a, ws, gx, smem, maps[0].device(), ctx, stream, kWin4Bytes,
+                                            int(sizeof(float4)));
+        bool vec = true;
+        for (int l = 0; l < a.levels; ++l) vec = vec && vector_rows<T>(a.maps[l], a.strides[l], a.W[l]);
+        const dim3 grid(gx, unsigned((C + p.chunk - 1) / p.chunk));
+        auto launch = [&](auto kernel) {
+          prefer_shared(kernel, smem);
+          kernel<<<grid, kThreads, smem, stream>>>(a, p, out.data<T>());
+        };
+        constexpr int V = 16 / sizeof(T);
+        if constexpr (std::is_same_v<A, float>)
+          vec ? launch(align_forward_win4<T, V>) : launch(align_forward_win4<T, 1>);
+        TVOPS_CUDA_CHECK(cudaGetLastError());
+        return;
+      }
       if (win) {
         Tensor ws;
         unsigned gx = 0;

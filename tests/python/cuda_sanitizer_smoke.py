@@ -13,6 +13,7 @@ rois = torch.tensor([[0, 1.0, 1.5, 20.0, 30.0], [1, -9.0, -9.0, 60.0, 50.0], [5,
 xw32 = torch.randn(2, 8, 200, 200, device=dev)
 crowd = torch.rand(40, 2, device=dev) * 30
 rw = torch.cat([torch.cat([torch.zeros(40, 1, device=dev), crowd, crowd + 90], 1),
+                torch.cat([torch.zeros(40, 1, device=dev), crowd + 100, crowd + 150], 1),
                 torch.tensor([[1, 0.0, 0.0, 199.0, 199.0], [1, 150.0, 160.0, 210.0, 230.0],
                               [0, -20.0, -5.0, 3.0, 4.0], [3, 1.0, 1.0, 5.0, 5.0]], device=dev)])
 for det in (False, True):
@@ -27,7 +28,8 @@ for det in (False, True):
         xcl = x.to(dtype).to(memory_format=torch.channels_last)
         tvn.ops.roi_align(xcl, r, 2, 0.5, 2, True)
         # roi_align's shared-memory windows: 16-byte rows, a RoI too big for a window,
-        # crowded RoIs whose union does not fit, adaptive grids
+        # crowded RoIs whose union does not fit (big ones: global memory for float32's float4
+        # windows; mid-sized ones: one RoI a window), adaptive grids
         xw = xw32.to(dtype)
         for sr in (2, -1):
             tvn.ops.roi_align(xw, rw.to(dtype), (7, 7), 1.0, sr, True)

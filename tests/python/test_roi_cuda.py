@@ -317,16 +317,18 @@ def _window_case(case, dtype):
                              [0, 10.0, 10.0, 11.0, 11.0]], dtype=torch.float64)
         args = (7, 1.0, 2, True)
     else:  # crowded: the union of a group's footprints does not fit, one RoI a window
-        x = torch.randn(2, 8, 200, 200, generator=g, dtype=torch.float64)
-        xy = torch.rand(40, 2, generator=g, dtype=torch.float64) * 30
-        wh = 80 + torch.rand(40, 2, generator=g, dtype=torch.float64) * 20
+        # (crowded-mid: footprints that fit the float4 window one RoI at a time; crowded:
+        # ones that fit only the 48 KB planar window, so float32 reads them from global memory)
+        x = torch.randn(2, 10 if case == "crowded-mid" else 8, 200, 200, generator=g, dtype=torch.float64)
+        xy = torch.rand(40, 2, generator=g, dtype=torch.float64) * (40 if case == "crowded-mid" else 30)
+        wh = (45 if case == "crowded-mid" else 80) + torch.rand(40, 2, generator=g, dtype=torch.float64) * 20
         rois = torch.cat([torch.zeros(40, 1, dtype=torch.float64), xy, xy + wh], 1)
         args = (7, 1.0, 2, True)
     return x.to(dtype).to(DEV), rois.to(dtype).to(DEV), args
 
 
 @pytest.mark.parametrize("dtype", (torch.float32, torch.float64))
-@pytest.mark.parametrize("case", ("ra7", "odd-width", "adaptive", "big", "crowded"))
+@pytest.mark.parametrize("case", ("ra7", "odd-width", "adaptive", "big", "crowded", "crowded-mid"))
 def test_roi_align_windows(case, dtype):
     x, rois, (size, scale, sr, aligned) = _window_case(case, dtype)
     fn = lambda m, t: m.ops.roi_align(t, rois, size, scale, sr, aligned)  # noqa: E731
