@@ -680,6 +680,29 @@ __device__ A direct_value(const Geometry<A>& g, const T* plane, const Strides4& 
   return acc / static_cast<A>(max(g.gh * g.gw, 1));
 }
 
+// The group's RoIs that no window served: zeros for a bad batch index or an empty RoI,
+// and sampling straight from global memory for RoIs too big for a window or with
+// other sampling grids (kSlow). Shared by the window kernels.
+template <typename T, typename A>
+__device__ void finish_unwindowed(const AlignArgs<T, A>& a, const GroupSmem<A>& s, int n, int nc, int c_lo,
+                                  const T* chunk0, const Strides4& st, T* out) {
+  const int bins = a.PH * a.PW;
+  for (int j = 0; j < n; ++j) {
+    const RoiSlot r = s.slot[j];
+    if (r.mode == kFast && r.r0 <= r.r1) continue;
+    const Geometry<A>& g = s.geo[j];
+    T* o = out + (int64_t(r.k) * a.C + c_lo) * bins;
+    for (int i = threadIdx.x; i < nc * bins; i += blockDim.x) {
+      A v = 0;
+      if (r.mode == kSlow) {
+        const int c = i / bins, bin = i % bins;
+        v = direct_value<T, A>(g, chunk0 + int64_t(c) * st.c, st, bin / a.PW, bin % a.PW);
+      }
+      o[i] = roi::store_cast<T>(v);
+    }
+  }
+}
+
 template <typename T, typename A, int G, int V>
 __global__ void __launch_bounds__(kThreads, 3) align_forward_win(AlignArgs<T, A> a, WinPlan p, T* out) {
   extern __shared__ __align__(16) unsigned char smem[];
@@ -721,21 +744,7 @@ __global__ void __launch_bounds__(kThreads, 3) align_forward_win(AlignArgs<T, A>
     }
     __syncthreads();
   });
-  // Zero, empty and slow RoIs.
-  for (int j = 0; j < n; ++j) {
-    const RoiSlot r = s.slot[j];
-    if (r.mode == kFast && r.r0 <= r.r1) continue;
-    const Geometry<A>& g = s.geo[j];
-    T* o = out + (int64_t(r.k) * a.C + c_lo) * bins;
-    for (int i = threadIdx.x; i < nc * bins; i += blockDim.x) {
-      A v = 0;
-      if (r.mode == kSlow) {
-        const int c = i / bins, bin = i % bins;
-        v = direct_value<T, A>(g, chunk0 + int64_t(c) * st.c, st, bin / a.PW, bin % a.PW);
-      }
-      o[i] = roi::store_cast<T>(v);
-    }
-  }
+  finish_unwindowed(a, s, n, nc, c_lo, chunk0, st, out);
 }
 
 // ---- Channel-interleaved windows (float arithmetic, 2 x 2 sampling grids) ----
@@ -879,21 +888,7 @@ __global__ void __launch_bounds__(kThreads, 2) align_forward_win4(AlignArgs<T, f
       for (int q0 = 0; q0 < nq; q0 += Q) pass(w, q0, min(Q, nq - q0));
     }
   }
-  // Zero, empty and slow RoIs.
-  for (int j = 0; j < n; ++j) {
-    const RoiSlot r = s.slot[j];
-    if (r.mode == kFast && r.r0 <= r.r1) continue;
-    const Geometry<A>& g = s.geo[j];
-    T* o = out + (int64_t(r.k) * a.C + c_lo) * bins;
-    for (int i = threadIdx.x; i < nc * bins; i += blockDim.x) {
-      A v = 0;
-      if (r.mode == kSlow) {
-        const int c = i / bins, bin = i % bins;
-        v = direct_value<T, A>(g, chunk0 + int64_t(c) * st.c, st, bin / a.PW, bin % a.PW);
-      }
-      o[i] = roi::store_cast<T>(v);
-    }
-  }
+  finish_unwindowed(a, s, n, nc, c_lo, chunk0, st, out);
 }
 
 // ---- Host side ----
