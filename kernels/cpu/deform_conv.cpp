@@ -213,6 +213,12 @@ void for_each_run(const DeformConvShape& s, int64_t gw, int64_t k0, int64_t kc, 
   }
 }
 
+// The (image b, offset group g, tap) plane of the offset tensor ([..., 2, Ho, Wo]: its
+// y plane, then x) and of the mask ([..., Ho, Wo]).
+inline int64_t tap_plane(const DeformConvShape& s, int64_t b, int64_t g, int64_t tap) {
+  return (b * s.offset_groups + g) * s.taps() + tap;
+}
+
 // The sampling point of output pixel pix at tap (ki, kj). torchvision adds the offset
 // to (oy * stride - pad) + i * dilation, an integer, in T.
 template <typename T>
@@ -231,12 +237,12 @@ template <typename Args, typename Fn>
 void for_each_point(const Args& a, int64_t b, int64_t p0, int64_t np, int64_t gw, int64_t k0, int64_t kc, Fn&& fn) {
   using T = std::remove_cv_t<std::remove_pointer_t<decltype(a.offset)>>;
   const DeformConvShape& s = a.s;
-  const int64_t taps = s.taps(), hwo = s.out_h * s.out_w, G = s.offset_groups;
+  const int64_t hwo = s.out_h * s.out_w;
   const auto* image = a.input + b * s.height * s.width * s.in_channels;
   for_each_run(s, gw, k0, kc, [&](int64_t tap, int64_t g, int64_t c, int64_t c_end, int64_t column) {
     const int64_t ki = tap / s.kernel_w, kj = tap % s.kernel_w;
-    const T* off = a.offset + ((b * G + g) * taps + tap) * 2 * hwo;
-    const T* msk = a.mask ? a.mask + ((b * G + g) * taps + tap) * hwo : nullptr;
+    const T* off = a.offset + tap_plane(s, b, g, tap) * 2 * hwo;
+    const T* msk = a.mask ? a.mask + tap_plane(s, b, g, tap) * hwo : nullptr;
     // The run's points first, so the channel loops can prefetch corners a few points
     // ahead (data-dependent gathers the hardware prefetcher can't guess).
     Point<T> pts[kDeformTilePixels];
@@ -273,8 +279,8 @@ struct RunCorners {
 #define TVOPS_OPAQUE __attribute__((noipa))
 
 template <typename T>
-TVOPS_OPAQUE void run_corners_scalar(const DeformConvShape& s, const T* off, const T* msk, int64_t p0, int64_t np, int64_t tap,
-                        RunCorners<T>& rc) {
+TVOPS_OPAQUE void run_corners_scalar(const DeformConvShape& s, const T* off, const T* msk, int64_t p0, int64_t np,
+                                     int64_t tap, RunCorners<T>& rc) {
   const int64_t hwo = s.out_h * s.out_w, ki = tap / s.kernel_w, kj = tap % s.kernel_w;
   int64_t oy = p0 / s.out_w, ox = p0 % s.out_w;
   for (int64_t p = 0; p < np; ++p) {
@@ -376,7 +382,6 @@ void sample_block(const Args& a, int64_t b, int64_t p0, int64_t np, int64_t gw, 
   using T = std::remove_cv_t<std::remove_pointer_t<decltype(a.offset)>>;
   const DeformConvShape& s = a.s;
   const int64_t K = s.taps() * s.in_per_group(), Cin = s.in_channels, hwo = s.out_h * s.out_w;
-  const int64_t taps = s.taps(), G = s.offset_groups;
   if (k0 + kc > K)
     for (int64_t p = 0; p < np; ++p) std::fill(col + p * kc + std::max<int64_t>(K - k0, 0), col + (p + 1) * kc, pad);
   thread_local Buffer<In> zeros;
@@ -384,8 +389,9 @@ void sample_block(const Args& a, int64_t b, int64_t p0, int64_t np, int64_t gw, 
   const In* image = a.input + b * s.height * s.width * Cin;
   for_each_run(s, gw, k0, kc, [&](int64_t tap, int64_t g, int64_t c0, int64_t c_end, int64_t column) {
     RunCorners<T> rc;
-    run_corners(s, a.offset + ((b * G + g) * taps + tap) * 2 * hwo,
-                a.mask ? a.mask + ((b * G + g) * taps + tap) * hwo : static_cast<const T*>(nullptr), p0, np, tap, rc);
+    const int64_t plane = tap_plane(s, b, g, tap);
+    run_corners(s, a.offset + plane * 2 * hwo, a.mask ? a.mask + plane * hwo : static_cast<const T*>(nullptr), p0,
+                np, tap, rc);
     const In* run = image + c0;
     const auto corner = [&](int q, int64_t p) { return rc.pos[q][p] >= 0 ? run + rc.pos[q][p] * Cin : zeros.data(); };
     // Corners are data-dependent gathers the hardware prefetcher can't guess.
@@ -526,7 +532,7 @@ void deform_conv_backward(const DeformConvArgs<T>& a, const T* grad, int64_t b, 
   const Geometry<T> g(s);
   constexpr int64_t B = block_width<T>();
   constexpr int64_t L = Vec<T>::size;
-  const int64_t ld = g.cb * B, Cin = s.in_channels, G = s.offset_groups, taps = s.taps();
+  const int64_t ld = g.cb * B, Cin = s.in_channels;
   const T* image = a.input + b * s.height * s.width * Cin;
   thread_local Buffer<T> gt, col, gcol;
   gt.reserve(kDeformTilePixels * ld);
@@ -586,11 +592,11 @@ void deform_conv_backward(const DeformConvArgs<T>& a, const T* grad, int64_t b, 
                          // torchvision's coordinate weights, summed over the channels.
                          const T gy = hx * (dot[2] - dot[0]) + pt.lx * (dot[3] - dot[1]);
                          const T gx = hy * (dot[1] - dot[0]) + pt.ly * (dot[3] - dot[2]);
-                         T* go = grad_offset + ((b * G + og) * taps + tap) * 2 * g.hwo + pix;
+                         T* go = grad_offset + tap_plane(s, b, og, tap) * 2 * g.hwo + pix;
                          go[0] += m * gy;
                          go[g.hwo] += m * gx;
                          if (grad_mask && pt.sampled)
-                           grad_mask[((b * G + og) * taps + tap) * g.hwo + pix] +=
+                           grad_mask[tap_plane(s, b, og, tap) * g.hwo + pix] +=
                                pt.w[0] * dot[0] + pt.w[1] * dot[1] + pt.w[2] * dot[2] + pt.w[3] * dot[3];
                        });
       }
