@@ -93,8 +93,19 @@ inline void interleave(const __m128i& a, const __m128i& b, __m128i& lo, __m128i&
   if constexpr (Bytes == 8) lo = _mm_unpacklo_epi64(a, b), hi = _mm_unpackhi_epi64(a, b);
 }
 
-template <typename E, int Bytes = sizeof(E)>
-inline void round_from(__m128i* in, __m128i* out) {
+#if defined(__AVX2__)
+template <int Bytes>  // the same within each 128-bit lane of two 256-bit rows
+inline void interleave(const __m256i& a, const __m256i& b, __m256i& lo, __m256i& hi) {
+  if constexpr (Bytes == 2) lo = _mm256_unpacklo_epi16(a, b), hi = _mm256_unpackhi_epi16(a, b);
+  if constexpr (Bytes == 4) lo = _mm256_unpacklo_epi32(a, b), hi = _mm256_unpackhi_epi32(a, b);
+  if constexpr (Bytes == 8) lo = _mm256_unpacklo_epi64(a, b), hi = _mm256_unpackhi_epi64(a, b);
+}
+#endif
+
+// The rounds over N = 16 / sizeof(E) rows (128-bit registers, or 256-bit ones whose
+// lanes transpose two tiles side by side); the result lands in `out` for an odd count.
+template <typename E, int Bytes = sizeof(E), typename V>
+inline void round_from(V* in, V* out) {
   constexpr int N = 16 / sizeof(E);
   for (int k = 0; k < N / 2; ++k) interleave<Bytes>(in[2 * k], in[2 * k + 1], out[k], out[k + N / 2]);
   if constexpr (Bytes < 8) round_from<E, 2 * Bytes>(out, in);
@@ -119,25 +130,12 @@ inline void tile8(const uint8_t* s, int64_t sld, uint8_t* d, int64_t dld) { sse_
 // 16x16 2-byte elements: the 8x8 SSE network runs inside both 128-bit lanes of the
 // rows 0-7 and 8-15 (lane 1 holds columns 8-15), and one lane shuffle joins the halves.
 // Twice the tile of the SSE kernel for about 60% of its instructions per element.
-template <int Bytes>
-inline void interleave256(__m256i a, __m256i b, __m256i& lo, __m256i& hi) {
-  if constexpr (Bytes == 2) lo = _mm256_unpacklo_epi16(a, b), hi = _mm256_unpackhi_epi16(a, b);
-  if constexpr (Bytes == 4) lo = _mm256_unpacklo_epi32(a, b), hi = _mm256_unpackhi_epi32(a, b);
-  if constexpr (Bytes == 8) lo = _mm256_unpacklo_epi64(a, b), hi = _mm256_unpackhi_epi64(a, b);
-}
-
-template <int Bytes = 2>
-inline void rounds256(__m256i* in, __m256i* out) {  // 8 rows; the result lands in `out`
-  for (int k = 0; k < 4; ++k) interleave256<Bytes>(in[2 * k], in[2 * k + 1], out[k], out[k + 4]);
-  if constexpr (Bytes < 8) rounds256<2 * Bytes>(out, in);
-}
-
 constexpr int64_t kTile16 = 16;
 inline void tile16(const uint16_t* s, int64_t sld, uint16_t* d, int64_t dld) {
   __m256i r[16], t[16];
   for (int i = 0; i < 16; ++i) r[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i * sld));
-  rounds256(r, t);  // three rounds: r -> t -> r -> t
-  rounds256(r + 8, t + 8);
+  round_from<uint16_t>(r, t);  // three rounds: r -> t -> r -> t
+  round_from<uint16_t>(r + 8, t + 8);
   for (int i = 0; i < 8; ++i) {
     const int column = ((i & 1) << 2) | (i & 2) | ((i >> 2) & 1);  // bit-reversed
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + column * dld), _mm256_permute2x128_si256(t[i], t[8 + i], 0x20));
