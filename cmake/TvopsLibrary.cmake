@@ -54,6 +54,7 @@ set(TVOPS_CPU_KERNEL_SOURCES
   kernels/cpu/roi_pool.cpp
   kernels/cpu/transpose.cpp
   kernels/cpu/interleave.cpp
+  kernels/cpu/ycc_rgb.cpp
   kernels/cpu/register.cpp
 )
 set(TVOPS_CPU_TIER_OBJECTS "")

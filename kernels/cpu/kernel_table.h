@@ -138,6 +138,30 @@ using DeinterleaveU8 = void (*)(const uint8_t* src, int64_t n, int channels, uin
 using DeinterleaveU16 = void (*)(const uint16_t* src, int64_t n, int channels, uint16_t* const* planes);
 using InterleaveU8 = void (*)(const uint8_t* const* planes, int64_t n, int channels, uint8_t* dst);
 
+enum class ChromaSampling : int {
+  Full = 0,  // 4:4:4
+  H2 = 1,    // 4:2:2: chroma rows at half width
+  H2V2 = 2,  // 4:2:0: half width, half height
+};
+
+// One output row and the chroma rows it is made from, as libjpeg's raw output gives them.
+struct YccRow {
+  const uint8_t* y;                   // width samples
+  const uint8_t* cb;                  // the chroma rows nearest the output row
+  const uint8_t* cr;
+  const uint8_t* cb_far = nullptr;    // H2V2: the chroma rows on its other side (weight 1
+  const uint8_t* cr_far = nullptr;    //   of 4; libjpeg repeats the edge rows)
+  int64_t width = 0;                  // output pixels
+  int64_t chroma_width = 0;           // H2, H2V2: samples per chroma row, ceil(width / 2) >= 2
+  ChromaSampling sampling = ChromaSampling::Full;
+};
+
+// Scratch ycc_to_rgb_row needs (16-bit values).
+inline int64_t ycc_scratch_size(int64_t chroma_width) { return 2 * (chroma_width + 2); }
+
+// A YCbCr JPEG's chroma upsampling and RGB conversion, as libjpeg; see ycc_rgb.h.
+using YccToRgbRow = void (*)(const YccRow& row, uint8_t* const* planes, bool stream, uint16_t* scratch);
+
 struct KernelTable {
   const char* isa = nullptr;  // the tier that filled the last entry
   Transpose transpose_32 = nullptr, transpose_16 = nullptr, transpose_8 = nullptr;
@@ -145,6 +169,7 @@ struct KernelTable {
   DeinterleaveU8 deinterleave_u8 = nullptr, deinterleave_u8_stream = nullptr;
   DeinterleaveU16 deinterleave_u16 = nullptr;
   InterleaveU8 interleave_u8 = nullptr;
+  YccToRgbRow ycc_to_rgb_row = nullptr;
   NmsSortedF32 nms_sorted_f32 = nullptr;
   NmsSortedF64 nms_sorted_f64 = nullptr;
   PairwiseBoxIou<float> pairwise_box_iou_f32 = nullptr;

@@ -8,6 +8,7 @@
 #include "kernels/cpu/roi_align.h"
 #include "kernels/cpu/roi_pool.h"
 #include "kernels/cpu/transpose.h"
+#include "kernels/cpu/ycc_rgb.h"
 
 namespace tvops::cpu::TVOPS_CPU_TIER {
 
@@ -21,6 +22,7 @@ void fill_kernel_table(KernelTable& table, bool /*base*/) {
   table.deinterleave_u8_stream = &deinterleave_u8_stream;
   table.deinterleave_u16 = &deinterleave_u16;
   table.interleave_u8 = &interleave_u8;
+  table.ycc_to_rgb_row = &ycc_to_rgb_row;
   table.nms_sorted_f32 = &nms_sorted<float>;
   table.nms_sorted_f64 = &nms_sorted<double>;
   table.pairwise_box_iou_f32 = &pairwise_box_iou<float>;
