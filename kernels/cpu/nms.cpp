@@ -68,6 +68,19 @@ T threshold_in(double threshold) {
   return t;
 }
 
+// IoU > t needs inter > t * union, so a pair with inter <= union * near can't exceed
+// t: that test spares the division (the scans' dearest instruction) for all but the
+// few pairs near or above the threshold. near = t (1 - 2^-16) leaves room for the
+// rounding of the product (2^-24 relative) as long as it is a normal number: union >=
+// the query's area, so a query with area * near < 2^-100 (or t < 2^-100) gets near =
+// 0 instead, which skips only pairs that don't intersect. t >= 0.
+template <typename T>
+T near_threshold(T t, T query_area) {
+  constexpr T kSmall = T(0x1p-100);
+  const T near = t * (T(1) - T(0x1p-16));
+  return t >= kSmall && query_area * near >= kSmall ? near : T(0);
+}
+
 // Lane indices 0..63, to mask vector tails (constant-initialised: no load-time code).
 template <typename T>
 struct Lanes {
@@ -99,7 +112,7 @@ struct KeptGrid {
   // Does any kept box of cell c have IoU > t with box b (area ab)?
   bool suppresses(int64_t c, const T* b, T ab, T t) const {
     const int64_t base = begin[c], cnt = count[c];
-    const batch bx1(b[0]), by1(b[1]), bx2(b[2]), by2(b[3]), barea(ab), tv(t), zero(T(0));
+    const batch bx1(b[0]), by1(b[1]), bx2(b[2]), by2(b[3]), barea(ab), tv(t), zero(T(0)), near(near_threshold(t, ab));
     for (int64_t k = 0; k < cnt; k += W) {
       const int64_t s = base + k;
       // Kept box = torchvision's "i": xx1 = max(ix1, x1[j]) etc.
@@ -110,10 +123,10 @@ struct KeptGrid {
       batch w = xsimd::max(xx2 - xx1, zero);
       batch h = xsimd::max(yy2 - yy1, zero);
       batch inter = w * h;
-      batch ovr = div_exact(inter, (batch::load_unaligned(&area[s]) + barea) - inter);
-      auto hit = ovr > tv;
+      const batch uni = (batch::load_unaligned(&area[s]) + barea) - inter;
+      auto hit = inter > uni * near;
       if (cnt - k < W) hit = hit && (batch::load_unaligned(Lanes<T>::value) < batch(T(cnt - k)));
-      if (xsimd::any(hit)) return true;
+      if (xsimd::any(hit) && xsimd::any(hit && div_exact(inter, uni) > tv)) return true;
     }
     return false;
   }
@@ -136,7 +149,8 @@ void nms_small(const T* boxes, int64_t n, double threshold, uint8_t* keep) {
   Buffer<T> soa(static_cast<std::size_t>(5 * stride));
   T *x1 = soa.data(), *y1 = x1 + stride, *x2 = y1 + stride, *y2 = x2 + stride, *area = y2 + stride;
   for (int64_t k = 0; k < stride; ++k) x1[k] = y1[k] = T(1), x2[k] = y2[k] = T(0), area[k] = T(1);
-  const batch zero(T(0)), tvb(threshold_in<T>(threshold));
+  const T t = threshold_in<T>(threshold);
+  const batch zero(T(0)), tvb(t);
   int64_t kept = 0;
   for (int64_t i = 0; i < n; ++i) {
     const T* b = boxes + 4 * i;
@@ -144,7 +158,7 @@ void nms_small(const T* boxes, int64_t n, double threshold, uint8_t* keep) {
     keep[i] = 1;
     // Only proper boxes interact (see the top of this file).
     if (!(w > 0 && h > 0 && ab > 0 && std::isfinite(ab))) continue;
-    const batch bx1(b[0]), by1(b[1]), bx2(b[2]), by2(b[3]), barea(ab);
+    const batch bx1(b[0]), by1(b[1]), bx2(b[2]), by2(b[3]), barea(ab), near(near_threshold(t, ab));
     bool suppressed = false;
     for (int64_t k = 0; k < kept && !suppressed; k += W) {
       const batch xx1 = xsimd::max(batch::load_unaligned(x1 + k), bx1);
@@ -152,7 +166,9 @@ void nms_small(const T* boxes, int64_t n, double threshold, uint8_t* keep) {
       const batch xx2 = xsimd::min(batch::load_unaligned(x2 + k), bx2);
       const batch yy2 = xsimd::min(batch::load_unaligned(y2 + k), by2);
       const batch inter = xsimd::max(xx2 - xx1, zero) * xsimd::max(yy2 - yy1, zero);
-      suppressed = xsimd::any(div_exact(inter, (batch::load_unaligned(area + k) + barea) - inter) > tvb);
+      const batch uni = (batch::load_unaligned(area + k) + barea) - inter;
+      const auto near_hit = inter > uni * near;
+      suppressed = xsimd::any(near_hit) && xsimd::any(near_hit && div_exact(inter, uni) > tvb);
     }
     if (suppressed) {
       keep[i] = 0;
