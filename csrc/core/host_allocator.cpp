@@ -3,9 +3,11 @@
 #include <pthread.h>
 #include <sys/mman.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <vector>
 
 #include "core/check.h"
 #include "tvops/runtime.h"
@@ -29,11 +31,17 @@ void* allocate_block(std::size_t bytes) {
   return p;
 }
 
+struct CachedBlock {
+  void* block;
+  uint64_t returned;  // when it came back: the least recently returned go first
+};
+
 struct Cache {
   std::mutex mutex;
-  std::multimap<std::size_t, void*> free_blocks;  // capacity -> block
+  std::multimap<std::size_t, CachedBlock> free_blocks;  // capacity -> block
   std::size_t cached_bytes = 0;
   std::size_t limit = 0;
+  uint64_t clock = 0;
 };
 
 // Never destroyed: blocks may be returned during static destruction.
@@ -45,14 +53,29 @@ Cache* g_cache = [] {
   return c;
 }();
 
+// A full cache makes room by freeing its least recently returned blocks: a workload
+// whose sizes differ from what an earlier one left behind (a 400 MB output that its
+// 124 MB request can't reuse) then gets cached too, instead of faulting in fresh pages
+// on every call while stale blocks hold the whole limit.
 void release(void* block, std::size_t capacity) {
-  if (capacity >= kMinCached) {
-    std::lock_guard<std::mutex> lock(g_cache->mutex);
-    if (g_cache->cached_bytes + capacity <= g_cache->limit) {
-      g_cache->free_blocks.emplace(capacity, block);
+  if (capacity >= kMinCached && capacity <= g_cache->limit) {
+    std::vector<void*> evicted;
+    {
+      std::lock_guard<std::mutex> lock(g_cache->mutex);
+      auto& blocks = g_cache->free_blocks;
+      while (g_cache->cached_bytes + capacity > g_cache->limit) {
+        auto oldest = blocks.begin();
+        for (auto it = blocks.begin(); it != blocks.end(); ++it)
+          if (it->second.returned < oldest->second.returned) oldest = it;
+        evicted.push_back(oldest->second.block);
+        g_cache->cached_bytes -= oldest->first;
+        blocks.erase(oldest);
+      }
+      blocks.emplace(capacity, CachedBlock{block, ++g_cache->clock});
       g_cache->cached_bytes += capacity;
-      return;
     }
+    for (void* p : evicted) std::free(p);  // outside the lock: munmap takes time
+    return;
   }
   std::free(block);
 }
@@ -61,7 +84,7 @@ void release(void* block, std::size_t capacity) {
 
 void release_cached_memory() {
   std::lock_guard<std::mutex> lock(g_cache->mutex);
-  for (auto& [capacity, block] : g_cache->free_blocks) std::free(block);
+  for (auto& [capacity, cached] : g_cache->free_blocks) std::free(cached.block);
   g_cache->free_blocks.clear();
   g_cache->cached_bytes = 0;
 }
@@ -77,7 +100,7 @@ std::shared_ptr<void> allocate_host(std::size_t bytes) {
     auto it = g_cache->free_blocks.lower_bound(rounded);
     if (it != g_cache->free_blocks.end() && it->first / 2 <= rounded) {
       const std::size_t capacity = it->first;
-      void* block = it->second;
+      void* block = it->second.block;
       g_cache->free_blocks.erase(it);
       g_cache->cached_bytes -= capacity;
       return std::shared_ptr<void>(block, [capacity](void* p) { release(p, capacity); });

@@ -4,6 +4,7 @@
 //  * Blocks of at least 4 MiB are cached, up to TVOPS_HOST_CACHE_MB in all (default
 //    1024; 0 turns the cache off); tvops::release_cached_memory() frees them.
 //  * A cached block is reused for a request between half its size and its size.
+//  * A full cache frees its least recently returned blocks to keep a new one.
 //  * Safe from any thread and after fork().
 #pragma once
 
