@@ -68,18 +68,26 @@ T threshold_in(double threshold) {
   return t;
 }
 
-// IoU > t needs inter > t * union, so a pair with inter <= union * near can't exceed
-// t: that test spares the division (the scans' dearest instruction) for all but the
-// few pairs near or above the threshold. near = t (1 - 2^-16) leaves room for the
-// rounding of the product (2^-24 relative) as long as it is a normal number: union >=
-// the query's area, so a query with area * near < 2^-100 (or t < 2^-100) gets near =
-// 0 instead, which skips only pairs that don't intersect. t >= 0.
+// A filter before IoU's division (the scans' dearest step; they are bound by their
+// vector operations). IoU > t needs inter > t * union = t (a_k + a_q - inter), i.e.
+// inter > (a_k + a_q) t / (1 + t). With share = t / (1 + t) (1 - 2^-16), stored per kept
+// box as a_k * share and per query as a_q * share, a pair whose inter is at most their
+// sum can't exceed t: the margin covers every rounding here and in IoU's own union
+// and quotient (2^-24 relative each) while the products are normal numbers. A query
+// whose product is below 2^-100 (or t < 2^-100) sets its part to -inf, which sends
+// every pair to the exact test. Only vectors with a lane past the filter divide.
 template <typename T>
-T near_threshold(T t, T query_area) {
-  constexpr T kSmall = T(0x1p-100);
-  const T near = t * (T(1) - T(0x1p-16));
-  return t >= kSmall && query_area * near >= kSmall ? near : T(0);
-}
+struct ShareFilter {
+  static constexpr T kSmall = T(0x1p-100);
+  T share;
+  explicit ShareFilter(T t)
+      : share(t >= kSmall ? static_cast<T>(double(t) / (1 + double(t)) * (1 - 0x1p-16)) : T(0)) {}
+  T kept(T area) const { return area * share; }
+  T query(T area) const {
+    const T q = area * share;
+    return q >= kSmall ? q : -std::numeric_limits<T>::infinity();
+  }
+};
 
 // Lane indices 0..63, to mask vector tails (constant-initialised: no load-time code).
 template <typename T>
@@ -96,7 +104,7 @@ struct KeptGrid {
   using batch = xsimd::batch<T>;
   static constexpr int64_t W = batch::size;
 
-  Buffer<T> x1, y1, x2, y2, area;  // slot-ordered, padded by W
+  Buffer<T> x1, y1, x2, y2, area, part;  // slot-ordered, padded by W; part: ShareFilter::kept
   Buffer<int64_t> begin, count;    // per cell
   double min_x = 0, min_y = 0, cell_w = 1, cell_h = 1;
   int64_t gx = 1, gy = 1;
@@ -110,9 +118,9 @@ struct KeptGrid {
   int64_t cell_y(double cy) const { return cell_of(cy, min_y, cell_h, gy); }
 
   // Does any kept box of cell c have IoU > t with box b (area ab)?
-  bool suppresses(int64_t c, const T* b, T ab, T t) const {
+  bool suppresses(int64_t c, const T* b, T ab, T t, T query_part) const {
     const int64_t base = begin[c], cnt = count[c];
-    const batch bx1(b[0]), by1(b[1]), bx2(b[2]), by2(b[3]), barea(ab), tv(t), zero(T(0)), near(near_threshold(t, ab));
+    const batch bx1(b[0]), by1(b[1]), bx2(b[2]), by2(b[3]), barea(ab), tv(t), zero(T(0)), qpart(query_part);
     for (int64_t k = 0; k < cnt; k += W) {
       const int64_t s = base + k;
       // Kept box = torchvision's "i": xx1 = max(ix1, x1[j]) etc.
@@ -123,10 +131,11 @@ struct KeptGrid {
       batch w = xsimd::max(xx2 - xx1, zero);
       batch h = xsimd::max(yy2 - yy1, zero);
       batch inter = w * h;
-      const batch uni = (batch::load_unaligned(&area[s]) + barea) - inter;
-      auto hit = inter > uni * near;
+      auto hit = inter > batch::load_unaligned(&part[s]) + qpart;
       if (cnt - k < W) hit = hit && (batch::load_unaligned(Lanes<T>::value) < batch(T(cnt - k)));
-      if (xsimd::any(hit) && xsimd::any(hit && div_exact(inter, uni) > tv)) return true;
+      if (xsimd::any(hit) &&
+          xsimd::any(hit && div_exact(inter, (batch::load_unaligned(&area[s]) + barea) - inter) > tv))
+        return true;
     }
     return false;
   }
@@ -146,10 +155,12 @@ void nms_small(const T* boxes, int64_t n, double threshold, uint8_t* keep) {
   const int64_t stride = n + W;
   // Slots past the last kept box hold an empty box (x1 > x2: no intersection, IoU 0),
   // so the scan needs no tail mask.
-  Buffer<T> soa(static_cast<std::size_t>(5 * stride));
+  Buffer<T> soa(static_cast<std::size_t>(6 * stride));
   T *x1 = soa.data(), *y1 = x1 + stride, *x2 = y1 + stride, *y2 = x2 + stride, *area = y2 + stride;
-  for (int64_t k = 0; k < stride; ++k) x1[k] = y1[k] = T(1), x2[k] = y2[k] = T(0), area[k] = T(1);
+  T* part = area + stride;
+  for (int64_t k = 0; k < stride; ++k) x1[k] = y1[k] = T(1), x2[k] = y2[k] = part[k] = T(0), area[k] = T(1);
   const T t = threshold_in<T>(threshold);
+  const ShareFilter<T> filter(t);
   const batch zero(T(0)), tvb(t);
   int64_t kept = 0;
   for (int64_t i = 0; i < n; ++i) {
@@ -158,7 +169,7 @@ void nms_small(const T* boxes, int64_t n, double threshold, uint8_t* keep) {
     keep[i] = 1;
     // Only proper boxes interact (see the top of this file).
     if (!(w > 0 && h > 0 && ab > 0 && std::isfinite(ab))) continue;
-    const batch bx1(b[0]), by1(b[1]), bx2(b[2]), by2(b[3]), barea(ab), near(near_threshold(t, ab));
+    const batch bx1(b[0]), by1(b[1]), bx2(b[2]), by2(b[3]), barea(ab), qpart(filter.query(ab));
     bool suppressed = false;
     for (int64_t k = 0; k < kept && !suppressed; k += W) {
       const batch xx1 = xsimd::max(batch::load_unaligned(x1 + k), bx1);
@@ -166,15 +177,15 @@ void nms_small(const T* boxes, int64_t n, double threshold, uint8_t* keep) {
       const batch xx2 = xsimd::min(batch::load_unaligned(x2 + k), bx2);
       const batch yy2 = xsimd::min(batch::load_unaligned(y2 + k), by2);
       const batch inter = xsimd::max(xx2 - xx1, zero) * xsimd::max(yy2 - yy1, zero);
-      const batch uni = (batch::load_unaligned(area + k) + barea) - inter;
-      const auto near_hit = inter > uni * near;
-      suppressed = xsimd::any(near_hit) && xsimd::any(near_hit && div_exact(inter, uni) > tvb);
+      const auto near = inter > batch::load_unaligned(part + k) + qpart;
+      suppressed = xsimd::any(near) &&
+                   xsimd::any(near && div_exact(inter, (batch::load_unaligned(area + k) + barea) - inter) > tvb);
     }
     if (suppressed) {
       keep[i] = 0;
       continue;
     }
-    x1[kept] = b[0], y1[kept] = b[1], x2[kept] = b[2], y2[kept] = b[3], area[kept] = ab;
+    x1[kept] = b[0], y1[kept] = b[1], x2[kept] = b[2], y2[kept] = b[3], area[kept] = ab, part[kept] = filter.kept(ab);
     ++kept;
   }
 }
@@ -257,9 +268,10 @@ void nms_grid(const T* boxes, int64_t n, double threshold, uint8_t* keep) {
   for (int64_t c = 0; c < g.gx * g.gy; ++c) g.begin[c + 1] += g.begin[c];
   const std::size_t slots = static_cast<std::size_t>(m + KeptGrid<T>::W);
   g.x1.assign(slots, T(0)); g.y1.assign(slots, T(0));
-  g.x2.assign(slots, T(0)); g.y2.assign(slots, T(0)); g.area.assign(slots, T(0));
+  g.x2.assign(slots, T(0)); g.y2.assign(slots, T(0)); g.area.assign(slots, T(0)); g.part.assign(slots, T(0));
 
   const T tv = threshold_in<T>(threshold);
+  const ShareFilter<T> filter(tv);
   for (int64_t k = 0; k < m; ++k) {
     const int64_t i = members[k];
     const T* b = boxes + 4 * i;
@@ -268,13 +280,14 @@ void nms_grid(const T* boxes, int64_t n, double threshold, uint8_t* keep) {
     bool suppressed = false;
     for (int64_t yc = cy0; yc <= cy1 && !suppressed; ++yc)
       for (int64_t xc = cx0; xc <= cx1 && !suppressed; ++xc)
-        suppressed = g.suppresses(yc * g.gx + xc, b, areas[i], tv);
+        suppressed = g.suppresses(yc * g.gx + xc, b, areas[i], tv, filter.query(areas[i]));
     if (suppressed) {
       keep[i] = 0;
       continue;
     }
     const int64_t s = g.begin[cell[k]] + g.count[cell[k]]++;
     g.x1[s] = b[0]; g.y1[s] = b[1]; g.x2[s] = b[2]; g.y2[s] = b[3]; g.area[s] = areas[i];
+    g.part[s] = filter.kept(areas[i]);
   }
 }
 
