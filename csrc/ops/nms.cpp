@@ -48,7 +48,8 @@ template <typename T>
 using NmsKernel = void (*)(const T*, int64_t, double, uint8_t*);
 
 // The kept entries of `order` (keep[r] for its r-th entry), as an int64 tensor.
-Tensor kept_indices(const std::vector<int64_t>& order, const std::vector<uint8_t>& keep, const Context& ctx) {
+Tensor kept_indices(const detail::UninitVector<int64_t>& order, const detail::UninitVector<uint8_t>& keep,
+                    const Context& ctx) {
   int64_t kept = 0;
   for (uint8_t k : keep) kept += k;
   Tensor out = Tensor::empty({kept}, DType::Int64, Device{}, ctx);
@@ -62,10 +63,10 @@ template <typename T>
 Tensor nms_cpu(const T* boxes, const Tensor& scores, double iou_threshold, NmsKernel<T> kernel,
                const Context& ctx) {
   const int64_t n = scores.numel();
-  std::vector<int64_t> order = detail::descending_order(scores);
-  std::vector<T> sorted(4 * n);
+  const detail::UninitVector<int64_t> order = detail::descending_order(scores);
+  detail::UninitVector<T> sorted(4 * n);
   for (int64_t r = 0; r < n; ++r) std::memcpy(&sorted[4 * r], boxes + 4 * order[r], 4 * sizeof(T));
-  std::vector<uint8_t> keep(n);
+  detail::UninitVector<uint8_t> keep(n);
   kernel(sorted.data(), n, iou_threshold, keep.data());
   return kept_indices(order, keep, ctx);
 }
@@ -90,7 +91,7 @@ Tensor batched_nms_offset(const T* boxes, const Tensor& scores, const std::vecto
 
 // Maps category values to 0..K-1 in increasing order (NaN -> -1); returns K. Integer
 // categories in a compact range use a table; anything else sorts the distinct values.
-int64_t dense_class_ids(const std::vector<double>& idxs, std::vector<int64_t>& ids) {
+int64_t dense_class_ids(const std::vector<double>& idxs, detail::UninitVector<int64_t>& ids) {
   const int64_t n = static_cast<int64_t>(idxs.size());
   ids.assign(n, -1);
   double lo = INFINITY, hi = -INFINITY;
@@ -125,7 +126,7 @@ int64_t dense_class_ids(const std::vector<double>& idxs, std::vector<int64_t>& i
 
 // The same for integer categories (the usual dtype): a table over their range when
 // it is compact, else through the general path.
-int64_t dense_class_ids(const int64_t* idxs, int64_t n, std::vector<int64_t>& ids) {
+int64_t dense_class_ids(const int64_t* idxs, int64_t n, detail::UninitVector<int64_t>& ids) {
   int64_t lo = idxs[0], hi = idxs[0];
   for (int64_t i = 1; i < n; ++i) lo = std::min(lo, idxs[i]), hi = std::max(hi, idxs[i]);
   if (double(hi) - double(lo) >= double(4 * n + 1024)) {
@@ -144,14 +145,15 @@ int64_t dense_class_ids(const int64_t* idxs, int64_t n, std::vector<int64_t>& id
 // Per-category nms (torchvision's strategy above 1000 boxes): one sort, boxes
 // grouped by category in score order, categories spread over the thread pool.
 template <typename T>
-Tensor batched_nms_per_class(const T* boxes, const Tensor& scores, const std::vector<int64_t>& class_id,
+Tensor batched_nms_per_class(const T* boxes, const Tensor& scores, const detail::UninitVector<int64_t>& class_id,
                              int64_t num_classes, double iou_threshold, NmsKernel<T> kernel, const Context& ctx) {
   const int64_t n = scores.numel();
-  std::vector<int64_t> order = detail::descending_order(scores);
+  const detail::UninitVector<int64_t> order = detail::descending_order(scores);
 
   // Slots grouped by category, score order inside each group (a counting sort of the
   // ranks by category); slot[r] = -1 for boxes of no category.
-  std::vector<int64_t> start(num_classes + 1, 0), slot(n);
+  std::vector<int64_t> start(num_classes + 1, 0);
+  detail::UninitVector<int64_t> slot(n);
   for (int64_t r = 0; r < n; ++r) {
     const int64_t c = class_id[order[r]];
     slot[r] = c;
@@ -159,14 +161,14 @@ Tensor batched_nms_per_class(const T* boxes, const Tensor& scores, const std::ve
   }
   for (int64_t c = 0; c < num_classes; ++c) start[c + 1] += start[c];
   std::vector<int64_t> fill(start.begin(), start.end() - 1);
-  std::vector<T> grouped(4 * start[num_classes]);
+  detail::UninitVector<T> grouped(4 * start[num_classes]);
   for (int64_t r = 0; r < n; ++r) {
     if (slot[r] < 0) continue;
     slot[r] = fill[slot[r]]++;
     std::memcpy(&grouped[4 * slot[r]], boxes + 4 * order[r], 4 * sizeof(T));
   }
 
-  std::vector<uint8_t> keep_slot(start[num_classes]);
+  detail::UninitVector<uint8_t> keep_slot(start[num_classes]);
   detail::parallel_for(0, num_classes, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t c = lo; c < hi; ++c)
       kernel(&grouped[4 * start[c]], start[c + 1] - start[c], iou_threshold, &keep_slot[start[c]]);
@@ -216,7 +218,7 @@ Tensor batched_nms(const Tensor& boxes, const Tensor& scores, const Tensor& idxs
   // torchvision switches strategy at boxes.numel() > 4000 on the CPU.
   if (boxes.numel() > 4000) {
     // Dense category ids; NaN categories match nothing in torchvision and are dropped (-1).
-    std::vector<int64_t> class_id;
+    detail::UninitVector<int64_t> class_id;
     int64_t num_classes;
     if (is_floating(idxs.dtype())) {
       const Tensor id = idxs.to(DType::Float64);

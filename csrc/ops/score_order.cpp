@@ -11,10 +11,10 @@ namespace {
 // float32: a stable LSD radix sort on keys whose unsigned order is the descending
 // score order (NaN first, +0 == -0), so ties stay in index order. ~20x faster than
 // a comparison sort at detection sizes.
-std::vector<int64_t> order_f32(const float* s, int64_t n) {
+UninitVector<int64_t> order_f32(const float* s, int64_t n) {
   constexpr int kBits = 11, kBuckets = 1 << kBits, kPasses = 3;  // 33 bits >= 32
-  std::vector<uint32_t> key(n), key2(n);
-  std::vector<int64_t> idx(n), idx2(n);
+  UninitVector<uint32_t> key(n), key2(n);
+  UninitVector<int64_t> idx(n), idx2(n);
   for (int64_t i = 0; i < n; ++i) {
     float v = s[i] == 0.0f ? 0.0f : s[i];  // -0 -> +0
     uint32_t b;
@@ -42,7 +42,7 @@ std::vector<int64_t> order_f32(const float* s, int64_t n) {
 
 // float64: (key, index) pairs with a total order (NaN largest, index breaks ties),
 // so std::sort gives the stable order.
-std::vector<int64_t> order_f64(const double* s, int64_t n) {
+UninitVector<int64_t> order_f64(const double* s, int64_t n) {
   struct Item { double key; int64_t index; };
   std::vector<Item> items(n);
   for (int64_t i = 0; i < n; ++i) items[i] = {s[i], i};
@@ -52,14 +52,14 @@ std::vector<int64_t> order_f64(const double* s, int64_t n) {
     if (!an && a.key != b.key) return a.key > b.key;
     return a.index < b.index;
   });
-  std::vector<int64_t> order(n);
+  UninitVector<int64_t> order(n);
   for (int64_t i = 0; i < n; ++i) order[i] = items[i].index;
   return order;
 }
 
 }  // namespace
 
-std::vector<int64_t> descending_order(const Tensor& scores) {
+UninitVector<int64_t> descending_order(const Tensor& scores) {
   if (scores.numel() == 0) return {};
   if (scores.dtype() == DType::Float64) return order_f64(scores.data<double>(), scores.numel());
   return order_f32(scores.data<float>(), scores.numel());

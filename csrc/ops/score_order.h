@@ -2,8 +2,8 @@
 #pragma once
 
 #include <cstdint>
-#include <vector>
 
+#include "core/uninit_vector.h"
 #include "tvops/tensor.h"
 
 namespace tvops::detail {
@@ -11,6 +11,6 @@ namespace tvops::detail {
 // Indices that sort a contiguous 1-D float32/float64 CPU tensor in descending order
 // the way torch.sort(descending=True, stable=True) does: NaN first, ties (and
 // +0/-0) in index order.
-std::vector<int64_t> descending_order(const Tensor& scores);
+UninitVector<int64_t> descending_order(const Tensor& scores);
 
 }  // namespace tvops::detail

@@ -155,7 +155,8 @@ void nms_small(const T* boxes, int64_t n, double threshold, uint8_t* keep) {
   const int64_t stride = n + W;
   // Slots past the last kept box hold an empty box (x1 > x2: no intersection, IoU 0),
   // so the scan needs no tail mask.
-  Buffer<T> soa(static_cast<std::size_t>(6 * stride));
+  thread_local Buffer<T> soa;  // one per thread, reused by every class of a batched call
+  soa.reserve(static_cast<std::size_t>(6 * stride));
   T *x1 = soa.data(), *y1 = x1 + stride, *x2 = y1 + stride, *y2 = x2 + stride, *area = y2 + stride;
   T* part = area + stride;
   for (int64_t k = 0; k < stride; ++k) x1[k] = y1[k] = T(1), x2[k] = y2[k] = part[k] = T(0), area[k] = T(1);
