@@ -151,21 +151,19 @@ Tensor batched_nms_per_class(const T* boxes, const Tensor& scores, const detail:
   const detail::UninitVector<int64_t> order = detail::descending_order(scores);
 
   // Slots grouped by category, score order inside each group (a counting sort of the
-  // ranks by category); slot[r] = -1 for boxes of no category.
+  // ranks by category: the counts need no order, so one pass in score order places
+  // every box); slot[r] = -1 for boxes of no category.
   std::vector<int64_t> start(num_classes + 1, 0);
-  detail::UninitVector<int64_t> slot(n);
-  for (int64_t r = 0; r < n; ++r) {
-    const int64_t c = class_id[order[r]];
-    slot[r] = c;
-    if (c >= 0) ++start[c + 1];
-  }
+  for (int64_t i = 0; i < n; ++i)
+    if (class_id[i] >= 0) ++start[class_id[i] + 1];
   for (int64_t c = 0; c < num_classes; ++c) start[c + 1] += start[c];
   std::vector<int64_t> fill(start.begin(), start.end() - 1);
+  detail::UninitVector<int64_t> slot(n);
   detail::UninitVector<T> grouped(4 * start[num_classes]);
   for (int64_t r = 0; r < n; ++r) {
-    if (slot[r] < 0) continue;
-    slot[r] = fill[slot[r]]++;
-    std::memcpy(&grouped[4 * slot[r]], boxes + 4 * order[r], 4 * sizeof(T));
+    const int64_t c = class_id[order[r]];
+    slot[r] = c < 0 ? -1 : fill[c]++;
+    if (c >= 0) std::memcpy(&grouped[4 * slot[r]], boxes + 4 * order[r], 4 * sizeof(T));
   }
 
   detail::UninitVector<uint8_t> keep_slot(start[num_classes]);
