@@ -2,7 +2,8 @@
 """GPU time of the CUDA RoI kernels alone (CUDA events around back-to-back calls, no
 host sync per call), tvops against torchvision's ops, on the PERF.md ra7 inputs.
 compare.py times whole Python calls with a sync each; this separates the kernels
-from the call overhead.
+from the call overhead. The "one call" rows time a whole Python call (ra7 forward,
+and forward + autograd backward) waited for each time, median of --reps calls.
 
     PYTHONPATH=build/dev/python python benchmarks/python/cuda_roi_timing.py [--reps 50]
 """
@@ -12,11 +13,12 @@ import statistics
 import sys
 
 import torch
-import torchvision  # noqa: F401  (registers torch.ops.torchvision)
+import torchvision  # also registers torch.ops.torchvision
 
 sys.path.insert(0, os.path.dirname(__file__))
 from compare import psroi_setup, roi_setup  # noqa: E402
 
+import torchvision_native as tvn  # noqa: E402
 from torchvision_native import _C  # noqa: E402
 from torchvision_native._convert import stream_for, to_native  # noqa: E402
 
@@ -34,6 +36,30 @@ def gpu_ms(fn, reps):
         end.synchronize()
         times.append(start.elapsed_time(end) / reps)
     return statistics.median(times)
+
+
+def call_ms(fn, reps):
+    """Median ms of single calls, each waited for: events around one call also count the
+    host's time between launches, as a user of the op sees it."""
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def fwd_bwd(module, x, rois, grad):
+    def run():
+        xr = x.detach().requires_grad_()
+        module.ops.roi_align(xr, rois, (7, 7), 0.25, 2, True).backward(grad)
+    return run
 
 
 def main():
@@ -69,6 +95,14 @@ def main():
     for name, theirs, ours in cases:
         t = gpu_ms(theirs, opts.reps) if theirs else float("nan")
         o = gpu_ms(ours, opts.reps)
+        print(f"| {name} | {t:.3f} | {o:.3f} | {t / o:.1f}x |", flush=True)
+    calls = [
+        ("ra7 fwd, one call", lambda: torchvision.ops.roi_align(x, rois, (7, 7), 0.25, 2, True),
+         lambda: tvn.ops.roi_align(x, rois, (7, 7), 0.25, 2, True)),
+        ("ra7 fwd+bwd, one call", fwd_bwd(torchvision, x, rois, grad), fwd_bwd(tvn, x, rois, grad)),
+    ]
+    for name, theirs, ours in calls:
+        t, o = call_ms(theirs, opts.reps), call_ms(ours, opts.reps)
         print(f"| {name} | {t:.3f} | {o:.3f} | {t / o:.1f}x |", flush=True)
 
 

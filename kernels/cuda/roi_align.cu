@@ -11,7 +11,8 @@
 // roi_align's forward on NCHW maps samples shared-memory windows of RoI groups instead
 // (align_forward_win4 below for float math and 2 x 2 grids, align_forward_win for the
 // rest), and both directions take channels-last kernels where those fit
-// (align_forward_cl, align_backward_cl).
+// (align_forward_cl, align_backward_cl; the latter merges each bin's corners that share
+// a pixel and adds 4 channels an atomic for float sums).
 #include <algorithm>
 #include <climits>
 #include <cstdint>
@@ -245,33 +246,100 @@ __global__ void __launch_bounds__(kThreads) align_forward_cl(AlignArgs<T, A> a, 
   for (int i = threadIdx.x; i < n; i += blockDim.x) dst[i] = roi::store_cast<T>(stage[i]);
 }
 
-template <typename T, typename A, bool D, int G>
-__global__ void __launch_bounds__(kThreads)
+// Adds VEC channels' values at `at` (channel stride cs): one 16-byte atomic for float sums.
+template <int VEC, typename A, bool D>
+__device__ inline void scatter_vec(const roi::Scatter<A, D>& sc, int64_t at, int64_t cs, const A (&v)[VEC], A unit) {
+  if constexpr (VEC == 4 && !D && std::is_same_v<A, float>) {
+    atomicAdd(reinterpret_cast<float4*>(sc.out + at), make_float4(v[0], v[1], v[2], v[3]));
+  } else {
+#pragma unroll
+    for (int e = 0; e < VEC; ++e) sc.add(at + e * cs, v[e], unit);
+  }
+}
+
+// Folds corners of one bin axis that land on the same row (or column) into the first:
+// a bin's two samples share a pixel whenever the bin is under ~4 pixels wide.
+template <int E, typename A>
+__device__ inline void merge_corners(const int (&p)[E], A (&w)[E]) {
+#pragma unroll
+  for (int b = 1; b < E; ++b)
+#pragma unroll
+    for (int a = 0; a < b; ++a) {
+      const bool m = p[a] == p[b];
+      w[a] += m ? w[b] : A(0);
+      w[b] = m ? A(0) : w[b];
+    }
+}
+
+// CH channels a block. VEC = 4 (float sums, channels a multiple of 4): a lane adds 4
+// channels with one 16-byte atomic, CH / 4 lanes a bin. MERGE (fixed grids): a bin's
+// corners on the same row or column are summed first and zero weights skipped, fewer
+// atomics for the same sums up to rounding; only for finite gradients (0 * inf must stay
+// NaN as torchvision adds it), others take the tap-by-tap scatter.
+template <typename T, typename A, bool D, int G, int VEC, bool MERGE, int CH>
+__global__ void __launch_bounds__(kThreads, sizeof(A) == 4 ? 4 : 1)  // float: 64 registers, 4 blocks an SM
     align_backward_cl(AlignArgs<T, A> a, const T* grad, Strides4 gs, roi::Scatter<A, D> sc) {
   __shared__ AxisSample<A> ys[kTableCap], xs[kTableCap];
   extern __shared__ __align__(16) unsigned char stage_raw[];
   A* stage = reinterpret_cast<A*>(stage_raw);
-  const int k = blockIdx.x, c0 = blockIdx.y * kLanes;
+  const int k = blockIdx.x, c0 = blockIdx.y * CH;
   const Geometry<A> g = roi_geometry<T, A, false>(a, k);
   if (g.b < 0) return;  // uniform over the block
   fill_tables(g, a.PH, a.PW, ys, xs);
-  const int bins = a.PH * a.PW, nc = min(kLanes, a.C - c0);
+  const int bins = a.PH * a.PW, nc = min(CH, a.C - c0);
   for (int i = threadIdx.x; i < nc * bins; i += blockDim.x) {
     const int c = c0 + i / bins, bin = i % bins;
     stage[i] = roi::load(grad + k * gs.n + c * gs.c + (bin / a.PW) * gs.h + (bin % a.PW) * gs.w);
   }
   __syncthreads();
   const A unit = D ? sc.unit() : A(1);
+  constexpr int L = CH / VEC, BW = kLanes / L;  // lanes a bin, bins a warp
+  static_assert(L <= kLanes && kLanes % L == 0, "a bin's lanes within a warp");
   const int lane = threadIdx.x % kLanes, warp = threadIdx.x / kLanes, warps = blockDim.x / kLanes;
-  if (lane >= nc) return;  // no barrier below
-  const int c = c0 + lane;
+  const int cl = (lane % L) * VEC, sub = lane / L;
+  if (cl >= nc) return;  // no barrier below
   const A count = static_cast<A>(g.gh * g.gw);
   const Strides4 s = a.strides[g.level];
-  const int64_t plane = a.base[g.level] + g.b * s.n + c * s.c;
+  const int64_t plane = a.base[g.level] + g.b * s.n + (c0 + cl) * s.c;
   const int gh = G > 0 ? G : g.gh, gw = G > 0 ? G : g.gw;
-  for (int bin = warp; bin < bins; bin += warps) {
+  for (int bin = warp * BW + sub; bin < bins; bin += warps * BW) {
     const int ph = bin / a.PW, pw = bin % a.PW;
-    const A gv = stage[lane * bins + bin];
+    A gv[VEC], v[VEC];
+    bool finite = true;
+#pragma unroll
+    for (int e = 0; e < VEC; ++e) {
+      gv[e] = stage[(cl + e) * bins + bin];
+      finite = finite && isfinite(gv[e]);
+    }
+    auto tap = [&](int64_t at, A w) {
+#pragma unroll
+      for (int e = 0; e < VEC; ++e) v[e] = gv[e] * w / count;
+      scatter_vec(sc, at, s.c, v, unit);
+    };
+    if constexpr (MERGE && G > 0) {
+      if (finite) {
+        constexpr int E = 2 * G;
+        int ry[E], cx[E];
+        A wy[E], wx[E];
+#pragma unroll
+        for (int i = 0; i < G; ++i) {
+          const AxisSample<A> Y = y_sample(g, ys, ph, i), X = x_sample(g, xs, pw, i);
+          ry[2 * i] = Y.lo, ry[2 * i + 1] = Y.hi, cx[2 * i] = X.lo, cx[2 * i + 1] = X.hi;
+          wy[2 * i] = Y.lo >= 0 ? Y.h : A(0), wy[2 * i + 1] = Y.lo >= 0 ? Y.l : A(0);
+          wx[2 * i] = X.lo >= 0 ? X.h : A(0), wx[2 * i + 1] = X.lo >= 0 ? X.l : A(0);
+        }
+        merge_corners(ry, wy);
+        merge_corners(cx, wx);
+#pragma unroll
+        for (int i = 0; i < E; ++i) {
+          if (wy[i] == A(0)) continue;
+#pragma unroll
+          for (int j = 0; j < E; ++j)
+            if (wx[j] != A(0)) tap(plane + ry[i] * s.h + cx[j] * s.w, wy[i] * wx[j]);
+        }
+        continue;
+      }
+    }
 #pragma unroll
     for (int iy = 0; iy < gh; ++iy) {
       const AxisSample<A> Y = y_sample(g, ys, ph, iy);
@@ -280,11 +348,10 @@ __global__ void __launch_bounds__(kThreads)
       for (int ix = 0; ix < gw; ++ix) {
         const AxisSample<A> X = x_sample(g, xs, pw, ix);
         if (X.lo < 0) continue;
-        const A w1 = Y.h * X.h, w2 = Y.h * X.l, w3 = Y.l * X.h, w4 = Y.l * X.l;
-        sc.add(plane + Y.lo * s.h + X.lo * s.w, gv * w1 / count, unit);
-        sc.add(plane + Y.lo * s.h + X.hi * s.w, gv * w2 / count, unit);
-        sc.add(plane + Y.hi * s.h + X.lo * s.w, gv * w3 / count, unit);
-        sc.add(plane + Y.hi * s.h + X.hi * s.w, gv * w4 / count, unit);
+        tap(plane + Y.lo * s.h + X.lo * s.w, Y.h * X.h);
+        tap(plane + Y.lo * s.h + X.hi * s.w, Y.h * X.l);
+        tap(plane + Y.hi * s.h + X.lo * s.w, Y.l * X.h);
+        tap(plane + Y.hi * s.h + X.hi * s.w, Y.l * X.l);
       }
     }
   }
@@ -542,10 +609,11 @@ __device__ void for_windows(const GroupSmem<A>& s, int n, int nc, int cap, Pass&
 
 // Visits the window's P * rows * (pitch / V) vectors, thread-strided, without a
 // division per element: f(channel, row, vector column, flat index). U visits in flight.
+// `start` skips that many of the flat indices (a prefetched first round).
 template <int U, typename F>
-__device__ inline void for_window_vectors(int P, int rows, int pv, F&& f) {
+__device__ inline void for_window_vectors(int P, int rows, int pv, F&& f, int start = 0) {
   const int total = P * rows * pv, nt = blockDim.x;
-  int i = threadIdx.x, row = i / pv, x = i - row * pv, c = row / rows, y = row - c * rows;
+  int i = threadIdx.x + start, row = i / pv, x = i - row * pv, c = row / rows, y = row - c * rows;
   const int sr = nt / pv, sx = nt - sr * pv, sc = sr / rows, sy = sr - sc * rows;
   for (; i < total; i += U * nt) {
     int cc[U], yy[U], xx[U];
@@ -771,31 +839,119 @@ struct QuadLoader {
   Strides4 s;
   float4* win;
   int r0, c0, pitch, plane, nch, W;  // plane: pixels a quad (rows * pitch + the zero pixel); nch: channels left
+  __device__ void fetch(bool on, int q, int y, int x, float (&v)[4][V]) const {
+#pragma unroll
+    for (int ch = 0; ch < 4; ++ch) {
+      const int c = q * 4 + ch;
+      if (on && c < nch && (V > 1 || c0 + x < W)) {
+        load_vector<T, float, V>(plane0 + c * s.c + (r0 + y) * s.h + (c0 + x * V) * s.w, v[ch]);
+      } else {
+#pragma unroll
+        for (int e = 0; e < V; ++e) v[ch][e] = 0.f;
+      }
+    }
+  }
+  __device__ void put(int q, int y, int x, const float (&v)[4][V]) const {
+    float4* row = win + q * plane + y * pitch;
+#pragma unroll
+    for (int e = 0; e < V; ++e) row[swz4(x * V + e)] = make_float4(v[0][e], v[1][e], v[2][e], v[3][e]);
+  }
   template <int U>
   __device__ void run(int i, int nt, int total, const int* q, const int* y, const int* x) const {
     float v[U][4][V];
 #pragma unroll
-    for (int u = 0; u < U; ++u)
-#pragma unroll
-      for (int ch = 0; ch < 4; ++ch) {
-        const int c = q[u] * 4 + ch;
-        if (i + u * nt < total && c < nch && (V > 1 || c0 + x[u] < W)) {
-          load_vector<T, float, V>(plane0 + c * s.c + (r0 + y[u]) * s.h + (c0 + x[u] * V) * s.w, v[u][ch]);
-        } else {
-#pragma unroll
-          for (int e = 0; e < V; ++e) v[u][ch][e] = 0.f;
-        }
-      }
+    for (int u = 0; u < U; ++u) fetch(i + u * nt < total, q[u], y[u], x[u], v[u]);
 #pragma unroll
     for (int u = 0; u < U; ++u)
-      if (i + u * nt < total) {
-        float4* row = win + q[u] * plane + y[u] * pitch;
-#pragma unroll
-        for (int e = 0; e < V; ++e)
-          row[swz4(x[u] * V + e)] = make_float4(v[u][0][e], v[u][1][e], v[u][2][e], v[u][3][e]);
-      }
+      if (i + u * nt < total) put(q[u], y[u], x[u], v[u]);
   }
 };
+
+// A thread's first job of the next pass, loaded into registers before this pass samples
+// so that its latency hides under the sampling; stored after the pass's closing barrier.
+template <typename T, int V>
+struct QuadPrefetch {
+  float v[4][V];
+  int q, y, x;
+  bool on;
+  __device__ void fetch(const QuadLoader<T, V>& ld, int Q, int rows, int pv) {
+    const int i = threadIdx.x, row = i / pv;
+    on = i < Q * rows * pv;
+    x = i - row * pv;
+    q = row / rows;
+    y = row - q * rows;
+    ld.fetch(on, q, y, x, v);
+  }
+  __device__ void put(const QuadLoader<T, V>& ld) const {
+    if (on) ld.put(q, y, x, v);
+  }
+};
+
+// The pass's outputs: every fast RoI of [first, last) x bins, for quads [0, Q) of `win`
+// (channels c_first on; `left` of them exist). A quarter warp takes one bin row (lanes =
+// pw, padded to 8), so its 16-byte tap loads read one or two window rows at neighbouring
+// columns: distinct bank groups after swz4, where mixed rows collided.
+template <typename T>
+__device__ void sample_quads(const AlignArgs<T, float>& a, const GroupSmem<float>& s, const Window& w,
+                             const float4* win, int Q, int left, int c_first, int first, int last, T* out) {
+  const int plane = w.rows * w.pitch + 1, zero = plane - 1;
+  const int PH = a.PH, PW = a.PW, bins = PH * PW;
+  auto item = [&](int j, int ph, int pw) {
+    const RoiSlot r = s.slot[j];
+    if (r.mode != kFast || r.r0 > r.r1) return;
+    const AxisSample<float>* ys = s.ys + j * s.ty + ph * 2;
+    const AxisSample<float>* xs = s.xs + j * s.tx + pw * 2;
+    int o[16];
+    float wt[16];
+#pragma unroll
+    for (int iy = 0; iy < 2; ++iy) {
+      const AxisSample<float> Y = ys[iy];
+      const int ry0 = (Y.lo - w.r0) * w.pitch, ry1 = (Y.hi - w.r0) * w.pitch;
+#pragma unroll
+      for (int ix = 0; ix < 2; ++ix) {
+        const AxisSample<float> X = xs[ix];
+        const int cx0 = swz4(X.lo - w.c0), cx1 = swz4(X.hi - w.c0), t = (iy * 2 + ix) * 4;
+        const bool ok = Y.lo >= 0 && X.lo >= 0;
+        o[t + 0] = ok ? ry0 + cx0 : zero;
+        o[t + 1] = ok ? ry0 + cx1 : zero;
+        o[t + 2] = ok ? ry1 + cx0 : zero;
+        o[t + 3] = ok ? ry1 + cx1 : zero;
+        wt[t + 0] = ok ? Y.h * X.h : 0.f;
+        wt[t + 1] = ok ? Y.h * X.l : 0.f;
+        wt[t + 2] = ok ? Y.l * X.h : 0.f;
+        wt[t + 3] = ok ? Y.l * X.l : 0.f;
+      }
+    }
+    T* o_ = out + (int64_t(r.k) * a.C + c_first) * bins + ph * PW + pw;
+    for (int q = 0; q < Q; ++q) {
+      const float4* wq = win + q * plane;
+      float acc[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+      for (int t = 0; t < 16; ++t) {
+        const float4 v = wq[o[t]];
+        acc[0] = fmaf(wt[t], v.x, acc[0]);
+        acc[1] = fmaf(wt[t], v.y, acc[1]);
+        acc[2] = fmaf(wt[t], v.z, acc[2]);
+        acc[3] = fmaf(wt[t], v.w, acc[3]);
+      }
+#pragma unroll
+      for (int ch = 0; ch < 4; ++ch)  // / (2 * 2) exactly
+        if (q * 4 + ch < left) o_[int64_t(q * 4 + ch) * bins] = roi::store_cast<T>(acc[ch] * 0.25f);
+    }
+  };
+  // Lanes of a bin row: a power of two, so a thread keeps its pw and steps rows without
+  // dividing (use_window keeps PW * 2 <= 64).
+  const int R = PW <= 8 ? 8 : PW <= 16 ? 16 : 32, per = int(blockDim.x) / R, pw = int(threadIdx.x) & (R - 1);
+  if (pw >= PW) return;
+  const int dj = per / PH, dph = per - dj * PH;
+  int row = int(threadIdx.x) / R, jj = row / PH, ph = row - jj * PH;
+  for (; jj < last - first;) {
+    item(first + jj, ph, pw);
+    jj += dj;
+    ph += dph;
+    if (ph >= PH) ph -= PH, ++jj;
+  }
+}
 
 template <typename T, int V>
 __global__ void __launch_bounds__(kThreads, 2) align_forward_win4(AlignArgs<T, float> a, WinPlan p, T* out) {
@@ -807,7 +963,6 @@ __global__ void __launch_bounds__(kThreads, 2) align_forward_win4(AlignArgs<T, f
   const int c_lo = blockIdx.y * p.chunk, nc = min(a.C, c_lo + p.chunk) - c_lo;
   const GroupSmem<A> s = carve<A>(smem, p.group_max, a.PH * 2, a.PW * 2);
   setup_group(a, p, s, range, n, V > 4 ? V : 4, int(sizeof(float4)));  // columns in whole swizzle groups
-  const int bins = a.PH * a.PW;
   const Geometry<A> g0 = s.geo[0];
   const int level = g0.b >= 0 ? g0.level : 0;
   const Strides4 st = a.strides[level];
@@ -816,76 +971,38 @@ __global__ void __launch_bounds__(kThreads, 2) align_forward_win4(AlignArgs<T, f
   const int cap = (p.win_bytes + int(sizeof(float4))) / int(sizeof(float4));  // pixels, zero pixels included
   const int nq = (nc + 3) / 4;
   const int map_w = a.W[level];
-  auto pass = [&](const Window& w, int q0, int Q) {
-    const int plane = w.rows * w.pitch + 1, zero = plane - 1;
-    QuadLoader<T, V> loader{chunk0 + int64_t(q0) * 4 * st.c, st, win, w.r0, w.c0, w.pitch, plane, nc - q0 * 4, map_w};
-    for_window_vectors<2>(Q, w.rows, w.cols / V, loader);
-    if (int(threadIdx.x) < Q) win[threadIdx.x * plane + zero] = make_float4(0.f, 0.f, 0.f, 0.f);
-    __syncthreads();
+  auto run = [&](const Window& w) {
+    const int plane = w.rows * w.pitch + 1, pv = w.cols / V;
     const int first = w.only < 0 ? 0 : w.only, last = w.only < 0 ? n : w.only + 1;
-    const int left = nc - q0 * 4;
-    for (int i = threadIdx.x; i < (last - first) * bins; i += blockDim.x) {
-      const int jj = i / bins, bin = i - jj * bins, j = first + jj;
-      const RoiSlot r = s.slot[j];
-      if (r.mode != kFast || r.r0 > r.r1) continue;
-      const int ph = bin / a.PW, pw = bin - ph * a.PW;
-      const AxisSample<A>* ys = s.ys + j * s.ty + ph * 2;
-      const AxisSample<A>* xs = s.xs + j * s.tx + pw * 2;
-      int o[16];
-      float wt[16];
-#pragma unroll
-      for (int iy = 0; iy < 2; ++iy) {
-        const AxisSample<A> Y = ys[iy];
-        const int ry0 = (Y.lo - w.r0) * w.pitch, ry1 = (Y.hi - w.r0) * w.pitch;
-#pragma unroll
-        for (int ix = 0; ix < 2; ++ix) {
-          const AxisSample<A> X = xs[ix];
-          const int cx0 = swz4(X.lo - w.c0), cx1 = swz4(X.hi - w.c0), t = (iy * 2 + ix) * 4;
-          const bool ok = Y.lo >= 0 && X.lo >= 0;
-          o[t + 0] = ok ? ry0 + cx0 : zero;
-          o[t + 1] = ok ? ry0 + cx1 : zero;
-          o[t + 2] = ok ? ry1 + cx0 : zero;
-          o[t + 3] = ok ? ry1 + cx1 : zero;
-          wt[t + 0] = ok ? Y.h * X.h : 0.f;
-          wt[t + 1] = ok ? Y.h * X.l : 0.f;
-          wt[t + 2] = ok ? Y.l * X.h : 0.f;
-          wt[t + 3] = ok ? Y.l * X.l : 0.f;
-        }
-      }
-      T* o_ = out + (int64_t(r.k) * a.C + c_lo + q0 * 4) * bins + bin;
-      for (int q = 0; q < Q; ++q) {
-        const float4* wq = win + q * plane;
-        float acc[4] = {0.f, 0.f, 0.f, 0.f};
-#pragma unroll
-        for (int t = 0; t < 16; ++t) {
-          const float4 v = wq[o[t]];
-          acc[0] = fmaf(wt[t], v.x, acc[0]);
-          acc[1] = fmaf(wt[t], v.y, acc[1]);
-          acc[2] = fmaf(wt[t], v.z, acc[2]);
-          acc[3] = fmaf(wt[t], v.w, acc[3]);
-        }
-#pragma unroll
-        for (int ch = 0; ch < 4; ++ch)  // / (2 * 2) exactly
-          if (q * 4 + ch < left) o_[int64_t(q * 4 + ch) * bins] = roi::store_cast<T>(acc[ch] * 0.25f);
-      }
+    const int Qmax = max(1, min(nq, cap / plane)), passes = (nq + Qmax - 1) / Qmax;
+    const int Q = (nq + passes - 1) / passes;  // as even as the passes allow
+    auto loader = [&](int q0) {
+      return QuadLoader<T, V>{chunk0 + int64_t(q0) * 4 * st.c, st, win, w.r0, w.c0, w.pitch, plane, nc - q0 * 4,
+                              map_w};
+    };
+    QuadPrefetch<T, V> pf;
+    bool fetched = false;
+    for (int q0 = 0; q0 < nq; q0 += Q) {
+      const int Qc = min(Q, nq - q0);
+      const QuadLoader<T, V> ld = loader(q0);
+      if (fetched) pf.put(ld);
+      for_window_vectors<2>(Qc, w.rows, pv, ld, fetched ? int(blockDim.x) : 0);
+      if (int(threadIdx.x) < Qc) win[threadIdx.x * plane + plane - 1] = make_float4(0.f, 0.f, 0.f, 0.f);
+      __syncthreads();
+      fetched = q0 + Q < nq;
+      if (fetched) pf.fetch(loader(q0 + Q), min(Q, nq - q0 - Q), w.rows, pv);
+      sample_quads(a, s, w, win, Qc, nc - q0 * 4, c_lo + q0 * 4, first, last, out);
+      __syncthreads();
     }
-    __syncthreads();
   };
   const Window u = *s.window;
   if (u.only < 0) {
-    if (u.rows > 0) {
-      const int Qmax = max(1, min(nq, cap / (u.rows * u.pitch + 1))), passes = (nq + Qmax - 1) / Qmax;
-      const int Q = (nq + passes - 1) / passes;  // as even as the passes allow
-      for (int q0 = 0; q0 < nq; q0 += Q) pass(u, q0, min(Q, nq - q0));
-    }
+    if (u.rows > 0) run(u);
   } else {
     for (int j = 0; j < n; ++j) {
       const RoiSlot r = s.slot[j];
       if (r.mode != kFast || r.r0 > r.r1) continue;
-      const Window w{r.r0, r.c0, r.r1 - r.r0 + 1, r.c1 - r.c0, window_pitch(r.c1 - r.c0), j};
-      const int Qmax = max(1, min(nq, cap / (w.rows * w.pitch + 1))), passes = (nq + Qmax - 1) / Qmax;
-      const int Q = (nq + passes - 1) / passes;
-      for (int q0 = 0; q0 < nq; q0 += Q) pass(w, q0, min(Q, nq - q0));
+      run(Window{r.r0, r.c0, r.r1 - r.r0 + 1, r.c1 - r.c0, window_pitch(r.c1 - r.c0), j});
     }
   }
   finish_unwindowed(a, s, n, nc, c_lo, chunk0, st, out);
@@ -1153,26 +1270,42 @@ std::vector<Tensor> backward(const char* op, const Tensor& grad, const std::vect
       buf.measure(grad.data<T>(), gs, C_out, PH, PW, grad.numel(), stream);
       if (cl) {
         if constexpr (!PS) {
-          const dim3 grid(a.K, unsigned((C + kLanes - 1) / kLanes));
-          const std::size_t smem = kLanes * PH * PW * sizeof(A);
+          // Measured on ra7 (H100): float atomics take 4-channel atomics, merged corners and
+          // 64-channel blocks (kernel 409 us, taps 562); the fixed-point sums merge (1.27 ms,
+          // taps 1.55); scalar float atomics stay per tap (merging cost 4-7% there).
+          const bool vec4 = std::is_same_v<A, float> && !deterministic && C % 4 == 0;
+          const bool wide = vec4 && 2 * kLanes * PH * PW * int64_t(sizeof(A)) <= kStageBytes;
+          const int ch = wide ? 2 * kLanes : kLanes;
+          const dim3 grid(a.K, unsigned((C + ch - 1) / ch));
+          const std::size_t smem = ch * PH * PW * sizeof(A);
           auto launch = [&](auto kernel, auto scatter) {
             prefer_l1(kernel, smem);
             kernel<<<grid, kThreads, smem, stream>>>(a, grad.data<T>(), gs, scatter);
           };
-          auto run = [&](auto d) {
-            constexpr bool D = decltype(d)::value;
+          // VEC channels a lane, merged corners, CH channels a block
+          auto run = [&](auto d, auto vec, auto merge, auto width) {
+            constexpr bool D = decltype(d)::value, MERGE = decltype(merge)::value;
+            constexpr int VEC = decltype(vec)::value, CH = decltype(width)::value;
             auto sc = buf.template scatter<D>();
             if (a.sampling_ratio == 2)
-              launch(align_backward_cl<T, A, D, 2>, sc);
+              launch(align_backward_cl<T, A, D, 2, VEC, MERGE, CH>, sc);
             else if (a.sampling_ratio == 1)
-              launch(align_backward_cl<T, A, D, 1>, sc);
+              launch(align_backward_cl<T, A, D, 1, VEC, MERGE, CH>, sc);
             else
-              launch(align_backward_cl<T, A, D, 0>, sc);
+              launch(align_backward_cl<T, A, D, 0, VEC, MERGE, CH>, sc);
           };
-          if (deterministic)
-            run(std::true_type{});
-          else
-            run(std::false_type{});
+          using one = std::integral_constant<int, 1>;
+          using four = std::integral_constant<int, 4>;
+          using lanes = std::integral_constant<int, kLanes>;
+          using two_lanes = std::integral_constant<int, 2 * kLanes>;
+          if (deterministic) {
+            run(std::true_type{}, one{}, std::true_type{}, lanes{});
+          } else if (!vec4) {
+            run(std::false_type{}, one{}, std::false_type{}, lanes{});
+          } else if constexpr (std::is_same_v<A, float>) {
+            wide ? run(std::false_type{}, four{}, std::true_type{}, two_lanes{})
+                 : run(std::false_type{}, four{}, std::true_type{}, lanes{});
+          }
         }
       } else {
         const dim3 grid(a.K, (a.C_out + a.chunk - 1) / a.chunk);
