@@ -21,9 +21,9 @@ def is_torch(x):
 
 
 def cuda_stream_of(x):
-    """The torch CUDA stream handle the op should run on (0 = legacy default)."""
-    torch = _torch()
-    return torch.cuda.current_stream(x.device).cuda_stream
+    """The torch CUDA stream handle the op should run on (0 = legacy default).
+    torch's C entry point: torch.cuda.current_stream() builds a Stream object (~5 us)."""
+    return _torch()._C._cuda_getCurrentRawStream(x.device.index)
 
 
 def to_native(x, name):
@@ -34,11 +34,14 @@ def to_native(x, name):
         if x.requires_grad:
             x = x.detach()
         if x.is_cuda:
-            handle = cuda_stream_of(x)
             torch = _torch()
+            # The ops run on the current stream of x's device, the one torch orders x's
+            # producers on, so the export needs no stream handshake: the bare export
+            # (__dlpack__(stream=current) would only confirm that, at ~20 us a tensor).
+            if x.device.index == torch._C._cuda_getDevice():
+                return _C.Tensor.from_dlpack(torch._C._to_dlpack(x))
+            handle = cuda_stream_of(x)
             # DLPack stream 1 = legacy default stream; torch then adds no synchronisation.
-            if x.device.index == torch.cuda.current_device():
-                return _C.Tensor.from_dlpack(x.__dlpack__(stream=handle or 1))
             with torch.cuda.device(x.device):  # torch exports only from the current device
                 return _C.Tensor.from_dlpack(x.__dlpack__(stream=handle or 1))
         return _C.Tensor.from_dlpack(x.__dlpack__())
