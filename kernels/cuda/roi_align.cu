@@ -1160,30 +1160,15 @@ void forward(const char* op, const std::vector<Tensor>& maps, const std::vector<
       a.scale[l] = static_cast<A>(scales[l]);  // in A, as the CPU path does for half types
     }
     if constexpr (!PS) {
-      if (win && std::is_same_v<A, float> && a.sampling_ratio == 2) {  // channel-interleaved windows
-        Tensor ws;
-        unsigned gx = 0;
-        int smem = 0;
-        const WinPlan p = plan_groups<T, A>(a, ws, gx, smem, maps[0].device(), ctx, stream, kWin4Bytes,
-                                            int(sizeof(float4)));
-        bool vec = true;
-        for (int l = 0; l < a.levels; ++l) vec = vec && vector_rows<T>(a.maps[l], a.strides[l], a.W[l]);
-        const dim3 grid(gx, unsigned((C + p.chunk - 1) / p.chunk));
-        auto launch = [&](auto kernel) {
-          prefer_shared(kernel, smem);
-          kernel<<<grid, kThreads, smem, stream>>>(a, p, out.data<T>());
-        };
-        constexpr int V = 16 / sizeof(T);
-        if constexpr (std::is_same_v<A, float>)
-          vec ? launch(align_forward_win4<T, V>) : launch(align_forward_win4<T, 1>);
-        TVOPS_CUDA_CHECK(cudaGetLastError());
-        return;
-      }
       if (win) {
+        // float math with 2x2 grids: channel-interleaved float4 windows; else planar ones.
+        const bool win4 = std::is_same_v<A, float> && a.sampling_ratio == 2;
         Tensor ws;
         unsigned gx = 0;
         int smem = 0;
-        const WinPlan p = plan_groups<T, A>(a, ws, gx, smem, maps[0].device(), ctx, stream);
+        const WinPlan p = win4 ? plan_groups<T, A>(a, ws, gx, smem, maps[0].device(), ctx, stream, kWin4Bytes,
+                                                   int(sizeof(float4)))
+                               : plan_groups<T, A>(a, ws, gx, smem, maps[0].device(), ctx, stream);
         bool vec = true;
         for (int l = 0; l < a.levels; ++l) vec = vec && vector_rows<T>(a.maps[l], a.strides[l], a.W[l]);
         const dim3 grid(gx, unsigned((C + p.chunk - 1) / p.chunk));
@@ -1192,10 +1177,15 @@ void forward(const char* op, const std::vector<Tensor>& maps, const std::vector<
           kernel<<<grid, kThreads, smem, stream>>>(a, p, out.data<T>());
         };
         constexpr int V = 16 / sizeof(T);
-        if (a.sampling_ratio == 2)
-          vec ? launch(align_forward_win<T, A, 2, V>) : launch(align_forward_win<T, A, 2, 1>);
-        else
-          vec ? launch(align_forward_win<T, A, 0, V>) : launch(align_forward_win<T, A, 0, 1>);
+        if constexpr (std::is_same_v<A, float>) {
+          if (win4) vec ? launch(align_forward_win4<T, V>) : launch(align_forward_win4<T, 1>);
+        }
+        if (!win4) {
+          if (a.sampling_ratio == 2)
+            vec ? launch(align_forward_win<T, A, 2, V>) : launch(align_forward_win<T, A, 2, 1>);
+          else
+            vec ? launch(align_forward_win<T, A, 0, V>) : launch(align_forward_win<T, A, 0, 1>);
+        }
         TVOPS_CUDA_CHECK(cudaGetLastError());
         return;
       }
