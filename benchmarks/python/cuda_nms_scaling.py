@@ -1,11 +1,11 @@
 """CUDA nms and batched_nms at 20k-100k boxes against torchvision (GPU machine only):
 identical indices and median times, as a markdown table."""
-import statistics
 
 import torch
 import torchvision
 
 import torchvision_native as tvn
+from cuda_events import median_ms
 
 
 def boxes(n, seed=0):
@@ -14,19 +14,6 @@ def boxes(n, seed=0):
     wh = 4 + torch.rand(n, 2, generator=g) * 200
     return torch.cat([xy, xy + wh], 1).cuda(), torch.rand(n, generator=g).cuda(), \
         torch.randint(0, 80, (n,), generator=g).cuda()
-
-
-def median_ms(fn, reps=20):
-    fn()
-    times = []
-    for _ in range(reps):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
 
 
 def main():

@@ -17,6 +17,7 @@ import torchvision  # also registers torch.ops.torchvision
 
 sys.path.insert(0, os.path.dirname(__file__))
 from compare import psroi_setup, roi_setup  # noqa: E402
+from cuda_events import median_ms  # noqa: E402
 
 import torchvision_native as tvn  # noqa: E402
 from torchvision_native import _C  # noqa: E402
@@ -35,23 +36,6 @@ def gpu_ms(fn, reps):
         end.record()
         end.synchronize()
         times.append(start.elapsed_time(end) / reps)
-    return statistics.median(times)
-
-
-def call_ms(fn, reps):
-    """Median ms of single calls, each waited for: events around one call also count the
-    host's time between launches, as a user of the op sees it."""
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
     return statistics.median(times)
 
 
@@ -102,7 +86,7 @@ def main():
         ("ra7 fwd+bwd, one call", fwd_bwd(torchvision, x, rois, grad), fwd_bwd(tvn, x, rois, grad)),
     ]
     for name, theirs, ours in calls:
-        t, o = call_ms(theirs, opts.reps), call_ms(ours, opts.reps)
+        t, o = median_ms(theirs, opts.reps, warmup=3), median_ms(ours, opts.reps, warmup=3)
         print(f"| {name} | {t:.3f} | {o:.3f} | {t / o:.1f}x |", flush=True)
 
 
