@@ -145,49 +145,185 @@ struct KeptGrid {
 // bnms-20k-80, ~250 boxes a class: 0.85 ms against 1.6 ms with the grid).
 constexpr int64_t kOneCellBelow = 512;
 
-// Few boxes (per-class NMS, ~250 a class in bnms-20k-80): every box scans all boxes
-// kept so far, a vector of them at a time. No grid, centres or radii to set up, and
-// one allocation: the grid's bookkeeping costs more than it saves here.
+// The centre distance a pair with IoU > t can have, as a multiple of the query's own
+// width (or height): the x-overlap exceeds t * max(w_i, w_j) since IoU <= overlap /
+// max(w_i, w_j), which bounds |cx_i - cx_j| by w_i * max(1 - t, 1/(2t) - 1/2).
+// (Thresholds >= 1 still search a little: rounding can put a computed IoU of
+// near-identical boxes a hair above 1.)
+inline double centre_reach(double t) {
+  return t > 0 ? std::max({1 - t, 1 / (2 * t) - 0.5, 1e-3}) : std::numeric_limits<double>::infinity();
+}
+
+// nms_small scans the kept boxes by x bucket once this many are kept and 7 in 8 of the
+// last window of queries were.
+constexpr int64_t kBandFrom = 48, kBandWindow = 32;
+
+// Kept boxes as arrays (x1, y1, x2, y2, area, ShareFilter part), `stride` apart.
+template <typename T>
+struct KeptArrays {
+  T *x1, *y1, *x2, *y2, *area, *part;
+  KeptArrays(T* base, int64_t stride)
+      : x1(base), y1(x1 + stride), x2(y1 + stride), y2(x2 + stride), area(y2 + stride), part(area + stride) {}
+  void clear(int64_t count) {  // empty boxes: x1 > x2
+    using batch = xsimd::batch<T>;
+    const batch one(T(1)), zero(T(0));
+    for (int64_t k = 0; k < count; k += batch::size) {
+      one.store_unaligned(x1 + k), one.store_unaligned(y1 + k), one.store_unaligned(area + k);
+      zero.store_unaligned(x2 + k), zero.store_unaligned(y2 + k), zero.store_unaligned(part + k);
+    }
+  }
+  void set(int64_t k, T bx1, T by1, T bx2, T by2, T barea, T bpart) {
+    x1[k] = bx1, y1[k] = by1, x2[k] = bx2, y2[k] = by2, area[k] = barea, part[k] = bpart;
+  }
+};
+
+template <typename T>
+struct SmallScratch {
+  using Index = xsimd::as_integer_t<T>;  // the integer type of T's width, for vector conversions
+  Buffer<T> in;           // the class's boxes as arrays: x1, y1, x2, y2, area, centre, reach ends
+  Buffer<T> kept, slots;  // KeptArrays of the kept boxes: in the order kept, by slot
+  Buffer<Index> bucket;   // bucket of each box's centre and of its reach's two ends
+  Buffer<int32_t> bucket_begin, fill;
+};
+
+// Few boxes (per-class NMS, ~250 a class in bnms-20k-80): a query scans kept boxes a
+// vector at a time, with no grid to set up; see the two phases below.
 template <typename T>
 void nms_small(const T* boxes, int64_t n, double threshold, uint8_t* keep) {
   using batch = xsimd::batch<T>;
+  using Index = typename SmallScratch<T>::Index;
   constexpr int64_t W = batch::size;
-  const int64_t stride = n + W;
-  // Slots past the last kept box hold an empty box (x1 > x2: no intersection, IoU 0),
-  // so the scan needs no tail mask.
-  thread_local Buffer<T> soa;  // one per thread, reused by every class of a batched call
-  soa.reserve(static_cast<std::size_t>(6 * stride));
-  T *x1 = soa.data(), *y1 = x1 + stride, *x2 = y1 + stride, *y2 = x2 + stride, *area = y2 + stride;
-  T* part = area + stride;
-  for (int64_t k = 0; k < stride; ++k) x1[k] = y1[k] = T(1), x2[k] = y2[k] = part[k] = T(0), area[k] = T(1);
-  const T t = threshold_in<T>(threshold);
-  const ShareFilter<T> filter(t);
-  const batch zero(T(0)), tvb(t);
-  int64_t kept = 0;
+  // Scratch per thread, reused by every class of a batched call (one TLS lookup).
+  thread_local SmallScratch<T> scratch;
+  SmallScratch<T>& sc = scratch;
+  const int64_t nv = (n + W - 1) / W * W;  // whole vectors
+  sc.in.reserve(static_cast<std::size_t>(8 * nv));
+  T *bx1 = sc.in.data(), *by1 = bx1 + nv, *bx2 = by1 + nv, *by2 = bx2 + nv, *barea = by2 + nv;
+  T *centre = barea + nv, *reach_lo = centre + nv, *reach_hi = reach_lo + nv;
   for (int64_t i = 0; i < n; ++i) {
-    const T* b = boxes + 4 * i;
-    const T w = b[2] - b[0], h = b[3] - b[1], ab = w * h;
+    bx1[i] = boxes[4 * i], by1[i] = boxes[4 * i + 1], bx2[i] = boxes[4 * i + 2], by2[i] = boxes[4 * i + 3];
     keep[i] = 1;
-    // Only proper boxes interact (see the top of this file).
-    if (!(w > 0 && h > 0 && ab > 0 && std::isfinite(ab))) continue;
-    const batch bx1(b[0]), by1(b[1]), bx2(b[2]), by2(b[3]), barea(ab), qpart(filter.query(ab));
-    bool suppressed = false;
-    for (int64_t k = 0; k < kept && !suppressed; k += W) {
-      const batch xx1 = xsimd::max(batch::load_unaligned(x1 + k), bx1);
-      const batch yy1 = xsimd::max(batch::load_unaligned(y1 + k), by1);
-      const batch xx2 = xsimd::min(batch::load_unaligned(x2 + k), bx2);
-      const batch yy2 = xsimd::min(batch::load_unaligned(y2 + k), by2);
+  }
+  for (int64_t i = n; i < nv; ++i) bx1[i] = by1[i] = bx2[i] = by2[i] = T(0);  // padding: not proper
+
+  // Areas, centres and the ends of each box's reach, a vector at a time; the span of
+  // the proper boxes' centres (the only boxes that interact, see the top of this file).
+  const T t = threshold_in<T>(threshold);
+  const batch reach(static_cast<T>(centre_reach(threshold * (1 - 1e-5))));  // loosened: computed IoU can exceed the true one by ulps
+  const batch zero(T(0)), half(T(0.5)), inf(std::numeric_limits<T>::infinity());
+  batch lo_v = inf, hi_v = -inf;
+  for (int64_t i = 0; i < nv; i += W) {
+    const batch x1 = batch::load_unaligned(bx1 + i), x2 = batch::load_unaligned(bx2 + i);
+    const batch w = x2 - x1, h = batch::load_unaligned(by2 + i) - batch::load_unaligned(by1 + i), ab = w * h;
+    const auto proper = (w > zero) && (h > zero) && (ab > zero) && (ab < inf);
+    const batch cx = half * x1 + half * x2;  // no overflow near the largest T
+    batch r = w * reach;
+    r = r + T(1e-5) * (r + xsimd::abs(cx));  // slack for rounding in the centres
+    xsimd::select(proper, ab, -inf).store_unaligned(barea + i);  // -inf: not proper
+    cx.store_unaligned(centre + i), (cx - r).store_unaligned(reach_lo + i), (cx + r).store_unaligned(reach_hi + i);
+    lo_v = xsimd::min(lo_v, xsimd::select(proper, cx, inf));
+    hi_v = xsimd::max(hi_v, xsimd::select(proper, cx, -inf));
+  }
+  alignas(64) T lo_l[W], hi_l[W];  // (xsimd 8 has no min/max reduction)
+  lo_v.store_aligned(lo_l), hi_v.store_aligned(hi_l);
+  T lo_cx = lo_l[0], hi_cx = hi_l[0];
+  for (int64_t l = 1; l < W; ++l) lo_cx = std::min(lo_cx, lo_l[l]), hi_cx = std::max(hi_cx, hi_l[l]);
+  if (!(lo_cx <= hi_cx)) return;  // no proper box
+
+  // Kept boxes in the order kept, padded with empty boxes (x1 > x2: no intersection,
+  // IoU 0) so that the scan needs no tail mask.
+  const int64_t in_order = (n + 2 * W - 1) / W * W;
+  sc.kept.reserve(static_cast<std::size_t>(6 * in_order));
+  KeptArrays<T> kept(sc.kept.data(), in_order);
+  kept.clear(in_order);
+  const ShareFilter<T> filter(t);
+  const batch tvb(t);
+  // Does any kept box in a[k..end) (rounded up to whole vectors) have IoU > t with box i?
+  auto suppressed_by = [&](int64_t i, const KeptArrays<T>& a, int64_t k, int64_t end) {
+    const T ab = barea[i];
+    const batch qx1(bx1[i]), qy1(by1[i]), qx2(bx2[i]), qy2(by2[i]), qarea(ab), qpart(filter.query(ab));
+    for (; k < end; k += W) {
+      const batch xx1 = xsimd::max(batch::load_unaligned(a.x1 + k), qx1);
+      const batch yy1 = xsimd::max(batch::load_unaligned(a.y1 + k), qy1);
+      const batch xx2 = xsimd::min(batch::load_unaligned(a.x2 + k), qx2);
+      const batch yy2 = xsimd::min(batch::load_unaligned(a.y2 + k), qy2);
       const batch inter = xsimd::max(xx2 - xx1, zero) * xsimd::max(yy2 - yy1, zero);
-      const auto near = inter > batch::load_unaligned(part + k) + qpart;
-      suppressed = xsimd::any(near) &&
-                   xsimd::any(near && div_exact(inter, (batch::load_unaligned(area + k) + barea) - inter) > tvb);
+      const auto near = inter > batch::load_unaligned(a.part + k) + qpart;
+      if (xsimd::any(near) &&
+          xsimd::any(near && div_exact(inter, (batch::load_unaligned(a.area + k) + qarea) - inter) > tvb))
+        return true;
     }
-    if (suppressed) {
+    return false;
+  };
+  auto put = [&](KeptArrays<T>& a, int64_t k, int64_t i) {
+    a.set(k, bx1[i], by1[i], bx2[i], by2[i], barea[i], filter.kept(barea[i]));
+  };
+
+  // While few boxes are kept, or many are suppressed (as around real objects), a query
+  // scans the kept boxes in score order: the best-scoring ones, found first, are the
+  // likely suppressors. The switch to the bucketed scan below waits for a window of
+  // queries nearly all kept (early queries around objects are kept too: each object's
+  // best box).
+  int64_t i = 0, kept_count = 0;
+  for (int64_t window_kept = 0;; window_kept = kept_count) {
+    const int64_t window_end = std::min(n, i + kBandWindow);
+    for (; i < window_end; ++i) {
+      if (!(barea[i] > 0)) continue;  // not proper
+      if (suppressed_by(i, kept, 0, kept_count))
+        keep[i] = 0;
+      else
+        put(kept, kept_count++, i);
+    }
+    if (i == n) return;
+    if (kept_count >= kBandFrom && 8 * (kept_count - window_kept) >= 7 * kBandWindow) break;
+  }
+
+  // Then (most boxes kept, so most queries scan everything kept) every proper box gets
+  // a slot in arrays ordered by buckets of ~8 boxes over the span of x centres (one
+  // bucket if the span is degenerate); a slot holds an empty box until its box is
+  // kept. A bucket position is monotonic in the coordinate, so a centre inside a
+  // query's reach lands in the buckets between those of the reach's ends: the query
+  // scans that one run of slots, with no per-bucket loop exits. Slots past the run
+  // are real slots or padding. On spread-out boxes the run is a fraction of the kept
+  // set; it is never more than twice the kept set (all slots against the kept half).
+  int64_t buckets = std::max<int64_t>(1, n / 8);
+  T scale = static_cast<T>(double(buckets) / (double(hi_cx) - double(lo_cx)));
+  if (!(scale > 0) || !std::isfinite(scale) || !std::isfinite((hi_cx - lo_cx) * scale)) buckets = 1, scale = 0;
+  sc.bucket.reserve(static_cast<std::size_t>(3 * nv));
+  Index *in_bucket = sc.bucket.data(), *lo_bucket = in_bucket + nv, *hi_bucket = lo_bucket + nv;
+  const batch origin(lo_cx), scale_v(scale), top(T(buckets - 1));
+  for (int64_t v = 0; v < nv; v += W) {
+    for (int a = 0; a < 3; ++a) {  // clamped to the buckets (a reach can be infinite at t = 0)
+      const T* at = a == 0 ? centre : a == 1 ? reach_lo : reach_hi;
+      const batch pos = xsimd::floor((batch::load_unaligned(at + v) - origin) * scale_v);
+      xsimd::to_int(xsimd::min(xsimd::max(pos, zero), top)).store_unaligned(sc.bucket.data() + a * nv + v);
+    }
+  }
+  sc.bucket_begin.assign(buckets + 1, 0);
+  int32_t* bucket_begin = sc.bucket_begin.data();
+  for (int64_t j = 0; j < n; ++j) bucket_begin[in_bucket[j] + 1] += barea[j] > 0;
+  for (int64_t c = 0; c < buckets; ++c) bucket_begin[c + 1] += bucket_begin[c];
+  sc.fill.assign(buckets, 0);
+  int32_t* fill = sc.fill.data();
+  const int64_t by_slot = (bucket_begin[buckets] + 2 * W - 1) / W * W;
+  sc.slots.reserve(static_cast<std::size_t>(6 * by_slot));
+  KeptArrays<T> slots(sc.slots.data(), by_slot);
+  slots.clear(by_slot);
+  // A kept box takes the next free slot of its bucket (each bucket has room for all of
+  // its proper boxes).
+  auto place = [&](int64_t j) {
+    const Index c = in_bucket[j];
+    put(slots, bucket_begin[c] + fill[c]++, j);
+  };
+  for (int64_t j = 0; j < i; ++j)
+    if (barea[j] > 0 && keep[j]) place(j);
+  for (; i < n; ++i) {
+    if (!(barea[i] > 0)) continue;  // not proper
+    if (suppressed_by(i, slots, bucket_begin[lo_bucket[i]], bucket_begin[hi_bucket[i] + 1])) {
       keep[i] = 0;
       continue;
     }
-    x1[kept] = b[0], y1[kept] = b[1], x2[kept] = b[2], y2[kept] = b[3], area[kept] = ab, part[kept] = filter.kept(ab);
-    ++kept;
+    place(i);
   }
 }
 
@@ -214,10 +350,7 @@ void nms_grid(const T* boxes, int64_t n, double threshold, uint8_t* keep) {
 
   // Computed IoU can exceed the true IoU by a few ulps: loosen t for the pruning.
   const double t = threshold * (1 - 1e-5);
-  // (Thresholds >= 1 still search a small radius: rounding can put a computed IoU
-  // of near-identical boxes a hair above 1.)
-  const double reach = t > 0 ? std::max({1 - t, 1 / (2 * t) - 0.5, 1e-3})
-                             : std::numeric_limits<double>::infinity();
+  const double reach = centre_reach(t);
   Buffer<double> cx(m), cy(m), rx(m), ry(m);
   double min_x = INFINITY, max_x = -INFINITY, min_y = INFINITY, max_y = -INFINITY, sum_rx = 0, sum_ry = 0;
   for (int64_t k = 0; k < m; ++k) {

@@ -248,6 +248,34 @@ def test_random_boxes_match_torchvision(isa, dtype, n, iou_threshold):
     assert_matches_torchvision(boxes, scores, iou_threshold, random_reference(n, dtype, iou_threshold))
 
 
+def spread_case(n, variant, dtype):
+    """Spread-out boxes, nearly all kept: up to 512 of them, nms scans the kept boxes by
+    buckets of x centre once enough are kept, with a run of buckets per query."""
+    b, s = random_boxes(n, seed=40 + n, dtype=torch.float64)
+    if variant == "shifted_scaled":  # far from the origin, and small against the offset
+        b = b * 1e-2 - 3e4
+    elif variant == "huge":
+        b = b * (1e30 if dtype == torch.float64 else 1e30 ** 0.5)
+    elif variant == "outlier":  # one far box stretches the centres' span: one crowded bucket
+        b[n // 2] = torch.tensor([1e9, 1e9, 1e9 + 10, 1e9 + 10], dtype=torch.float64)
+    elif variant == "improper_mixed":  # boxes that never interact, spread among the others
+        b[::7, 2] = b[::7, 0]           # zero width
+        b[3::11] = float("nan")
+        b[5::13, 3] = float("inf")
+    elif variant == "duplicates_late":  # copies of early (kept) boxes arrive after the switch
+        b[n // 2:] = b[: n - n // 2] + 1e-3
+    return b.to(dtype), s.to(dtype)
+
+
+@pytest.mark.parametrize("iou_threshold", (0.05, 0.3, 0.5, 0.7, 0.95, 1.0))
+@pytest.mark.parametrize("variant", ("plain", "shifted_scaled", "huge", "outlier", "improper_mixed",
+                                     "duplicates_late"))
+@pytest.mark.parametrize("n", (60, 200, 512))
+@pytest.mark.parametrize("dtype", FLOATS, ids=str)
+def test_spread_boxes_bucketed_scan(isa, dtype, n, variant, iou_threshold):
+    assert_matches_torchvision(*spread_case(n, variant, dtype), iou_threshold)
+
+
 @pytest.mark.parametrize("iou_threshold", ADV_THRESHOLDS)
 @pytest.mark.parametrize("case, dtype", ADVERSARIAL_PARAMS)
 def test_adversarial_match_torchvision(isa, case, dtype, iou_threshold):
