@@ -1,5 +1,5 @@
-// nms on every CPU ISA tier this machine runs, against a plain double-precision
-// greedy NMS written here.
+// nms on every CPU ISA tier this machine runs, against a plain greedy NMS written
+// here (in double, and in float for float32 boxes).
 #include <gtest/gtest.h>
 #include <tvops/tvops.h>
 
@@ -13,7 +13,10 @@
 
 namespace {
 
-std::vector<int64_t> reference_nms(const std::vector<double>& b, const std::vector<double>& s, double thr) {
+// torchvision's loop in T (its arithmetic for T boxes); the quotient is compared in
+// double, as torchvision compares it with the double threshold.
+template <typename T>
+std::vector<int64_t> reference_nms(const std::vector<T>& b, const std::vector<T>& s, double thr) {
   const int64_t n = static_cast<int64_t>(s.size());
   std::vector<int64_t> order(n);
   std::iota(order.begin(), order.end(), 0);
@@ -24,13 +27,14 @@ std::vector<int64_t> reference_nms(const std::vector<double>& b, const std::vect
     const int64_t i = order[a];
     if (removed[i]) continue;
     keep.push_back(i);
-    const double ai = (b[4 * i + 2] - b[4 * i]) * (b[4 * i + 3] - b[4 * i + 1]);
+    const T ai = (b[4 * i + 2] - b[4 * i]) * (b[4 * i + 3] - b[4 * i + 1]);
     for (int64_t c = a + 1; c < n; ++c) {
       const int64_t j = order[c];
-      const double aj = (b[4 * j + 2] - b[4 * j]) * (b[4 * j + 3] - b[4 * j + 1]);
-      const double w = std::max(0.0, std::min(b[4 * i + 2], b[4 * j + 2]) - std::max(b[4 * i], b[4 * j]));
-      const double h = std::max(0.0, std::min(b[4 * i + 3], b[4 * j + 3]) - std::max(b[4 * i + 1], b[4 * j + 1]));
-      if (w * h / (ai + aj - w * h) > thr) removed[j] = true;
+      const T aj = (b[4 * j + 2] - b[4 * j]) * (b[4 * j + 3] - b[4 * j + 1]);
+      const T w = std::max(T(0), std::min(b[4 * i + 2], b[4 * j + 2]) - std::max(b[4 * i], b[4 * j]));
+      const T h = std::max(T(0), std::min(b[4 * i + 3], b[4 * j + 3]) - std::max(b[4 * i + 1], b[4 * j + 1]));
+      const T inter = w * h;
+      if (static_cast<double>(inter / (ai + aj - inter)) > thr) removed[j] = true;
     }
   }
   return keep;
@@ -59,31 +63,6 @@ std::vector<int64_t> run(const std::vector<double>& b, const std::vector<double>
   return std::vector<int64_t>(k.data<int64_t>(), k.data<int64_t>() + k.numel());
 }
 
-// torchvision's loop in float32 (its arithmetic for float boxes), for the float kernels.
-std::vector<int64_t> reference_nms_f32(const std::vector<float>& b, const std::vector<float>& s, double thr) {
-  const int64_t n = static_cast<int64_t>(s.size());
-  std::vector<int64_t> order(n);
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int64_t i, int64_t j) { return s[i] > s[j]; });
-  std::vector<bool> removed(n, false);
-  std::vector<int64_t> keep;
-  for (int64_t a = 0; a < n; ++a) {
-    const int64_t i = order[a];
-    if (removed[i]) continue;
-    keep.push_back(i);
-    const float ai = (b[4 * i + 2] - b[4 * i]) * (b[4 * i + 3] - b[4 * i + 1]);
-    for (int64_t c = a + 1; c < n; ++c) {
-      const int64_t j = order[c];
-      const float aj = (b[4 * j + 2] - b[4 * j]) * (b[4 * j + 3] - b[4 * j + 1]);
-      const float w = std::max(0.0f, std::min(b[4 * i + 2], b[4 * j + 2]) - std::max(b[4 * i], b[4 * j]));
-      const float h = std::max(0.0f, std::min(b[4 * i + 3], b[4 * j + 3]) - std::max(b[4 * i + 1], b[4 * j + 1]));
-      const float inter = w * h;
-      if (double(inter / (ai + aj - inter)) > thr) removed[j] = true;
-    }
-  }
-  return keep;
-}
-
 class NmsPerIsa : public tvops::testing::PerIsa {};
 
 // Up to 512 boxes, mostly kept: the kernel scans kept boxes by buckets of x centre.
@@ -96,7 +75,7 @@ TEST_P(NmsPerIsa, Float32SpreadBoxesMatchFloatReference) {
       auto bt = tvops::Tensor::from_blob(const_cast<float*>(b.data()), {n, 4}, {}, tvops::DType::Float32, {});
       auto st = tvops::Tensor::from_blob(const_cast<float*>(s.data()), {n}, {}, tvops::DType::Float32, {});
       tvops::Tensor k = tvops::nms(bt, st, thr);
-      EXPECT_EQ(std::vector<int64_t>(k.data<int64_t>(), k.data<int64_t>() + k.numel()), reference_nms_f32(b, s, thr))
+      EXPECT_EQ(std::vector<int64_t>(k.data<int64_t>(), k.data<int64_t>() + k.numel()), reference_nms(b, s, thr))
           << "n=" << n << " thr=" << thr;
     }
   }
