@@ -401,8 +401,11 @@ WORKLOADS += [
     # torchvision returns a strided view of HWC memory; a contiguous CHW tensor costs a copy.
     _codec("jpeg-1920-chw", codec_setup("jpeg", 1920), _tv_decode("jpeg", contiguous=True), _tvn_decode("jpeg")),
     # Decode to >= 480x480 (DCT scaling 2/8) against full decodes: torchvision's and tvops'.
+    # "tvops 1/8": the smallest scale (DC coefficients only, 240x240): what is left is
+    # libjpeg-turbo's entropy decoding, the floor of any DCT-scaled decode.
     _codec("jpeg-1920-to480", codec_setup("jpeg", 1920), _tv_decode("jpeg"), _tvn_decode("jpeg", min_size=480),
            same=_at_least(480, 480), extras={"tvops full": _tvn_decode("jpeg"),
+                                            "tvops 1/8": _tvn_decode("jpeg", min_size=1),
                                             **_simplejpeg(min_height=480, min_width=480)}),
     _codec("jpeg-batch64", codec_setup("jpeg", 1920, batch=64),
            lambda a: [torchvision.io.decode_jpeg(d) for d in a["batch"]],
