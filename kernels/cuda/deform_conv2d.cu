@@ -191,14 +191,11 @@ __global__ void pack_grad_channels(const typename C::T* __restrict__ grad, Geo g
                                    int64_t total) {
   const int NMB = (g.Cout_g + C::BM - 1) / C::BM, NPC = (g.NP + C::BK - 1) / C::BK;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t r = i;
-    const int k = int(r % C::BK);
-    r /= C::BK;
-    const int row = int(r % C::BM);
-    r /= C::BM;
-    const int pc = int(r % NPC);
+    const int k = int(i % C::BK), row = int(i / C::BK % C::BM);  // powers of two: shifts
+    int r = int(i / (C::BK * C::BM));                             // the tile: 32-bit divisions
+    const int pc = r % NPC;
     r /= NPC;
-    const int mb = int(r % NMB), gw = int(r / NMB);
+    const int mb = r % NMB, gw = r / NMB;
     const int P = pc * C::BK + k, co = mb * C::BM + row;
     typename C::A v = 0;
     if (P < g.NP && co < g.Cout_g) {
@@ -839,47 +836,68 @@ __global__ void __launch_bounds__(kThreads, 2) backward_weight_kernel(Args<typen
 // ---- layout changes ----
 
 // x [N, Cin, H, W] -> xin [N, H, W, groups * CinP], each group's channels zero padded.
+// A block (32 x 8 threads) moves 64 pixels x 32 channels of an image a pass, eight loads
+// in flight a thread.
 template <typename T>
 __global__ void to_channels_last(const T* __restrict__ x, Geo g, T* __restrict__ out) {
-  __shared__ T tile[32][33];
-  const int p0 = blockIdx.x * 32, c0 = blockIdx.y * 32;
+  __shared__ T tile[32][65];
+  const int p0 = blockIdx.x * 64, c0 = blockIdx.y * 32;
   const T zero = from_acc<T>(typename AccOf<T>::type(0));
   for (int n = blockIdx.z; n < g.N; n += gridDim.z) {
-    for (int j = threadIdx.y; j < 32; j += blockDim.y) {
-      const int co = c0 + j, p = p0 + threadIdx.x;
-      T v = zero;
-      if (co < g.CP && p < g.HW) {
-        const int gw = co / g.CinP, cl = co - gw * g.CinP;
-        if (cl < g.Cin_g) v = x[(int64_t(n) * g.Cin + gw * g.Cin_g + cl) * g.HW + p];
+    T v[4][2];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int co = c0 + threadIdx.y + 8 * j;
+      const int gw = co / g.CinP, cl = co - gw * g.CinP;
+      const bool ok = co < g.CP && cl < g.Cin_g;
+      const T* src = x + (int64_t(n) * g.Cin + gw * g.Cin_g + cl) * g.HW;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int p = p0 + threadIdx.x + 32 * h;
+        v[j][h] = ok && p < g.HW ? src[p] : zero;
       }
-      tile[j][threadIdx.x] = v;
     }
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) tile[threadIdx.y + 8 * j][threadIdx.x + 32 * h] = v[j][h];
     __syncthreads();
-    for (int j = threadIdx.y; j < 32; j += blockDim.y) {
-      const int p = p0 + j, co = c0 + threadIdx.x;
-      if (co < g.CP && p < g.HW) out[(int64_t(n) * g.HW + p) * g.CP + co] = tile[threadIdx.x][j];
+    const int co = c0 + threadIdx.x;
+#pragma unroll
+    for (int m = 0; m < 8; ++m) {
+      const int p = p0 + threadIdx.y + 8 * m;
+      if (co < g.CP && p < g.HW) out[(int64_t(n) * g.HW + p) * g.CP + co] = tile[threadIdx.x][threadIdx.y + 8 * m];
     }
     __syncthreads();
   }
 }
 
-// The channels-last input gradient sums (A) -> grad_input [N, Cin, H, W] (T).
+// The channels-last input gradient sums (A) -> grad_input [N, Cin, H, W] (T), 64 pixels x
+// 32 channels a pass as to_channels_last.
 template <typename T, typename A>
 __global__ void from_channels_last(const A* __restrict__ in, Geo g, T* __restrict__ out) {
-  __shared__ A tile[32][33];
-  const int p0 = blockIdx.x * 32, c0 = blockIdx.y * 32;
+  __shared__ A tile[64][33];
+  const int p0 = blockIdx.x * 64, c0 = blockIdx.y * 32;
+  const int c = c0 + threadIdx.x, gw = c / g.Cin_g, cl = c - gw * g.Cin_g;
   for (int n = blockIdx.z; n < g.N; n += gridDim.z) {
-    for (int j = threadIdx.y; j < 32; j += blockDim.y) {
-      const int p = p0 + j, c = c0 + threadIdx.x;
-      if (c < g.Cin && p < g.HW) {
-        const int gw = c / g.Cin_g, cl = c - gw * g.Cin_g;
-        tile[j][threadIdx.x] = in[(int64_t(n) * g.HW + p) * g.CP + gw * g.CinP + cl];
-      }
+    A v[8];
+#pragma unroll
+    for (int m = 0; m < 8; ++m) {
+      const int p = p0 + threadIdx.y + 8 * m;
+      v[m] = c < g.Cin && p < g.HW ? in[(int64_t(n) * g.HW + p) * g.CP + gw * g.CinP + cl] : A(0);
     }
+#pragma unroll
+    for (int m = 0; m < 8; ++m) tile[threadIdx.y + 8 * m][threadIdx.x] = v[m];
     __syncthreads();
-    for (int j = threadIdx.y; j < 32; j += blockDim.y) {
-      const int c = c0 + j, p = p0 + threadIdx.x;
-      if (c < g.Cin && p < g.HW) out[(int64_t(n) * g.Cin + c) * g.HW + p] = from_acc<T>(tile[threadIdx.x][j]);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int co = c0 + threadIdx.y + 8 * j;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int p = p0 + threadIdx.x + 32 * h;
+        if (co < g.Cin && p < g.HW)
+          out[(int64_t(n) * g.Cin + co) * g.HW + p] = from_acc<T>(tile[threadIdx.x + 32 * h][threadIdx.y + 8 * j]);
+      }
     }
     __syncthreads();
   }
@@ -984,7 +1002,7 @@ Tensor channels_last_input(Geo& g, const Tensor& input, const Context& ctx) {
   Tensor xin = Tensor::empty({(int64_t(g.N) * g.HW + 1) * g.CP}, input.dtype(), input.device(), ctx);
   TVOPS_CUDA_CHECK(cudaMemsetAsync(xin.data<T>() + int64_t(g.N) * g.HW * g.CP, 0, g.CP * sizeof(T),
                                    static_cast<cudaStream_t>(ctx.cuda_stream)));
-  const dim3 grid(unsigned((g.HW + 31) / 32), unsigned((g.CP + 31) / 32), grid_y(g.N));
+  const dim3 grid(unsigned((g.HW + 63) / 64), unsigned((g.CP + 31) / 32), grid_y(g.N));
   TVOPS_CHECK((g.CP + 31) / 32 < 65536, Value, "deform_conv2d: too many channels for the CUDA layout copy");
   to_channels_last<T><<<grid, dim3(32, 8), 0, static_cast<cudaStream_t>(ctx.cuda_stream)>>>(input.data<T>(), g,
                                                                                                xin.data<T>());
@@ -1118,7 +1136,7 @@ void run_backward(Geo g, const Tensor& grad, const Tensor& input, const Tensor& 
     TVOPS_CUDA_CHECK(cudaGetLastError());
   }
   {
-    const dim3 grid(unsigned((g.HW + 31) / 32), unsigned((g.Cin + 31) / 32), grid_y(g.N));
+    const dim3 grid(unsigned((g.HW + 63) / 64), unsigned((g.Cin + 31) / 32), grid_y(g.N));
     TVOPS_CHECK((g.Cin + 31) / 32 < 65536, Value, "deform_conv2d: too many channels for the CUDA layout copy");
     from_channels_last<T, A><<<grid, dim3(32, 8), 0, stream>>>(gi.data<A>(), g, grad_input.data<T>());
     TVOPS_CUDA_CHECK(cudaGetLastError());
