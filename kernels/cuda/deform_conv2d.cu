@@ -5,17 +5,20 @@
 // The samplers read a group-padded channels-last copy of the input (xin [N, H, W, CP],
 // one zero pixel past the images): a lane loads 16 bytes of one corner's channels, so a
 // bilinear sample costs four full-sector loads per run of channels, where NCHW costs a
-// sector per 4-byte corner. The (pixel, tap, offset group) geometry is computed once per
-// K step into a shared-memory table (corner pixels and masked weights) that the lanes of
-// the pixel share.
+// sector per 4-byte corner. The (pixel, tap, offset group) geometry is computed once
+// into a shared-memory table (corner offsets and masked weights) that the lanes of the
+// pixel share.
 //
 // Forward: an implicit GEMM per weight group, M = output pixels (flattened over the
 // batch), N = output channels, K = (32-channel chunk, tap), taps inner so a chunk's rows
-// stay in L1. Each step the block samples [pixels x 32 channels] into shared memory while
-// cp.async brings the next step's packed weights; the warps multiply with mma.sync
+// stay in L1. A block's table holds the entries of up to 9 taps of its pixels for one
+// offset group, so with one offset group and a 3x3 kernel it is made once and every
+// chunk reuses it. Each step the block samples [pixels x 32 channels] into shared memory
+// while cp.async brings the next step's packed weights; the warps multiply with mma.sync
 // (TF32, 3xTF32 for exact float32, bf16 / fp16; float64 on CUDA cores).
 //
-// Backward, two kernels:
+// Backward: grad is packed into each kernel's A tiles first (operand type, cp.async in the
+// kernels; the first packing pass also sums grad_bias), then two kernels:
 //  - data: per (tap, block of 64 input channels, pixel tile) the columns gradient
 //    W^T . grad is a tile product over the output channels; the tile goes to shared
 //    memory, and 16 lanes a pixel walk its channels: float4 col2im atomics into a float32
@@ -24,7 +27,7 @@
 //  - weight: per (output-channel block, tap, input-channel block, slice of pixels)
 //    grad . columns^T with the columns sampled again into shared memory; slices sum
 //    with atomics (as many slices as fill one wave).
-// grad_bias is a plain reduction. float16 / bfloat16 accumulate the scattered sums in
+// float16 / bfloat16 accumulate the scattered sums in
 // float32 buffers and cast at the end. No host synchronisation; everything runs on the
 // caller's stream and allocates through Tensor::empty.
 #include <algorithm>
@@ -57,7 +60,7 @@ struct Args {
   const T* mask;    // [N, G taps, Ho, Wo] or null
   const T* bias;    // [Cout] or null (forward)
   const S* wpack;   // packed weights (forward layout, or the data-gradient layout)
-  const T* grad;    // [N, Cout, Ho, Wo] (backward)
+  const S* gpack;   // backward: grad packed as the kernel's A tiles (pack_grad_pixels / _channels)
   T* out;           // forward output
   using A = typename AccOf<T>::type;
   A* grad_in_cl;    // accumulators (zeroed): channels-last input gradient [N, H, W, CP]
@@ -116,6 +119,93 @@ __global__ void pack_backward_weights(const typename C::T* __restrict__ w, typen
   }
 }
 
+// ---- the output gradient as A tiles ----
+// Both backward kernels multiply the output gradient; it is packed once per kernel into
+// their tile order in the operand type (TF32 rounding or half conversion done here), so
+// the kernels bring it in with cp.async like the weights.
+
+// Data gradient: [groups][pixel tile of BM][chunk of BK output channels][BM][BK], zero
+// padded. Pixels are contiguous in grad and channels in the tiles: 32 x 32 transposes
+// through shared memory, kPackTiles of them a block (blockIdx: x kPackTiles * 32 padded
+// pixels, y 32 group-local channels, z group), all its loads issued first. The block also
+// adds its pixels' sums per channel to grad_bias (bias_acc, zeroed): one atomic per
+// channel and block, so grad_bias costs no pass of its own over grad.
+constexpr int kPackTiles = 8;
+template <class C>
+__global__ void pack_grad_pixels(const typename C::T* __restrict__ grad, Geo g, typename C::S* __restrict__ out,
+                                 typename C::A* __restrict__ bias_acc) {
+  using T = typename C::T;
+  using A = typename C::A;
+  constexpr int R = 32 / 8;  // rows (channels) a thread loads per tile: blockDim (32, 8)
+  __shared__ A tile[32][33];
+  const int NPT = (g.NP + C::BM - 1) / C::BM, NCO = (g.Cout_g + C::BK - 1) / C::BK;
+  const int c0 = blockIdx.y * 32, gw = blockIdx.z;
+  const int pbase = blockIdx.x * (kPackTiles * 32);
+  T raw[kPackTiles][R];  // raw until used: a conversion at the load would wait for it
+  bool ok[kPackTiles][R];
+#pragma unroll
+  for (int t = 0; t < kPackTiles; ++t) {
+    const int P = pbase + t * 32 + threadIdx.x;
+    const int b = P / g.HWo, pix = P - b * g.HWo;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const int co = c0 + threadIdx.y + 8 * r;
+      ok[t][r] = co < g.Cout_g && P < g.NP;
+      raw[t][r] = grad[ok[t][r] ? (int64_t(b) * g.Cout + gw * g.Cout_g + co) * g.HWo + pix : 0];
+    }
+  }
+  A bias[R] = {};
+#pragma unroll
+  for (int t = 0; t < kPackTiles; ++t) {
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const A v = ok[t][r] ? to_acc(raw[t][r]) : A(0);
+      bias[r] += v;
+      tile[threadIdx.y + 8 * r][threadIdx.x] = v;
+    }
+    __syncthreads();
+    for (int j = threadIdx.y; j < 32; j += 8) {
+      const int P = pbase + t * 32 + j, co = c0 + threadIdx.x;
+      if (P < NPT * C::BM && co < NCO * C::BK) {
+        const int pt = P / C::BM, r = P % C::BM, kc = co / C::BK, k = co % C::BK;
+        out[((int64_t(gw) * NPT + pt) * NCO + kc) * (C::BM * C::BK) + r * C::BK + k] =
+            to_operand<C>(tile[threadIdx.x][j]);
+      }
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r) {  // a warp a channel: the sum over the block's pixels
+    A sum = bias[r];
+#pragma unroll
+    for (int o = 16; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    const int co = c0 + threadIdx.y + 8 * r;
+    if (threadIdx.x == 0 && co < g.Cout_g) atomicAdd(bias_acc + gw * g.Cout_g + co, sum);
+  }
+}
+
+// Weight gradient: [groups][block of BM output channels][chunk of BK pixels][BM][BK], zero
+// padded; pixels are contiguous on both sides.
+template <class C>
+__global__ void pack_grad_channels(const typename C::T* __restrict__ grad, Geo g, typename C::S* __restrict__ out,
+                                   int64_t total) {
+  const int NMB = (g.Cout_g + C::BM - 1) / C::BM, NPC = (g.NP + C::BK - 1) / C::BK;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int k = int(i % C::BK), row = int(i / C::BK % C::BM);  // powers of two: shifts
+    int r = int(i / (C::BK * C::BM));                             // the tile: 32-bit divisions
+    const int pc = r % NPC;
+    r /= NPC;
+    const int mb = r % NMB, gw = r / NMB;
+    const int P = pc * C::BK + k, co = mb * C::BM + row;
+    typename C::A v = 0;
+    if (P < g.NP && co < g.Cout_g) {
+      const int b = P / g.HWo, pix = P - b * g.HWo;
+      v = ld(grad + (int64_t(b) * g.Cout + gw * g.Cout_g + co) * g.HWo + pix);
+    }
+    out[i] = to_operand<C>(v);
+  }
+}
+
 // ---- sample tables ----
 // A block samples the channels-last copy `xin` ([N, H, W, CP]; a group's channels at
 // gw * CinP, zero padded) through one table entry per (pixel, tap, offset group),
@@ -131,15 +221,23 @@ struct Entry {
 // The forward samplers' entry (forward and weight gradient): the four corners' pixels in
 // xin, a corner outside the image (or a pixel out of range) pointing at the zero pixel
 // N * HW past the images, so every load is unconditional and no weight meets a non-finite
-// value it should not.
+// value it should not. A corner is kept as pixel * CP / V (xin in 16-byte units, V
+// channels each; the host checks that xin has fewer than 2^32 of them), so a lane's load
+// address is one multiply-add.
 template <typename A>
 struct FwdEntry {
-  int corner[4];
+  unsigned corner[4];
   A w[4];  // mask * bilinear weight, 0 for dropped corners
 };
 
+// Taps a forward block's table holds: a 3x3 kernel's where two blocks an SM still fit.
+template <class C> constexpr int forward_table_taps() {
+  constexpr int entries = C::BM * int(sizeof(FwdEntry<typename C::A>));
+  constexpr int room = (kTune.smem_per_sm / 2 - 1024 - C::kTileBytes) / entries;
+  return room < 2 ? 2 : room > 9 ? 9 : room;
+}
 template <class C> constexpr int forward_smem() {
-  return C::kTileBytes + 2 * C::BM * int(sizeof(FwdEntry<typename C::A>));
+  return C::kTileBytes + forward_table_taps<C>() * C::BM * int(sizeof(FwdEntry<typename C::A>));
 }
 template <class C> constexpr int data_gemm_bytes() {
   using A = typename C::A;
@@ -217,7 +315,8 @@ __device__ inline Entry<A> make_entry(const Geo& g, const T* offset, const T* ma
 template <typename T, typename A = typename AccOf<T>::type>
 __device__ inline FwdEntry<A> fwd_entry_finish(const Geo& g, const PendingEntry<T>& q, int tap) {
   FwdEntry<A> e;
-  const int zero = g.N * g.HW;
+  const unsigned units = unsigned(g.CP) / (16 / sizeof(T));  // 16-byte units a pixel
+  const unsigned zero = unsigned(g.N * g.HW) * units;
 #pragma unroll
   for (int k = 0; k < 4; ++k) {
     e.corner[k] = zero;
@@ -232,7 +331,7 @@ __device__ inline FwdEntry<A> fwd_entry_finish(const Geo& g, const PendingEntry<
 #pragma unroll
   for (int k = 0; k < 4; ++k)
     if (s.ok & (1u << k)) {
-      e.corner[k] = base + step[k];
+      e.corner[k] = unsigned(base + step[k]) * units;
       e.w[k] = s.m * w[k];
     }
   return e;
@@ -244,18 +343,21 @@ __device__ inline FwdEntry<A> make_fwd_entry(const Geo& g, const T* offset, cons
   return fwd_entry_finish<T, A>(g, entry_start<T, A>(g, offset, mask, p, valid, tap, og), tap);
 }
 
-// Masked samples of V channels (at cbase in each pixel row of xin) for NQ pixels from
-// their table entries: all 4 * NQ corner loads in flight together.
+// Masked samples of V channels (at xc: xin plus the lane's channel offset) for NQ pixels
+// from their table entries: all 4 * NQ corner loads in flight together.
 template <typename T, int V, int NQ>
-__device__ inline void gather_entries(const Geo& g, const T* __restrict__ xin,
-                                      const FwdEntry<typename AccOf<T>::type>* e, const int (&rows)[NQ], int cbase,
-                                      bool lane_ok, typename AccOf<T>::type (&val)[NQ][V]) {
+__device__ inline void gather_entries(const T* __restrict__ xc, const FwdEntry<typename AccOf<T>::type>* e,
+                                      const int (&rows)[NQ], bool lane_ok, typename AccOf<T>::type (&val)[NQ][V]) {
+  static_assert(V * sizeof(T) == 16, "a corner entry counts 16-byte units");
   using A = typename AccOf<T>::type;
 #pragma unroll
   for (int q = 0; q < NQ; ++q)
 #pragma unroll
     for (int j = 0; j < V; ++j) val[q][j] = A(0);
   if (!lane_ok) return;  // channels past the group's padded run
+  // the lane's base as an opaque 64-bit register: one multiply-add per corner address
+  const uint4* base = reinterpret_cast<const uint4*>(xc);
+  asm("" : "+l"(base));
   A raw[NQ][4][V];
   A w[NQ][4];
 #pragma unroll
@@ -264,7 +366,7 @@ __device__ inline void gather_entries(const Geo& g, const T* __restrict__ xin,
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
       w[q][k] = en.w[k];
-      load_vec<T, V>(xin + int64_t(en.corner[k]) * g.CP + cbase, raw[q][k]);
+      load_vec<T, V>(reinterpret_cast<const T*>(base + en.corner[k]), raw[q][k]);
     }
   }
 #pragma unroll
@@ -283,14 +385,14 @@ __device__ inline bool one_offset_group(const Geo& g, int gw, int c0, int c1) {
 // Masked samples of V local channels c .. c + V of group gw for one pixel when the
 // channels span offset groups: one channel (and one sample) at a time.
 template <typename T, int V>
-__device__ inline void sample_slow(const Geo& g, const T* __restrict__ xin, const T* offset, const T* mask, int P,
-                                   bool valid, int gw, int tap, int c, typename AccOf<T>::type (&val)[V]) {
+__device__ inline void sample_slow(const Geo& g, const T* __restrict__ xin, const T* offset, const T* mask,
+                                   const Pix& p, bool valid, int gw, int tap, int c,
+                                   typename AccOf<T>::type (&val)[V]) {
   using A = typename AccOf<T>::type;
 #pragma unroll
   for (int j = 0; j < V; ++j) val[j] = A(0);
   if (c >= g.CinP) return;
-  if (!valid || P >= g.NP) return;
-  const Pix p = decode(g, P);
+  if (!valid || !p.ok) return;
   for (int j = 0; j < V; ++j) {
     const int cl = c + j;
     if (cl >= g.Cin_g) break;
@@ -310,101 +412,165 @@ __device__ inline void sample_slow(const Geo& g, const T* __restrict__ xin, cons
 
 // ---- forward ----
 
+// A forward block's pixels: a TW x TH patch of one output image where the map is large
+// enough, so the samples of its pixels (a compact neighbourhood, shared across the taps)
+// stay in L1; else (small maps, where patches would leave rows idle) BM consecutive pixels
+// of the flattened batch.
 template <class C>
+struct forward_tile {
+  static constexpr int TW = C::BM >= 128 ? 16 : 8, TH = C::BM / TW;
+  static bool fits(const Geo& g) { return g.Wo >= 4 * TW && g.Ho >= 4 * TH; }
+  static int64_t blocks(const Geo& g) {
+    return int64_t(g.N) * ((g.Ho + TH - 1) / TH) * ((g.Wo + TW - 1) / TW);
+  }
+};
+
+// Tiled: the block's pixels are a forward_tile patch (else BM consecutive pixels); a
+// template argument, as a run-time choice costs the steps registers.
+template <class C, bool Tiled>
 __global__ void __launch_bounds__(kThreads, 2) forward_kernel(Args<typename C::T, typename C::S> a) {
   using T = typename C::T;
   using S = typename C::S;
   using A = typename C::A;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  S* sA = reinterpret_cast<S*>(smem_raw);                         // [2][BM][P]
-  S* sB = sA + 2 * C::BM * C::P;                                  // [2][BN][P]
-  FwdEntry<A>* table = reinterpret_cast<FwdEntry<A>*>(sB + 2 * C::BN * C::P);  // [2][BM]
+  constexpr int TT = forward_table_taps<C>();
+  S* sA = reinterpret_cast<S*>(smem_raw);                                       // [2][BM][P]
+  S* sB = sA + 2 * C::BM * C::P;                                                // [2][BN][P]
+  FwdEntry<A>* table = reinterpret_cast<FwdEntry<A>*>(sB + 2 * C::BN * C::P);  // [TT][BM]
   const Geo& g = a.g;
   constexpr int V = 16 / int(sizeof(T));  // channels a lane reads at once
   constexpr int L = C::BK / V;            // lanes a pixel
   constexpr int PP = kThreads / L;        // pixels a pass
+  constexpr int PASSES = C::BM / PP;      // pixels a lane samples a step
   static_assert(L <= 32 && 32 % L == 0 && C::BM % PP == 0, "sampling layout");
   const int NC = (g.Cin_g + C::BK - 1) / C::BK;
   const int NB = (g.Cout_g + C::BN - 1) / C::BN;
   const int CoutP = NB * C::BN;
   const int KT = g.taps * NC;  // K steps: channel chunk outer, tap inner (the chunk's rows stay in L1)
-  const int P0 = blockIdx.x * C::BM;
+  // The block's pixels: row r is pixel(origin, r). A patch's origin (image, first row and
+  // column) waits in shared memory, read where needed: registers are scarce in the steps.
+  using Tile = forward_tile<C>;
+  __shared__ int patch[3];
+  if (Tiled && threadIdx.x == 0) {
+    const int ntx = (g.Wo + Tile::TW - 1) / Tile::TW, nty = (g.Ho + Tile::TH - 1) / Tile::TH;
+    const int b = blockIdx.x / (ntx * nty), t = blockIdx.x - b * ntx * nty, ty = t / ntx;
+    patch[0] = b;
+    patch[1] = ty * Tile::TH;
+    patch[2] = (t - ty * ntx) * Tile::TW;
+  }
+  __syncthreads();
+  auto origin = [&](int (&o)[3]) {
+    const volatile int* v = patch;  // volatile: no copy held in registers across the steps
+    for (int i = 0; i < 3; ++i) o[i] = Tiled ? v[i] : 0;
+  };
+  auto pixel = [&](const int (&o)[3], int r) -> Pix {
+    if (!Tiled) return decode(g, blockIdx.x * C::BM + r);
+    Pix p;
+    p.oy = o[1] + r / Tile::TW;
+    p.ox = o[2] + r % Tile::TW;
+    p.ok = p.oy < g.Ho && p.ox < g.Wo;
+    if (!p.ok) p.oy = p.ox = 0;  // like decode: the loads of a pixel out of range stay in bounds
+    p.b = o[0];
+    p.pix = p.oy * g.Wo + p.ox;
+    return p;
+  };
   const int lc = threadIdx.x % L * V;
-  const Pix mine = decode(g, P0 + threadIdx.x % C::BM);  // the pixel whose table entries this thread makes
   for (int yb = blockIdx.y; yb < g.groups * NB; yb += gridDim.y) {
     const int gw = yb / NB, nb = yb % NB;
     const S* wblk = a.wpack + int64_t(gw) * KT * CoutP * C::BK + nb * C::BN * C::BK;
     const int64_t chunk_stride = int64_t(CoutP) * C::BK;
-    auto fill_table = [&](int kt) {
-      const int kc = kt / g.taps, tap = kt % g.taps;
-      if (threadIdx.x < C::BM && one_offset_group(g, gw, kc * C::BK, kc * C::BK + C::BK))
-        table[(kt & 1) * C::BM + threadIdx.x] =
-            make_fwd_entry<T, A>(g, a.offset, a.mask, mine, true, tap, (gw * g.Cin_g + kc * C::BK) / g.cpg);
-    };
     A acc[C::kAcc];
 #pragma unroll
     for (int e = 0; e < C::kAcc; ++e) acc[e] = 0;
     load_tile_async<C, C::BN>(sB, wblk);
     cp_async_commit();
-    fill_table(0);
-    __syncthreads();
-    for (int kt = 0; kt < KT; ++kt) {
-      const int kc = kt / g.taps, tap = kt % g.taps;
+    int kt = 0;                         // K step
+    int table_og = -1, table_t0 = -1;  // what the table holds
+    for (int kc = 0; kc < NC; ++kc) {
       const int c0 = kc * C::BK;
       const bool uniform = one_offset_group(g, gw, c0, c0 + C::BK);
-      S* a_buf = sA + (kt & 1) * C::BM * C::P;
-      const FwdEntry<A>* tab = table + (kt & 1) * C::BM;
-      // the next step's table entries: their loads overlap this step's gathers
-      const int kn = kt + 1, kc_n = kn / g.taps, tap_n = kn % g.taps;
-      const bool fill = threadIdx.x < C::BM && kn < KT &&
-                        one_offset_group(g, gw, kc_n * C::BK, kc_n * C::BK + C::BK);
-      PendingEntry<T> pend{};
-      if (fill)
-        pend = entry_start<T, A>(g, a.offset, a.mask, mine, true, tap_n, (gw * g.Cin_g + kc_n * C::BK) / g.cpg);
-      if (uniform) {
-        constexpr int PASSES = C::BM / PP, NQ = PASSES < 2 ? PASSES : 2;  // pixels whose loads fly together
-#pragma unroll
-        for (int q0 = 0; q0 < PASSES; q0 += NQ) {
-          int rows[NQ];
-#pragma unroll
-          for (int i = 0; i < NQ; ++i) rows[i] = (q0 + i) * PP + threadIdx.x / L;
-          A val[NQ][V];
-          gather_entries<T, V, NQ>(g, a.in_cl, tab, rows, gw * g.CinP + c0 + lc, c0 + lc < g.CinP, val);
-#pragma unroll
-          for (int i = 0; i < NQ; ++i) {
-            S sv[V];
-#pragma unroll
-            for (int j = 0; j < V; ++j) sv[j] = to_operand<C>(val[i][j]);
-            store_run<S, V>(a_buf + rows[i] * C::P + lc, sv);
-          }
-        }
-      } else {
+      const int og = (gw * g.Cin_g + c0) / g.cpg;
+      for (int t0 = 0; t0 < g.taps; t0 += TT) {
+        const int nt = min(TT, g.taps - t0);
+        if (uniform && (og != table_og || t0 != table_t0)) {
+          // the entries of taps t0 .. t0 + nt for the block's pixels, computed once and used
+          // by every chunk of the same offset group (all of them for one offset group and a
+          // 3x3 kernel). The table is free: the steps before read it ahead of their barrier.
+          table_og = og;
+          table_t0 = t0;
+          int o[3];
+          origin(o);
 #pragma unroll 1
-        for (int q = 0; q < C::BM / PP; ++q) {
-          const int pr = q * PP + threadIdx.x / L;
-          A val[V];
-          sample_slow<T, V>(g, a.in_cl, a.offset, a.mask, P0 + pr, true, gw, tap, c0 + lc, val);
-          S sv[V];
+          for (int i0 = 0; i0 < nt * C::BM; i0 += 2 * kThreads) {  // two entries a thread in flight
+            PendingEntry<T> pend[2];
 #pragma unroll
-          for (int j = 0; j < V; ++j) sv[j] = to_operand<C>(val[j]);
-          store_run<S, V>(a_buf + pr * C::P + lc, sv);
+            for (int j = 0; j < 2; ++j) {
+              const int i = i0 + j * kThreads + threadIdx.x;
+              const bool live = i < nt * C::BM;
+              const int e = live ? i : 0;  // a spare thread reads entry 0's offsets: in bounds
+              pend[j] = entry_start<T, A>(g, a.offset, a.mask, pixel(o, e % C::BM), live, t0 + e / C::BM, og);
+            }
+#pragma unroll
+            for (int j = 0; j < 2; ++j) {
+              const int i = i0 + j * kThreads + threadIdx.x;
+              if (i < nt * C::BM) table[i] = fwd_entry_finish(g, pend[j], t0 + i / C::BM);
+            }
+          }
+          __syncthreads();
+        }
+#pragma unroll 1
+        for (int t = 0; t < nt; ++t, ++kt) {
+          S* a_buf = sA + (kt & 1) * C::BM * C::P;
+          if (uniform) {
+            const FwdEntry<A>* tab = table + t * C::BM;
+            constexpr int NQ = PASSES < 2 ? PASSES : 2;  // pixels whose loads fly together
+#pragma unroll
+            for (int q0 = 0; q0 < PASSES; q0 += NQ) {
+              int rows[NQ];
+#pragma unroll
+              for (int i = 0; i < NQ; ++i) rows[i] = (q0 + i) * PP + threadIdx.x / L;
+              A val[NQ][V];
+              gather_entries<T, V, NQ>(a.in_cl + gw * g.CinP + c0 + lc, tab, rows, c0 + lc < g.CinP, val);
+#pragma unroll
+              for (int i = 0; i < NQ; ++i) {
+                S sv[V];
+#pragma unroll
+                for (int j = 0; j < V; ++j) sv[j] = to_operand<C>(val[i][j]);
+                store_run<S, V>(a_buf + rows[i] * C::P + lc, sv);
+              }
+            }
+          } else {
+#pragma unroll 1
+            for (int q = 0; q < C::BM / PP; ++q) {
+              const int pr = q * PP + threadIdx.x / L;
+              A val[V];
+              int o[3];
+              origin(o);
+              sample_slow<T, V>(g, a.in_cl, a.offset, a.mask, pixel(o, pr), true, gw, t0 + t, c0 + lc, val);
+              S sv[V];
+#pragma unroll
+              for (int j = 0; j < V; ++j) sv[j] = to_operand<C>(val[j]);
+              store_run<S, V>(a_buf + pr * C::P + lc, sv);
+            }
+          }
+          cp_async_wait_all();
+          __syncthreads();
+          if (kt + 1 < KT) {
+            load_tile_async<C, C::BN>(sB + ((kt + 1) & 1) * C::BN * C::P, wblk + (kt + 1) * chunk_stride);
+            cp_async_commit();
+          }
+          tile_product<C>(a_buf, sB + (kt & 1) * C::BN * C::P, acc);
         }
       }
-      if (fill) table[(kn & 1) * C::BM + threadIdx.x] = fwd_entry_finish(g, pend, tap_n);
-      cp_async_wait_all();
-      __syncthreads();
-      if (kt + 1 < KT) {
-        load_tile_async<C, C::BN>(sB + ((kt + 1) & 1) * C::BN * C::P, wblk + (kt + 1) * chunk_stride);
-        cp_async_commit();
-      }
-      tile_product<C>(a_buf, sB + (kt & 1) * C::BN * C::P, acc);
     }
+    int o[3];
+    origin(o);
 #pragma unroll
     for (int e = 0; e < C::kAcc; ++e) {
       int row, col;
       acc_coord<C>(e, row, col);
       const int co = nb * C::BN + col;
-      const Pix q = decode(g, P0 + row);
+      const Pix q = pixel(o, row);
       if (q.ok && co < g.Cout_g) {
         const int cog = gw * g.Cout_g + co;
         A v = acc[e];
@@ -412,7 +578,7 @@ __global__ void __launch_bounds__(kThreads, 2) forward_kernel(Args<typename C::T
         a.out[(int64_t(q.b) * g.Cout + cog) * g.HWo + q.pix] = from_acc<T>(v);
       }
     }
-    __syncthreads();  // the next group's prologue reuses the buffers
+    __syncthreads();  // the next group's prologue reuses the buffers and the table
   }
 }
 
@@ -431,54 +597,39 @@ __global__ void __launch_bounds__(kThreads, 2) backward_data_kernel(Args<typenam
   A* sG = reinterpret_cast<A*>(smem_raw);  // after the product: [BM][GP] columns gradient
   Entry<A>* table = reinterpret_cast<Entry<A>*>(smem_raw + kGemmBytes);  // [BM]
   const Geo& g = a.g;
-  constexpr int TPP = kThreads / C::BM, R = C::BK / TPP;
   constexpr int V = 16 / int(sizeof(A));  // channels a lane scatters at once
   constexpr int L = C::BN / V, PP = kThreads / L;
   static_assert(L <= 32 && 32 % L == 0 && C::BM % PP == 0, "scatter layout");
   const int NCB = (g.Cin_g + C::BN - 1) / C::BN;
   const int NCO = (g.Cout_g + C::BK - 1) / C::BK;
-  const int row = threadIdx.x % C::BM, part = threadIdx.x / C::BM;
+  const int NPT = (g.NP + C::BM - 1) / C::BM;
   // blockIdx.x: (group, tap, channel block), fastest, so the blocks in flight share a
   // pixel tile: its grad rows, input rows and gradient rows stay in L2
   const int yb = blockIdx.x;
   const int gw = yb / (g.taps * NCB), tap = yb / NCB % g.taps, cb = yb % NCB;
-  for (int pt = blockIdx.y; pt < (g.NP + C::BM - 1) / C::BM; pt += gridDim.y) {
+  for (int pt = blockIdx.y; pt < NPT; pt += gridDim.y) {
     const int P0 = pt * C::BM;
-    const Pix px = decode(g, P0 + row);
     const bool uniform = one_offset_group(g, gw, cb * C::BN, cb * C::BN + C::BN);
     const int og = (gw * g.Cin_g + cb * C::BN) / g.cpg;
     if (uniform && threadIdx.x < C::BM)
       table[threadIdx.x] = make_entry<T, A>(g, a.offset, a.mask, P0 + threadIdx.x, true, tap, og, false);
     const S* wblk = a.wpack + (int64_t(gw * g.taps + tap) * NCB + cb) * NCO * C::BN * C::BK;
-    const T* grow = a.grad + (int64_t(px.b) * g.Cout + gw * g.Cout_g) * g.HWo + px.pix;
+    const S* gblk = a.gpack + (int64_t(gw) * NPT + pt) * NCO * C::BM * C::BK;  // packed grad tiles
     A acc[C::kAcc];
 #pragma unroll
     for (int e = 0; e < C::kAcc; ++e) acc[e] = 0;
+    load_tile_async<C, C::BM>(sA, gblk);
     load_tile_async<C, C::BN>(sB, wblk);
     cp_async_commit();
-    // grad rows of step kt, loaded one step ahead so the loads fly during the product; raw
-    // (no branch, no conversion at the load, which would wait for it) and zeroed at the store
-    T raw[R];
-    auto row_ok = [&](int kt, int r) { return px.ok && kt * C::BK + part * R + r < g.Cout_g; };
-    auto load_grad = [&](int kt) {
-#pragma unroll
-      for (int r = 0; r < R; ++r) raw[r] = grow[row_ok(kt, r) ? int64_t(kt * C::BK + part * R + r) * g.HWo : 0];
-    };
-    load_grad(0);
     for (int kt = 0; kt < NCO; ++kt) {
-      S* a_buf = sA + (kt & 1) * C::BM * C::P;
-      S sv[R];
-#pragma unroll
-      for (int r = 0; r < R; ++r) sv[r] = to_operand<C>(row_ok(kt, r) ? to_acc(raw[r]) : A(0));
-      store_run<S, R>(a_buf + row * C::P + part * R, sv);
       cp_async_wait_all();
       __syncthreads();
-      if (kt + 1 < NCO) {
+      if (kt + 1 < NCO) {  // the buffers the product of step kt - 1 read
+        load_tile_async<C, C::BM>(sA + ((kt + 1) & 1) * C::BM * C::P, gblk + (kt + 1) * C::BM * C::BK);
         load_tile_async<C, C::BN>(sB + ((kt + 1) & 1) * C::BN * C::P, wblk + (kt + 1) * C::BN * C::BK);
         cp_async_commit();
-        load_grad(kt + 1);
       }
-      tile_product<C>(a_buf, sB + (kt & 1) * C::BN * C::P, acc);
+      tile_product<C>(sA + (kt & 1) * C::BM * C::P, sB + (kt & 1) * C::BN * C::P, acc);
     }
     __syncthreads();  // the product is done with the tiles
 #pragma unroll
@@ -593,17 +744,15 @@ __global__ void __launch_bounds__(kThreads, 2) backward_weight_kernel(Args<typen
   S* sB = sA + 2 * C::BM * C::P;           // [2][BK][PB]: columns, pixels x input channels
   FwdEntry<A>* table = reinterpret_cast<FwdEntry<A>*>(sB + 2 * C::BK * PB);  // [2][BK]
   const Geo& g = a.g;
-  constexpr int ROWS = kThreads / C::BK;    // grad rows staged per pass
-  constexpr int RA = C::BM / ROWS;          // passes
   constexpr int V = 16 / int(sizeof(T));
   constexpr int L = C::BN / V, PP = kThreads / L;
   static_assert(L <= 32 && 32 % L == 0 && C::BK % PP == 0, "sampling layout");
   const int NMB = (g.Cout_g + C::BM - 1) / C::BM, NCB = (g.Cin_g + C::BN - 1) / C::BN;
+  const int NPC = (g.NP + C::BK - 1) / C::BK;
   const int gw = blockIdx.x / NMB, mb = blockIdx.x % NMB;
   const int tap = blockIdx.y / NCB, cb = blockIdx.y % NCB;
   const int p_begin = blockIdx.z * a.split_pixels;
   const int p_end = min(g.NP, p_begin + a.split_pixels);
-  const int col = threadIdx.x % C::BK, lane_row = threadIdx.x / C::BK;
   const bool uniform = one_offset_group(g, gw, cb * C::BN, cb * C::BN + C::BN);
   const int og = (gw * g.Cin_g + cb * C::BN) / g.cpg;
   const int lc = threadIdx.x % L * V;
@@ -615,29 +764,16 @@ __global__ void __launch_bounds__(kThreads, 2) backward_weight_kernel(Args<typen
   A acc[C::kAcc];
 #pragma unroll
   for (int e = 0; e < C::kAcc; ++e) acc[e] = 0;
+  // packed grad tiles [chunk of BK pixels][BM][BK] (the slices start at chunk boundaries)
+  const S* gblk = a.gpack + (int64_t(gw) * NMB + mb) * NPC * C::BM * C::BK;
+  load_tile_async<C, C::BM>(sA, gblk + int64_t(p_begin / C::BK) * C::BM * C::BK);
+  cp_async_commit();
   fill_table(0);
   __syncthreads();
   int it = 0;
   for (int p0 = p_begin; p0 < p_end; p0 += C::BK, ++it) {
     S* a_buf = sA + (it & 1) * C::BM * C::P;
     S* b_buf = sB + (it & 1) * C::BK * PB;
-    {  // grad rows
-      const int P = p0 + col;
-      const Pix px = decode(g, P);
-      const bool ok = px.ok && P < p_end;
-      const T* grow = a.grad + (int64_t(px.b) * g.Cout + gw * g.Cout_g + mb * C::BM) * g.HWo + px.pix;
-      T raw[RA];  // all loads first (unconditional, row 0 stands in), zeroed at the store
-#pragma unroll
-      for (int i = 0; i < RA; ++i) {
-        const int r = lane_row + i * ROWS;
-        raw[i] = grow[ok && mb * C::BM + r < g.Cout_g ? int64_t(r) * g.HWo : 0];
-      }
-#pragma unroll
-      for (int i = 0; i < RA; ++i) {
-        const int r = lane_row + i * ROWS;
-        a_buf[r * C::P + col] = to_operand<C>(ok && mb * C::BM + r < g.Cout_g ? to_acc(raw[i]) : A(0));
-      }
-    }
     // the next step's table entries: their loads overlap this step's gathers
     const bool fill = uniform && threadIdx.x < C::BK && p0 + C::BK < p_end;
     PendingEntry<T> pend{};
@@ -656,7 +792,7 @@ __global__ void __launch_bounds__(kThreads, 2) backward_weight_kernel(Args<typen
 #pragma unroll
         for (int i = 0; i < NQ; ++i) rows[i] = (q0 + i) * PP + threadIdx.x / L;
         A val[NQ][V];
-        gather_entries<T, V, NQ>(g, a.in_cl, tab, rows, gw * g.CinP + c0, c0 < g.CinP, val);
+        gather_entries<T, V, NQ>(a.in_cl + gw * g.CinP + c0, tab, rows, c0 < g.CinP, val);
 #pragma unroll
         for (int i = 0; i < NQ; ++i) {
           S sv[V];
@@ -670,7 +806,7 @@ __global__ void __launch_bounds__(kThreads, 2) backward_weight_kernel(Args<typen
       for (int q = 0; q < C::BK / PP; ++q) {
         const int pr = q * PP + threadIdx.x / L;
         A val[V];
-        sample_slow<T, V>(g, a.in_cl, a.offset, a.mask, p0 + pr, p0 + pr < p_end, gw, tap, c0, val);
+        sample_slow<T, V>(g, a.in_cl, a.offset, a.mask, decode(g, p0 + pr), p0 + pr < p_end, gw, tap, c0, val);
         S sv[V];
 #pragma unroll
         for (int j = 0; j < V; ++j) sv[j] = to_operand<C>(val[j]);
@@ -678,7 +814,13 @@ __global__ void __launch_bounds__(kThreads, 2) backward_weight_kernel(Args<typen
       }
     }
     if (fill) table[((it + 1) & 1) * C::BK + threadIdx.x] = fwd_entry_finish(g, pend, tap);
+    cp_async_wait_all();
     __syncthreads();
+    if (p0 + C::BK < p_end) {  // the buffer the product of step it - 1 read
+      load_tile_async<C, C::BM>(sA + ((it + 1) & 1) * C::BM * C::P,
+                                gblk + int64_t(p0 / C::BK + 1) * C::BM * C::BK);
+      cp_async_commit();
+    }
     tile_product<C, PB>(a_buf, b_buf, acc);
   }
 #pragma unroll
@@ -694,47 +836,68 @@ __global__ void __launch_bounds__(kThreads, 2) backward_weight_kernel(Args<typen
 // ---- layout changes ----
 
 // x [N, Cin, H, W] -> xin [N, H, W, groups * CinP], each group's channels zero padded.
+// A block (32 x 8 threads) moves 64 pixels x 32 channels of an image a pass, eight loads
+// in flight a thread.
 template <typename T>
 __global__ void to_channels_last(const T* __restrict__ x, Geo g, T* __restrict__ out) {
-  __shared__ T tile[32][33];
-  const int p0 = blockIdx.x * 32, c0 = blockIdx.y * 32;
+  __shared__ T tile[32][65];
+  const int p0 = blockIdx.x * 64, c0 = blockIdx.y * 32;
   const T zero = from_acc<T>(typename AccOf<T>::type(0));
   for (int n = blockIdx.z; n < g.N; n += gridDim.z) {
-    for (int j = threadIdx.y; j < 32; j += blockDim.y) {
-      const int co = c0 + j, p = p0 + threadIdx.x;
-      T v = zero;
-      if (co < g.CP && p < g.HW) {
-        const int gw = co / g.CinP, cl = co - gw * g.CinP;
-        if (cl < g.Cin_g) v = x[(int64_t(n) * g.Cin + gw * g.Cin_g + cl) * g.HW + p];
+    T v[4][2];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int co = c0 + threadIdx.y + 8 * j;
+      const int gw = co / g.CinP, cl = co - gw * g.CinP;
+      const bool ok = co < g.CP && cl < g.Cin_g;
+      const T* src = x + (int64_t(n) * g.Cin + gw * g.Cin_g + cl) * g.HW;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int p = p0 + threadIdx.x + 32 * h;
+        v[j][h] = ok && p < g.HW ? src[p] : zero;
       }
-      tile[j][threadIdx.x] = v;
     }
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) tile[threadIdx.y + 8 * j][threadIdx.x + 32 * h] = v[j][h];
     __syncthreads();
-    for (int j = threadIdx.y; j < 32; j += blockDim.y) {
-      const int p = p0 + j, co = c0 + threadIdx.x;
-      if (co < g.CP && p < g.HW) out[(int64_t(n) * g.HW + p) * g.CP + co] = tile[threadIdx.x][j];
+    const int co = c0 + threadIdx.x;
+#pragma unroll
+    for (int m = 0; m < 8; ++m) {
+      const int p = p0 + threadIdx.y + 8 * m;
+      if (co < g.CP && p < g.HW) out[(int64_t(n) * g.HW + p) * g.CP + co] = tile[threadIdx.x][threadIdx.y + 8 * m];
     }
     __syncthreads();
   }
 }
 
-// The channels-last input gradient sums (A) -> grad_input [N, Cin, H, W] (T).
+// The channels-last input gradient sums (A) -> grad_input [N, Cin, H, W] (T), 64 pixels x
+// 32 channels a pass as to_channels_last.
 template <typename T, typename A>
 __global__ void from_channels_last(const A* __restrict__ in, Geo g, T* __restrict__ out) {
-  __shared__ A tile[32][33];
-  const int p0 = blockIdx.x * 32, c0 = blockIdx.y * 32;
+  __shared__ A tile[64][33];
+  const int p0 = blockIdx.x * 64, c0 = blockIdx.y * 32;
+  const int c = c0 + threadIdx.x, gw = c / g.Cin_g, cl = c - gw * g.Cin_g;
   for (int n = blockIdx.z; n < g.N; n += gridDim.z) {
-    for (int j = threadIdx.y; j < 32; j += blockDim.y) {
-      const int p = p0 + j, c = c0 + threadIdx.x;
-      if (c < g.Cin && p < g.HW) {
-        const int gw = c / g.Cin_g, cl = c - gw * g.Cin_g;
-        tile[j][threadIdx.x] = in[(int64_t(n) * g.HW + p) * g.CP + gw * g.CinP + cl];
-      }
+    A v[8];
+#pragma unroll
+    for (int m = 0; m < 8; ++m) {
+      const int p = p0 + threadIdx.y + 8 * m;
+      v[m] = c < g.Cin && p < g.HW ? in[(int64_t(n) * g.HW + p) * g.CP + gw * g.CinP + cl] : A(0);
     }
+#pragma unroll
+    for (int m = 0; m < 8; ++m) tile[threadIdx.y + 8 * m][threadIdx.x] = v[m];
     __syncthreads();
-    for (int j = threadIdx.y; j < 32; j += blockDim.y) {
-      const int c = c0 + j, p = p0 + threadIdx.x;
-      if (c < g.Cin && p < g.HW) out[(int64_t(n) * g.Cin + c) * g.HW + p] = from_acc<T>(tile[threadIdx.x][j]);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int co = c0 + threadIdx.y + 8 * j;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int p = p0 + threadIdx.x + 32 * h;
+        if (co < g.Cin && p < g.HW)
+          out[(int64_t(n) * g.Cin + co) * g.HW + p] = from_acc<T>(tile[threadIdx.x + 32 * h][threadIdx.y + 8 * j]);
+      }
     }
     __syncthreads();
   }
@@ -833,11 +996,13 @@ Tensor channels_last_input(Geo& g, const Tensor& input, const Context& ctx) {
   g.CinP = (g.Cin_g + V - 1) / V * V;
   TVOPS_CHECK(int64_t(g.groups) * g.CinP < (int64_t(1) << 31), Value, "deform_conv2d: too many channels");
   g.CP = g.groups * g.CinP;
+  TVOPS_CHECK((int64_t(g.N) * g.HW + 1) * (g.CP / V) < (int64_t(1) << 32), Value,
+              "deform_conv2d: the input is too large for the CUDA samplers' 32-bit corner offsets");
   // one zero pixel past the images: the forward samplers point dropped corners at it
   Tensor xin = Tensor::empty({(int64_t(g.N) * g.HW + 1) * g.CP}, input.dtype(), input.device(), ctx);
   TVOPS_CUDA_CHECK(cudaMemsetAsync(xin.data<T>() + int64_t(g.N) * g.HW * g.CP, 0, g.CP * sizeof(T),
                                    static_cast<cudaStream_t>(ctx.cuda_stream)));
-  const dim3 grid(unsigned((g.HW + 31) / 32), unsigned((g.CP + 31) / 32), grid_y(g.N));
+  const dim3 grid(unsigned((g.HW + 63) / 64), unsigned((g.CP + 31) / 32), grid_y(g.N));
   TVOPS_CHECK((g.CP + 31) / 32 < 65536, Value, "deform_conv2d: too many channels for the CUDA layout copy");
   to_channels_last<T><<<grid, dim3(32, 8), 0, static_cast<cudaStream_t>(ctx.cuda_stream)>>>(input.data<T>(), g,
                                                                                                xin.data<T>());
@@ -871,10 +1036,14 @@ void run_forward(Geo g, const Tensor& input, const Tensor& weight, const Tensor&
   a.bias = bias.defined() ? bias.data<T>() : nullptr;
   a.wpack = wp.data<S>();
   a.out = out.data<T>();
-  auto kernel = forward_kernel<C>;
+
+  const bool tiled = forward_tile<C>::fits(g);
+  auto kernel = tiled ? forward_kernel<C, true> : forward_kernel<C, false>;
   constexpr int smem = forward_smem<C>();
   set_smem(kernel, smem);
-  const dim3 grid(unsigned((g.NP + C::BM - 1) / C::BM), grid_y(int64_t(g.groups) * NB));
+  const int64_t blocks = tiled ? forward_tile<C>::blocks(g) : (g.NP + C::BM - 1) / C::BM;
+  TVOPS_CHECK(blocks < (int64_t(1) << 31), Value, "deform_conv2d: too many pixels for the CUDA forward");
+  const dim3 grid(unsigned(blocks), grid_y(int64_t(g.groups) * NB));
   kernel<<<grid, kThreads, smem, stream>>>(a);
   TVOPS_CUDA_CHECK(cudaGetLastError());
 }
@@ -903,11 +1072,18 @@ void run_backward(Geo g, const Tensor& grad, const Tensor& input, const Tensor& 
     return zeroed(direct ? out : Tensor::empty(out.sizes(), acc_type, dev, ctx));
   };
   Tensor gi = zeroed(Tensor::empty({int64_t(g.N) * g.HW * g.CP}, acc_type, dev, ctx));
-  Tensor gwt = acc_buffer(grad_weight), go = acc_buffer(grad_offset);
+  Tensor gwt = acc_buffer(grad_weight), go = acc_buffer(grad_offset), gb = acc_buffer(res[4]);
   Tensor gm = g.use_mask ? acc_buffer(grad_mask) : Tensor();
 
   Args<T, S> a = base_args<T, S>(g, xin, offset, mask);
-  a.grad = grad.data<T>();
+  // the packed output gradient: the data kernel's tiles, then (same buffer, stream order)
+  // the weight kernel's
+  const int NPT = (g.NP + Cd::BM - 1) / Cd::BM, NCOd = (g.Cout_g + Cd::BK - 1) / Cd::BK;
+  const int NMBw = (g.Cout_g + Cw::BM - 1) / Cw::BM, NPCw = (g.NP + Cw::BK - 1) / Cw::BK;
+  const int64_t gpack_data = int64_t(g.groups) * NPT * Cd::BM * NCOd * Cd::BK;
+  const int64_t gpack_weight = int64_t(g.groups) * NMBw * Cw::BM * NPCw * Cw::BK;
+  Tensor gp = Tensor::empty({std::max(gpack_data, gpack_weight) * int64_t(sizeof(S))}, DType::UInt8, dev, ctx);
+  a.gpack = gp.data<S>();
   a.grad_in_cl = gi.data<A>();
   a.grad_weight = gwt.data<A>();
   a.grad_offset = go.data<A>();
@@ -921,6 +1097,13 @@ void run_backward(Geo g, const Tensor& grad, const Tensor& input, const Tensor& 
                                                                               packed);
     TVOPS_CUDA_CHECK(cudaGetLastError());
     a.wpack = wp.data<S>();
+    TVOPS_CHECK(g.groups < 65536 && int64_t(NCOd) * Cd::BK / 32 < 65535, Value,
+                "deform_conv2d: too many groups or output channels for the CUDA backward");
+    const int64_t pack_px = int64_t(kPackTiles) * 32;
+    const dim3 pgrid(unsigned((int64_t(NPT) * Cd::BM + pack_px - 1) / pack_px), unsigned((NCOd * Cd::BK + 31) / 32),
+                     unsigned(g.groups));
+    pack_grad_pixels<Cd><<<pgrid, dim3(32, 8), 0, stream>>>(grad.data<T>(), g, gp.data<S>(), gb.data<A>());
+    TVOPS_CUDA_CHECK(cudaGetLastError());
     constexpr int smem = data_smem<Cd>();
     auto kernel = backward_data_kernel<Cd>;
     set_smem(kernel, smem);
@@ -942,6 +1125,9 @@ void run_backward(Geo g, const Tensor& grad, const Tensor& input, const Tensor& 
     const int64_t per = (steps + splits - 1) / splits;
     splits = (steps + per - 1) / per;
     a.split_pixels = static_cast<int>(per * Cw::BK);
+    pack_grad_channels<Cw><<<grid_stride_blocks(gpack_weight), 256, 0, stream>>>(grad.data<T>(), g, gp.data<S>(),
+                                                                                  gpack_weight);
+    TVOPS_CUDA_CHECK(cudaGetLastError());
     auto kernel = backward_weight_kernel<Cw>;
     constexpr int smem = weight_smem<Cw>();
     set_smem(kernel, smem);
@@ -949,10 +1135,8 @@ void run_backward(Geo g, const Tensor& grad, const Tensor& input, const Tensor& 
     kernel<<<grid, kThreads, smem, stream>>>(a);
     TVOPS_CUDA_CHECK(cudaGetLastError());
   }
-  bias_grad_kernel<T, A><<<g.Cout, kThreads, 0, stream>>>(grad.data<T>(), g.N, g.Cout, g.HWo, res[4].data<T>());
-  TVOPS_CUDA_CHECK(cudaGetLastError());
   {
-    const dim3 grid(unsigned((g.HW + 31) / 32), unsigned((g.Cin + 31) / 32), grid_y(g.N));
+    const dim3 grid(unsigned((g.HW + 63) / 64), unsigned((g.Cin + 31) / 32), grid_y(g.N));
     TVOPS_CHECK((g.Cin + 31) / 32 < 65536, Value, "deform_conv2d: too many channels for the CUDA layout copy");
     from_channels_last<T, A><<<grid, dim3(32, 8), 0, stream>>>(gi.data<A>(), g, grad_input.data<T>());
     TVOPS_CUDA_CHECK(cudaGetLastError());
@@ -963,6 +1147,7 @@ void run_backward(Geo g, const Tensor& grad, const Tensor& input, const Tensor& 
       TVOPS_CUDA_CHECK(cudaGetLastError());
     };
     cast(gwt, grad_weight);
+    cast(gb, res[4]);
     cast(go, grad_offset);
     if (g.use_mask) cast(gm, grad_mask);
   }

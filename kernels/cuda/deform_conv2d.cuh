@@ -109,9 +109,20 @@ __device__ inline void load_tile_async(typename C::S* dst, const typename C::S* 
   constexpr int kPerRow = C::BK * int(sizeof(typename C::S)) / 16;
   constexpr int kChunks = ROWS * kPerRow;
   constexpr int kElems = 16 / int(sizeof(typename C::S));
-  for (int i = threadIdx.x; i < kChunks; i += kThreads) {
-    const int r = i / kPerRow, q = i % kPerRow;
-    cp_async16(dst + r * C::P + q * kElems, src + r * C::BK + q * kElems);
+  if constexpr (kChunks % kThreads == 0 && kThreads % kPerRow == 0) {
+    // every thread the same chunk column of rows kThreads / kPerRow apart: constant offsets,
+    // no index arithmetic per copy
+    constexpr int kRowStep = kThreads / kPerRow;
+    const int r = threadIdx.x / kPerRow, q = threadIdx.x % kPerRow;
+    typename C::S* d = dst + r * C::P + q * kElems;
+    const typename C::S* s = src + r * C::BK + q * kElems;
+#pragma unroll
+    for (int j = 0; j < kChunks / kThreads; ++j) cp_async16(d + j * kRowStep * C::P, s + j * kRowStep * C::BK);
+  } else {
+    for (int i = threadIdx.x; i < kChunks; i += kThreads) {
+      const int r = i / kPerRow, q = i % kPerRow;
+      cp_async16(dst + r * C::P + q * kElems, src + r * C::BK + q * kElems);
+    }
   }
 }
 

@@ -55,6 +55,16 @@ CASES = {
     "many-pixels": dict(N=4, Cin=64, Cout=64, H=40, W=37, kh=3, kw=3, stride=(1, 1), pad=(1, 1), dil=(1, 1),
                         groups=1, og=1, spread=1.0),
     "large-offsets": dict(spread=8.0),
+    # the 64 x 256 forward tile with a 5x3 kernel (its tap table holds 9 taps: two windows)
+    # and one offset group a 32-channel chunk (the table is remade for every chunk)
+    "widest-5x3-offset-groups": dict(N=2, Cin=64, Cout=136, H=9, W=8, kh=5, kw=3, stride=(1, 1), pad=(2, 1),
+                                     dil=(1, 1), groups=1, og=2, spread=1.0),
+    # forward blocks as 8 x 8 (64 x 256 tiles) and 16 x 8 (128 x 128 tiles) pixel patches,
+    # partial patches on the right and bottom edges
+    "patches-8x8": dict(N=2, Cin=40, Cout=136, H=35, W=37, kh=3, kw=3, stride=(1, 1), pad=(1, 1), dil=(1, 1),
+                        groups=1, og=2, spread=1.0),
+    "patches-16x8": dict(N=1, Cin=32, Cout=96, H=33, W=70, kh=3, kw=3, stride=(1, 1), pad=(1, 1), dil=(1, 1),
+                         groups=1, og=1, spread=2.0),
 }
 
 
