@@ -141,6 +141,79 @@ def test_double_backward_raises():
         gx.sum().backward()
 
 
+def _eager_cases():
+    """(name, call(module)) pairs: each call runs an op with gradients through torchvision_native.ops
+    (eager: the dispatcher shortcut) or through the custom op itself, and returns outputs and grads."""
+    x, rois = feature_map(c=2 * 3 * 3), random_rois(40)
+
+    def roi(op, *extra):
+        def call(direct):
+            xr = x.clone().requires_grad_()
+            if direct:
+                out = getattr(tvops, op)(xr, rois, 0.25, 3, 3, *extra)
+                out = out[0] if isinstance(out, (tuple, list)) else out
+            else:
+                out = getattr(tvn.ops, op)(xr, rois, 3, 0.25, *extra)
+            out.backward(torch.linspace(-1, 1, out.numel()).view_as(out))
+            return out, xr.grad
+        return call
+
+    def deform(direct):
+        g = torch.Generator().manual_seed(3)
+        t = [torch.randn(*shape, generator=g).requires_grad_() for shape in
+             ((2, 4, 7, 7), (6, 4, 3, 3), (2, 18, 7, 7), (2, 9, 7, 7), (6,))]
+        x, w, offset, mask, bias = t
+        if direct:
+            out = tvops.deform_conv2d(x, w, offset, mask, bias, 1, 1, 1, 1, 1, 1, 1, 1, True)
+        else:
+            out = tvn.ops.deform_conv2d(x, offset, w, bias, padding=1, mask=mask)
+        out.backward(torch.linspace(-1, 1, out.numel()).view_as(out))
+        return [out] + [a.grad for a in t]
+
+    return [("roi_align", roi("roi_align", 2, True)), ("roi_pool", roi("roi_pool")),
+            ("ps_roi_align", roi("ps_roi_align", 2)), ("ps_roi_pool", roi("ps_roi_pool")), ("deform_conv2d", deform)]
+
+
+@pytest.mark.parametrize("name, call", _eager_cases(), ids=[n for n, _ in _eager_cases()])
+def test_eager_shortcut_matches_the_custom_ops(name, call):
+    # Plain eager calls skip the dispatcher (torchvision_native._torch.eager): the same
+    # outputs and gradients as the registered ops.
+    for ours, op in zip(call(False), call(True)):
+        assert torch.equal(ours, op), name
+
+
+def test_dispatch_modes_and_jit_traces_still_see_the_ops():
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Record(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    x, rois = _roi_inputs()
+    with Record() as mode:
+        out = tvn.ops.roi_align(x, rois, 3, 0.25, 2, True)
+        out.sum().backward()
+        tvn.ops.nms(rois[:, 1:], rois[:, 0], 0.5)
+    assert {"tvops.roi_align.default", "tvops._roi_align_backward.default", "tvops.nms.default"} <= set(mode.names)
+
+    traced = torch.jit.trace(lambda x: tvn.ops.roi_align(x, rois, 3, 0.25, 2, True), (x.detach(),))
+    assert "tvops::roi_align" in str(traced.graph)
+
+
+def test_double_backward_through_the_eager_shortcut_raises():
+    x, rois = _roi_inputs()
+    out = tvn.ops.roi_align(x, rois, (3, 2), 0.25, 1, True)
+    g = torch.ones_like(out, requires_grad=True)
+    (gx,) = torch.autograd.grad(out, x, g, create_graph=True)
+    with pytest.raises(RuntimeError, match="double backwards on roi_align not supported"):
+        gx.sum().backward()
+
+
 def test_boxes_get_no_gradient():
     x, rois = _roi_inputs()
     rois.requires_grad_()

@@ -16,7 +16,7 @@ import warnings
 
 registered = False  # True once torch.ops.tvops.* exist; the ops modules read it on every call
 Tensor = None       # torch.Tensor once registered (isinstance checks that dynamo can trace)
-ops = None          # torch.ops.tvops once registered
+ops = None          # torch.ops.tvops once registered (eager.Ops: plain eager calls skip the dispatcher)
 _library = None     # the torch.library.Library that owns the registrations (kept alive)
 
 
@@ -36,7 +36,7 @@ def register():
 
     if not _supported(torch):
         return False
-    from . import autograd, fake, kernels
+    from . import autograd, eager, fake, kernels
     from .table import BACKWARD_OF, SCHEMAS
 
     library = torch.library.Library("tvops", "DEF")
@@ -53,7 +53,7 @@ def register():
             setup, backward = formula
             torch.library.register_autograd(qualname, backward, setup_context=setup, lib=library)
     _hide_from_dynamo(kernels)
-    _library, Tensor, ops = library, torch.Tensor, torch.ops.tvops
+    _library, Tensor, ops = library, torch.Tensor, eager.Ops(torch.ops.tvops, autograd.FORMULAS)
     registered = True
     return True
 

@@ -1,11 +1,11 @@
 """Autograd formulas of the differentiable tvops:: ops: (setup_context, backward) pairs
-for torch.library.register_autograd. The backward passes call the backward custom ops,
-so compiled and exported graphs see them as ops too. As in torchvision, the RoI ops
-give gradients to the feature maps only (never to the boxes), deform_conv2d to all five
-tensors, and the backward ops themselves refuse a second derivative."""
-import torch
-
-_ops = torch.ops.tvops
+for torch.library.register_autograd (and eager.py's autograd.Functions). The backward
+passes call the backward custom ops, so compiled and exported graphs see them as ops
+too (plain eager backward passes call their kernels: eager.call_backward). As in
+torchvision, the RoI ops give gradients to the feature maps only (never to the boxes),
+deform_conv2d to all five tensors, and the backward ops themselves refuse a second
+derivative."""
+from .eager import call_backward
 
 
 def _save_roi(ctx, inputs, output, index=None):
@@ -33,7 +33,8 @@ def _roi_align_setup(ctx, inputs, output):
 def _roi_align_backward(ctx, grad):
     (rois,) = ctx.saved_tensors
     sampling_ratio, aligned = ctx.rest
-    grad_input = _ops._roi_align_backward(grad, rois, *ctx.scalars, *ctx.input_shape, sampling_ratio, aligned)
+    grad_input = call_backward("_roi_align_backward", grad, rois, *ctx.scalars, *ctx.input_shape, sampling_ratio,
+                               aligned)
     return (grad_input,) + _no_grads(6)
 
 
@@ -46,7 +47,7 @@ def _roi_pool_backward(ctx, grad, _grad_argmax):
     if grad is None:  # the pooled output took no part in the loss
         return _no_grads(5)
     rois, argmax = ctx.saved_tensors
-    grad_input = _ops._roi_pool_backward(grad, rois, argmax, *ctx.scalars, *ctx.input_shape)
+    grad_input = call_backward("_roi_pool_backward", grad, rois, argmax, *ctx.scalars, *ctx.input_shape)
     return (grad_input,) + _no_grads(4)
 
 
@@ -60,7 +61,8 @@ def _ps_roi_align_backward(ctx, grad, _grad_mapping):
         return _no_grads(6)
     rois, mapping = ctx.saved_tensors
     (sampling_ratio,) = ctx.rest
-    grad_input = _ops._ps_roi_align_backward(grad, rois, mapping, *ctx.scalars, sampling_ratio, *ctx.input_shape)
+    grad_input = call_backward("_ps_roi_align_backward", grad, rois, mapping, *ctx.scalars, sampling_ratio,
+                               *ctx.input_shape)
     return (grad_input,) + _no_grads(5)
 
 
@@ -73,7 +75,7 @@ def _ps_roi_pool_backward(ctx, grad, _grad_mapping):
     if grad is None:  # the pooled output took no part in the loss
         return _no_grads(5)
     rois, mapping = ctx.saved_tensors
-    grad_input = _ops._ps_roi_pool_backward(grad, rois, mapping, *ctx.scalars, *ctx.input_shape)
+    grad_input = call_backward("_ps_roi_pool_backward", grad, rois, mapping, *ctx.scalars, *ctx.input_shape)
     return (grad_input,) + _no_grads(4)
 
 
@@ -87,8 +89,8 @@ def _multi_scale_setup(ctx, inputs, output):
 
 def _multi_scale_backward(ctx, grad):
     rois, levels = ctx.saved_tensors
-    grads = _ops._multi_scale_roi_align_backward(grad, rois, levels, ctx.scales, ctx.shapes, ctx.sampling_ratio,
-                                                 ctx.aligned)
+    grads = call_backward("_multi_scale_roi_align_backward", grad, rois, levels, ctx.scales, ctx.shapes,
+                          ctx.sampling_ratio, ctx.aligned)
     return (list(grads),) + _no_grads(7)
 
 
@@ -101,8 +103,8 @@ def _deform_conv2d_setup(ctx, inputs, output):
 
 def _deform_conv2d_backward(ctx, grad):
     input, weight, offset, mask, bias = ctx.saved_tensors
-    g_input, g_weight, g_offset, g_mask, g_bias = _ops._deform_conv2d_backward(grad, input, weight, offset, mask,
-                                                                               bias, *ctx.scalars)
+    g_input, g_weight, g_offset, g_mask, g_bias = call_backward("_deform_conv2d_backward", grad, input, weight,
+                                                                offset, mask, bias, *ctx.scalars)
     use_mask = ctx.scalars[-1]
     return (g_input, g_weight, g_offset, g_mask if use_mask else None, g_bias) + _no_grads(9)
 
