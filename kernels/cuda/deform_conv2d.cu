@@ -983,7 +983,8 @@ int sm_count(int device) {
 template <typename Kernel>
 void set_smem(Kernel kernel, int bytes) {
   if (bytes > 48 * 1024)
-    TVOPS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    TVOPS_CUDA_CHECK(set_kernel_attribute(reinterpret_cast<const void*>(kernel),
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
 }
 
 unsigned grid_y(int64_t n) { return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(n, 1), 65535)); }

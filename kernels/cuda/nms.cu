@@ -742,7 +742,7 @@ int64_t max_boxes(int device) {
 
 void allow_shared(const void* kernel, std::size_t bytes) {
   if (bytes > 48 * 1024)
-    TVOPS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+    TVOPS_CUDA_CHECK(set_kernel_attribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
 }
 
 // nms of the sorted boxes, then their original indices in score order.

@@ -1033,14 +1033,15 @@ AlignArgs<T, A> make_args(const Tensor& rois, const int64_t* level_of, int64_t b
 // rest of the SM's unified L1/shared storage caches those reads.
 template <typename Kernel>
 void prefer_l1(Kernel kernel, std::size_t dynamic_smem) {
-  cudaFuncAttributes attr;
-  if (cudaFuncGetAttributes(&attr, kernel) != cudaSuccess) {
+  std::size_t static_smem = 0;
+  if (kernel_static_smem(reinterpret_cast<const void*>(kernel), static_smem) != cudaSuccess) {
     cudaGetLastError();
     return;
   }
   const double per_sm = 228.0 * 1024;
-  const int percent = static_cast<int>(std::min(100.0, 8.0 * (attr.sharedSizeBytes + dynamic_smem + 1024) / per_sm * 100 + 1));
-  if (cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, percent) != cudaSuccess)
+  const int percent = static_cast<int>(std::min(100.0, 8.0 * (static_smem + dynamic_smem + 1024) / per_sm * 100 + 1));
+  if (set_kernel_attribute(reinterpret_cast<const void*>(kernel), cudaFuncAttributePreferredSharedMemoryCarveout,
+                           percent) != cudaSuccess)
     cudaGetLastError();  // only a hint
 }
 
@@ -1103,8 +1104,9 @@ WinPlan plan_groups(const AlignArgs<T, A>& a, Tensor& ws, unsigned& grid_x, int&
 
 template <typename Kernel>
 void prefer_shared(Kernel kernel, int smem) {
-  TVOPS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  if (cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared) !=
+  const void* k = reinterpret_cast<const void*>(kernel);
+  TVOPS_CUDA_CHECK(set_kernel_attribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  if (set_kernel_attribute(k, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared) !=
       cudaSuccess)
     cudaGetLastError();  // only a hint
 }
