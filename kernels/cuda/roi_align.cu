@@ -15,6 +15,7 @@
 // a pixel and adds 4 channels an atomic for float sums).
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
 #include <cstdint>
 #include <type_traits>
 #include <vector>
@@ -1008,6 +1009,357 @@ __global__ void __launch_bounds__(kThreads, 2) align_forward_win4(AlignArgs<T, f
   finish_unwindowed(a, s, n, nc, c_lo, chunk0, st, out);
 }
 
+// ---- Tiled windows (float arithmetic, 2 x 2 sampling grids) ----
+//
+// A bin belongs to the map tile (kTile pixels a side, per level and image) that holds
+// the top-left pixel of its footprint on the map. The plan (tile_bins, tile_scan, then
+// tile_bins again) lists each tile's bins once, as records that hold the bin's window
+// offsets and weights; a block then takes one tile and 16 channels, loads the tile and
+// kHalo more rows and columns (every bin whose footprint spans at most kHalo + 1 pixels
+// an axis lies inside) once, as 4 quad planes of float4 pixels (4 channels a pixel), and
+// samples the tile's bins from it. Against the RoI-group windows above, each pixel is
+// loaded by about (1 + kHalo / kTile)^2 blocks instead of by every group whose union
+// covers it, and the per-bin work that does not depend on the channels is done once.
+// Eight lanes take one bin: lane = (quad, x corner). A tap's 16-byte loads then read
+// pixels p and p + 1 of the 4 planes, and with a plane stride of 2 (mod 8) float4s those
+// are 8 different bank groups: one wavefront a quarter warp whatever the RoI geometry
+// (the group kernel's lanes were bins at data-dependent columns: 6.6 wavefronts where 4
+// would do). Each lane sums its 8 taps (2 y samples x 2 y corners x 2 x samples at its x
+// corner); the two x-corner lanes then add their partial sums with one exchange. Off-map
+// samples read a zero pixel, as in align_forward_win4. The other bins (no sample on the
+// map, wider than the halo, RoIs of no image) are listed apart and computed from global
+// memory by the tile's blocks.
+constexpr int kTile = kTune.roi_tile, kHalo = kTune.roi_tile_halo;
+constexpr int kTileQuads = 4;  // 16 channels a block
+constexpr int kTileChannels = 4 * kTileQuads;
+
+template <int TILE>
+struct TileShape {
+  static constexpr int rows = TILE + kHalo;                        // window rows
+  static constexpr int pitch = (TILE + kHalo + 7) / 8 * 8;          // window columns: whole pairs of 4-column vectors
+  static constexpr int zero = rows * pitch;                         // a plane's zero pixel
+  static constexpr int plane = (zero + 1 - 2 + 7) / 8 * 8 + 2;      // plane stride = 2 (mod 8) float4s
+  static constexpr int window_bytes = kTileQuads * plane * int(sizeof(float4));
+  static constexpr int smem = window_bytes;  // a block's shared memory
+  static constexpr int blocks = kTune.smem_per_sm / (smem + kKiB) < 3 ? 2 : 3;  // blocks an SM
+  static_assert(TILE % 8 == 0, "tile origins are whole 16-byte vectors of 16-bit maps");
+  static_assert(zero < 32768, "window offsets are 16-bit");
+  static_assert(smem + kKiB <= kTune.smem_per_block_optin, "the tile window and staging fit a block");
+};
+
+struct TileGrid {
+  int tiles;  // tiles of every level and image; bucket `tiles` holds the RoIs of no image
+  int ty[kMaxLevels], tx[kMaxLevels], base[kMaxLevels];
+};
+
+// A fast bin: its RoI and bin, and pack_axis of its row and column.
+struct TileBin {
+  int2 kb;
+  uint4 y, x;
+};
+
+struct TilePlan {
+  TileGrid tg;
+  int* count;        // [2][tiles + 1]: fast and other bins of each tile (zeroed before tile_bins counts)
+  int* start;        // [2][tiles + 2]: where each tile's bins start in `fast` and `other`
+  int* cursor;       // [2][tiles + 1]: tile_bins' fill positions
+  int2* kb;          // fast bins: RoI, bin
+  uint4* yx;         // fast bins: pack_axis of the row, then of the column
+  int2* other;       // other bins: RoI, bin (-1: every bin of a RoI of no image)
+};
+
+// One axis of a bin (2 samples): its footprint [lo, hi] over the samples on the map and
+// its tile (of lo; of the clamped first sample when no sample is on the map).
+struct BinAxis {
+  AxisSample<float> s[2];
+  int lo, hi, tile;  // hi < 0: no sample on the map
+};
+
+template <int TILE>
+__device__ inline BinAxis bin_axis(float v0, float v1, int size) {
+  BinAxis b;
+  b.s[0] = roi::axis_sample(v0, size);
+  b.s[1] = roi::axis_sample(v1, size);
+  b.lo = INT_MAX;
+  b.hi = -1;
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+    if (b.s[i].lo >= 0) b.lo = min(b.lo, b.s[i].lo), b.hi = max(b.hi, b.s[i].hi);
+  const int at = b.hi >= 0 ? b.lo : int(fminf(fmaxf(v0, 0.f), float(max(size - 1, 0))));  // NaN -> 0
+  b.tile = at / TILE;
+  return b;
+}
+
+// A bin axis's two samples for the sampling lanes: window offsets of the low and high
+// pixel (rows times `stride`; -1 off the map) as 16-bit pairs, then the low weights (the
+// high ones are 1 - l, as axis_sample makes them).
+template <int TILE>
+__device__ inline uint4 pack_axis(const BinAxis& ax, int stride) {
+  const int origin = ax.tile * TILE;
+  auto pair = [&](const AxisSample<float>& v) {
+    const bool ok = v.lo >= 0;
+    const int lo = ok ? (v.lo - origin) * stride : -1, hi = ok ? (v.hi - origin) * stride : -1;
+    return (unsigned(lo) & 0xffffu) | (unsigned(hi) << 16);
+  };
+  return make_uint4(pair(ax.s[0]), pair(ax.s[1]), __float_as_uint(ax.s[0].l), __float_as_uint(ax.s[1].l));
+}
+
+__device__ inline int low16(unsigned v) { return int(short(v & 0xffffu)); }
+__device__ inline int high16(unsigned v) { return int(v) >> 16; }
+
+// Position of the n-th set bit of m.
+__device__ inline int nth_bit(unsigned m, int n) {
+  for (int i = 0; i < n; ++i) m &= m - 1;
+  return __ffs(m) - 1;
+}
+
+// Counts (FILL false) or lists (FILL true) the bins of RoI k by tile; one warp a RoI,
+// lane i taking bin row i and bin column i (use_window keeps PH, PW <= 32). A RoI's bins
+// in one tile are (its rows there) x (its columns there); the fast ones are (fast rows) x
+// (fast columns).
+template <bool FILL, typename T, int TILE>
+__global__ void __launch_bounds__(256) tile_bins(AlignArgs<T, float> a, TilePlan p) {
+  const int k = int((blockIdx.x * int64_t(blockDim.x) + threadIdx.x) / 32), lane = threadIdx.x & 31;
+  if (k >= a.K) return;  // whole warps
+  const unsigned all = 0xffffffffu, below = (1u << lane) - 1;
+  const int nb = p.tg.tiles + 1;
+  const Geometry<float> g = roi_geometry<T, float, false>(a, k);
+  if (g.b < 0 || g.H <= 0 || g.W <= 0) {
+    if (lane == 0) {
+      if (FILL)
+        p.other[atomicAdd(&p.cursor[nb + p.tg.tiles], 1)] = make_int2(k, -1);
+      else
+        atomicAdd(&p.count[nb + p.tg.tiles], 1);
+    }
+    return;
+  }
+  int ty = -1, tx = -1;
+  bool fy = false, fx = false;
+  uint4 py{}, px{};
+  if (lane < a.PH) {
+    const BinAxis ax = bin_axis<TILE>(g.y(lane, 0), g.y(lane, 1), g.H);
+    ty = ax.tile;
+    fy = ax.hi >= 0 && ax.hi - ax.lo <= kHalo;
+    py = pack_axis<TILE>(ax, TileShape<TILE>::pitch);
+  }
+  if (lane < a.PW) {
+    const BinAxis ax = bin_axis<TILE>(g.x(lane, 0), g.x(lane, 1), g.W);
+    tx = ax.tile;
+    fx = ax.hi >= 0 && ax.hi - ax.lo <= kHalo;
+    px = pack_axis<TILE>(ax, 1);
+  }
+  const unsigned same_y = __match_any_sync(all, ty), same_x = __match_any_sync(all, tx);
+  const unsigned first_y = __ballot_sync(all, ty >= 0 && (same_y & below) == 0);
+  const unsigned first_x = __ballot_sync(all, tx >= 0 && (same_x & below) == 0);
+  const unsigned fast_y = __ballot_sync(all, fy), fast_x = __ballot_sync(all, fx);
+  const int base = p.tg.base[g.level] + g.b * p.tg.ty[g.level] * p.tg.tx[g.level];
+  const int nx = __popc(first_x), ne = __popc(first_y) * nx;
+  for (int e0 = 0; e0 < ne; e0 += 32) {
+    // Lane e takes entry e0 + e (a tile row x a tile column): its counts, and in FILL its
+    // positions, with one round of atomics for all of them.
+    const int e = e0 + lane;
+    const bool on = e < ne;
+    const int ly = nth_bit(first_y, on ? e / nx : 0), lx = nth_bit(first_x, on ? e % nx : 0);
+    const unsigned rows = __shfl_sync(all, same_y, ly), cols = __shfl_sync(all, same_x, lx);
+    const unsigned frows = rows & fast_y, fcols = cols & fast_x;
+    const int tile = base + __shfl_sync(all, ty, ly) * p.tg.tx[g.level] + __shfl_sync(all, tx, lx);
+    const int nfast = __popc(frows) * __popc(fcols), nother = __popc(rows) * __popc(cols) - nfast;
+    if (!FILL) {
+      if (on && nfast) atomicAdd(&p.count[tile], nfast);
+      if (on && nother) atomicAdd(&p.count[nb + tile], nother);
+      continue;
+    }
+    const int at_e = on && nfast ? atomicAdd(&p.cursor[tile], nfast) : 0;
+    const int ot_e = on && nother ? atomicAdd(&p.cursor[nb + tile], nother) : 0;
+    for (int j = 0; j < min(32, ne - e0); ++j) {
+      const unsigned R = __shfl_sync(all, rows, j), Cm = __shfl_sync(all, cols, j);
+      const unsigned FR = R & fast_y, FC = Cm & fast_x;
+      const int at = __shfl_sync(all, at_e, j), nfc = __popc(FC), nf = __popc(FR) * nfc;
+      int ot = __shfl_sync(all, ot_e, j);
+      for (int i0 = 0; i0 < nf; i0 += 32) {
+        const int i = i0 + lane, ph = nth_bit(FR, i < nf ? i / nfc : 0), pw = nth_bit(FC, i < nf ? i % nfc : 0);
+        const uint4 y = make_uint4(__shfl_sync(all, py.x, ph), __shfl_sync(all, py.y, ph), __shfl_sync(all, py.z, ph),
+                                   __shfl_sync(all, py.w, ph));
+        const uint4 x = make_uint4(__shfl_sync(all, px.x, pw), __shfl_sync(all, px.y, pw), __shfl_sync(all, px.z, pw),
+                                   __shfl_sync(all, px.w, pw));
+        if (i < nf) {
+          p.kb[at + i] = make_int2(k, ph * a.PW + pw);
+          p.yx[2 * (at + i)] = y;
+          p.yx[2 * (at + i) + 1] = x;
+        }
+      }
+      const int ncl = __popc(Cm), nall = __popc(R) * ncl;
+      for (int i0 = 0; i0 < nall; i0 += 32) {
+        const int i = i0 + lane, ph = nth_bit(R, i < nall ? i / ncl : 0), pw = nth_bit(Cm, i < nall ? i % ncl : 0);
+        const bool other = i < nall && !((FR >> ph) & (FC >> pw) & 1u);
+        const unsigned m = __ballot_sync(all, other);
+        if (other) p.other[ot + __popc(m & below)] = make_int2(k, ph * a.PW + pw);
+        ot += __popc(m);
+      }
+    }
+  }
+}
+
+// One block: where each tile's fast and other bins start (exclusive scans of the counts).
+__global__ void __launch_bounds__(kGroupThreads) tile_scan(TilePlan p) {
+  __shared__ int sums[32], total;
+  const int nb = p.tg.tiles + 1;
+  const int step = (nb + blockDim.x - 1) / blockDim.x, lo = min(nb, int(threadIdx.x) * step), hi = min(nb, lo + step);
+  for (int list = 0; list < 2; ++list) {
+    const int* c = p.count + list * nb;
+    int n = 0;
+    for (int i = lo; i < hi; ++i) n += c[i];
+    int run = block_exclusive_scan(n, sums, &total);
+    for (int i = lo; i < hi; ++i) {
+      p.start[list * (nb + 1) + i] = run;
+      p.cursor[list * nb + i] = run;
+      run += c[i];
+    }
+    if (threadIdx.x == 0) p.start[list * (nb + 1) + nb] = total;
+    __syncthreads();
+  }
+}
+
+// Loads the window's quad planes. A job is 4 channels x V columns, read as 4 vectors
+// from the NCHW planes and stored as V float4 pixels; the 8 jobs of a quarter warp are
+// (the 4 quads) x (2 neighbouring column groups of one row), and the second group
+// stores its pixels rotated by one, so each store hits 8 different bank groups.
+template <typename T, int V, typename S>
+__device__ void load_tile_window(const T* chunk0, const Strides4& st, int nc, int r0, int c0, int rows, int cols,
+                                 float4* win) {
+  const int ncg = cols / V, np = (ncg + 1) / 2, jobs = rows * np * 8;
+  constexpr int U = V == 1 ? 4 : V == 4 ? 3 : 2;  // jobs in flight a thread (16-32 registers each)
+  for (int j0 = threadIdx.x; j0 < jobs; j0 += U * blockDim.x) {
+    float v[U][4][V];
+    int at[U], gb[U];
+    bool on[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int j = j0 + u * blockDim.x, q = j & 3, rest = j >> 3, row = rest / np;
+      gb[u] = (j >> 2) & 1;
+      const int grp = 2 * (rest - row * np) + gb[u];
+      on[u] = j < jobs && grp < ncg;
+      at[u] = q * S::plane + row * S::pitch + grp * V;
+#pragma unroll
+      for (int ch = 0; ch < 4; ++ch) {
+        const int c = q * 4 + ch;
+        if (on[u] && c < nc) {
+          load_vector<T, float, V>(chunk0 + c * st.c + (r0 + row) * st.h + (c0 + grp * V) * st.w, v[u][ch]);
+        } else {
+#pragma unroll
+          for (int e = 0; e < V; ++e) v[u][ch][e] = 0.f;
+        }
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      if (!on[u]) continue;
+#pragma unroll
+      for (int s = 0; s < V; ++s) {
+        const int n = (s + 1) % V;  // the rotated pixel of the second column group
+        const bool r = gb[u] != 0;
+        win[at[u] + (r ? n : s)] = r ? make_float4(v[u][0][n], v[u][1][n], v[u][2][n], v[u][3][n])
+                                     : make_float4(v[u][0][s], v[u][1][s], v[u][2][s], v[u][3][s]);
+      }
+    }
+  }
+  if (threadIdx.x < kTileQuads) win[threadIdx.x * S::plane + S::zero] = make_float4(0.f, 0.f, 0.f, 0.f);
+}
+
+template <typename T, int V, int TILE, typename S = TileShape<TILE>>
+__global__ void __launch_bounds__(kThreads, S::blocks) align_forward_tile(AlignArgs<T, float> a, TilePlan p, T* out) {
+  extern __shared__ __align__(16) float4 win[];
+  const int t = blockIdx.x, nb = p.tg.tiles + 1;
+  const int f0 = p.start[t], f1 = p.start[t + 1], o0 = p.start[nb + 1 + t], o1 = p.start[nb + 1 + t + 1];
+  if (f0 == f1 && o0 == o1) return;
+  const int PW = a.PW, bins = a.PH * PW;
+  const int c_lo = blockIdx.y * kTileChannels, nc = min(a.C, c_lo + kTileChannels) - c_lo;
+  const T* chunk0 = nullptr;  // the tile's image, first channel of the block
+  Strides4 st{};
+  if (t < p.tg.tiles) {
+    int level = 0, base = 0, tiles_y = p.tg.ty[0], tiles_x = p.tg.tx[0];
+#pragma unroll
+    for (int l = 1; l < kMaxLevels; ++l)  // constant indices: the plan stays in parameter space
+      if (l < a.levels && t >= p.tg.base[l]) level = l, base = p.tg.base[l], tiles_y = p.tg.ty[l], tiles_x = p.tg.tx[l];
+    const int tx = (t - base) % tiles_x, ty = (t - base) / tiles_x % tiles_y, b = (t - base) / tiles_x / tiles_y;
+    st = a.strides[level];
+    chunk0 = a.maps[level] + int64_t(b) * st.n + int64_t(c_lo) * st.c;
+    if (f0 < f1) {
+      const int r0 = ty * TILE, c0 = tx * TILE;
+      load_tile_window<T, V, S>(chunk0, st, nc, r0, c0, min(S::rows, a.H[level] - r0), min(S::pitch, a.W[level] - c0),
+                                win);
+      __syncthreads();
+    }
+  }
+  // Fast bins, one a thread: its 16 taps (window offsets, weights) decoded once and used
+  // for the 16 channels, each tap one 16-byte load for 4 of them; the next bin's record
+  // is read a bin ahead. Same arithmetic, in the same order, as align_forward_win4.
+  const int n = f1 - f0, nt = int(blockDim.x);
+  auto rec = [&](int i) { return f0 + min(i, n - 1); };
+  int2 kb{};
+  uint4 yu{}, xu{};
+  if (int(threadIdx.x) < n) kb = p.kb[f0 + threadIdx.x], yu = p.yx[2 * (f0 + threadIdx.x)], xu = p.yx[2 * (f0 + threadIdx.x) + 1];
+  for (int i = threadIdx.x; i < n; i += nt) {
+    const int2 kb_n = p.kb[rec(i + nt)];
+    const uint4 yu_n = p.yx[2 * rec(i + nt)], xu_n = p.yx[2 * rec(i + nt) + 1];
+    int o[16];
+    float wt[16];
+#pragma unroll
+    for (int iy = 0; iy < 2; ++iy) {
+      const unsigned yo = iy ? yu.y : yu.x;
+      const int ylo = low16(yo), yhi = high16(yo);
+      const float ly = __uint_as_float(iy ? yu.w : yu.z), hy = 1.f - ly;
+#pragma unroll
+      for (int ix = 0; ix < 2; ++ix) {
+        const unsigned xo = ix ? xu.y : xu.x;
+        const int xlo = low16(xo), xhi = high16(xo), t = (iy * 2 + ix) * 4;
+        const float lx = __uint_as_float(ix ? xu.w : xu.z), hx = 1.f - lx;
+        const bool ok = ylo >= 0 && xlo >= 0;
+        o[t + 0] = ok ? ylo + xlo : S::zero;
+        o[t + 1] = ok ? ylo + xhi : S::zero;
+        o[t + 2] = ok ? yhi + xlo : S::zero;
+        o[t + 3] = ok ? yhi + xhi : S::zero;
+        wt[t + 0] = hy * hx;
+        wt[t + 1] = hy * lx;
+        wt[t + 2] = ly * hx;
+        wt[t + 3] = ly * lx;
+      }
+    }
+    T* o_ = out + (int64_t(kb.x) * a.C + c_lo) * bins + kb.y;
+#pragma unroll
+    for (int q = 0; q < kTileQuads; ++q) {
+      const float4* wq = win + q * S::plane;
+      float acc[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+      for (int t = 0; t < 16; ++t) {
+        const float4 v = wq[o[t]];
+        acc[0] = fmaf(wt[t], v.x, acc[0]);
+        acc[1] = fmaf(wt[t], v.y, acc[1]);
+        acc[2] = fmaf(wt[t], v.z, acc[2]);
+        acc[3] = fmaf(wt[t], v.w, acc[3]);
+      }
+#pragma unroll
+      for (int ch = 0; ch < 4; ++ch)  // / (2 * 2) exactly
+        if (q * 4 + ch < nc) o_[int64_t(q * 4 + ch) * bins] = roi::store_cast<T>(acc[ch] * 0.25f);
+    }
+    kb = kb_n;
+    yu = yu_n;
+    xu = xu_n;
+  }
+  // The other bins: zeros for RoIs of no image, else straight from global memory.
+  for (int i = threadIdx.x; i < (o1 - o0) * nc; i += blockDim.x) {
+    const int2 r = p.other[o0 + i / nc];
+    const int c = i % nc;
+    T* o = out + (int64_t(r.x) * a.C + c_lo + c) * bins;
+    if (r.y < 0) {
+      for (int j = 0; j < bins; ++j) o[j] = roi::store_cast<T>(0.f);
+    } else {
+      const Geometry<float> g = roi_geometry<T, float, false>(a, r.x);
+      o[r.y] = roi::store_cast<T>(direct_value<T, float>(g, chunk0 + int64_t(c) * st.c, st, r.y / PW, r.y % PW));
+    }
+  }
+}
+
 // ---- Host side ----
 
 template <typename T, typename A>
@@ -1101,6 +1453,48 @@ WinPlan plan_groups(const AlignArgs<T, A>& a, Tensor& ws, unsigned& grid_x, int&
   return p;
 }
 
+// Lists every map tile's bins for align_forward_tile (kernels only, no host sync); `ws`
+// keeps the plan's device memory alive. False, with nothing launched, when the maps have
+// more tiles than tile_scan's single block takes.
+template <typename T, int TILE>
+bool plan_tiles(const AlignArgs<T, float>& a, Tensor& ws, TilePlan& p, Device device, const Context& ctx,
+                cudaStream_t stream) {
+  TileGrid tg{};
+  int64_t total = 0;
+  for (int l = 0; l < a.levels; ++l) {
+    tg.ty[l] = std::max(1, (a.H[l] + TILE - 1) / TILE);
+    tg.tx[l] = std::max(1, (a.W[l] + TILE - 1) / TILE);
+    tg.base[l] = int(std::min<int64_t>(total, kMaxBuckets));
+    total += int64_t(std::max(a.batch, 1)) * tg.ty[l] * tg.tx[l];
+  }
+  const int64_t bins = int64_t(a.K) * a.PH * a.PW;  // fast and other bins each, at most
+  if (total + 1 > kMaxBuckets || 2 * bins >= INT_MAX) return false;
+  tg.tiles = int(total);
+  const int64_t nb = total + 1;
+  // int32 words: counts, starts, cursors, then the bins (fast: 2 + 8 words each, other: 2)
+  ws = Tensor::empty({2 * nb + 2 * (nb + 1) + 2 * nb + 12 * bins + 4}, DType::Int32, device, ctx);
+  int* w = ws.data<int32_t>();
+  p = TilePlan{};
+  p.tg = tg;
+  p.count = w;
+  p.start = w + 2 * nb;
+  p.cursor = p.start + 2 * (nb + 1);
+  int* rest = p.cursor + 2 * nb;
+  rest += (16 - reinterpret_cast<uintptr_t>(rest) % 16) % 16 / 4;  // 16-byte records
+  p.yx = reinterpret_cast<uint4*>(rest);
+  p.kb = reinterpret_cast<int2*>(p.yx + 2 * bins);
+  p.other = p.kb + bins;
+  TVOPS_CUDA_CHECK(cudaMemsetAsync(p.count, 0, std::size_t(2 * nb) * sizeof(int), stream));
+  const unsigned blocks = unsigned((int64_t(a.K) * 32 + 255) / 256);
+  tile_bins<false, T, TILE><<<blocks, 256, 0, stream>>>(a, p);
+  TVOPS_CUDA_CHECK(cudaGetLastError());
+  tile_scan<<<1, kGroupThreads, 0, stream>>>(p);
+  TVOPS_CUDA_CHECK(cudaGetLastError());
+  tile_bins<true, T, TILE><<<blocks, 256, 0, stream>>>(a, p);
+  TVOPS_CUDA_CHECK(cudaGetLastError());
+  return true;
+}
+
 template <typename Kernel>
 void prefer_shared(Kernel kernel, int smem) {
   TVOPS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
@@ -1161,22 +1555,39 @@ void forward(const char* op, const std::vector<Tensor>& maps, const std::vector<
     }
     if constexpr (!PS) {
       if (win) {
-        // float math with 2x2 grids: channel-interleaved float4 windows; else planar ones.
+        // float math with 2x2 grids: tiles, or (maps of too many tiles) channel-interleaved
+        // float4 windows of RoI groups; else planar ones.
         const bool win4 = std::is_same_v<A, float> && a.sampling_ratio == 2;
         Tensor ws;
         unsigned gx = 0;
         int smem = 0;
+        bool vec = true;
+        for (int l = 0; l < a.levels; ++l) vec = vec && vector_rows<T>(a.maps[l], a.strides[l], a.W[l]);
+        constexpr int V = 16 / sizeof(T);
+        if constexpr (std::is_same_v<A, float>) {
+          const char* env = std::getenv("TVOPS_ROI_TILE");  // temporary A/B switch
+          auto tiled = [&](auto tile) {
+            constexpr int TILE = decltype(tile)::value;
+            constexpr int bytes = TileShape<TILE>::smem;
+            TilePlan tp{};
+            if (!plan_tiles<T, TILE>(a, ws, tp, maps[0].device(), ctx, stream)) return false;
+            const dim3 grid(unsigned(tp.tg.tiles + 1), unsigned((C + kTileChannels - 1) / kTileChannels));
+            auto kernel = vec ? align_forward_tile<T, V, TILE> : align_forward_tile<T, 1, TILE>;
+            prefer_shared(kernel, bytes);
+            kernel<<<grid, kThreads, bytes, stream>>>(a, tp, out.data<T>());
+            TVOPS_CUDA_CHECK(cudaGetLastError());
+            return true;
+          };
+          if (win4 && !(env && env[0] == '0') && tiled(std::integral_constant<int, kTile>{})) return;
+        }
         const WinPlan p = win4 ? plan_groups<T, A>(a, ws, gx, smem, maps[0].device(), ctx, stream, kWin4Bytes,
                                                    int(sizeof(float4)))
                                : plan_groups<T, A>(a, ws, gx, smem, maps[0].device(), ctx, stream);
-        bool vec = true;
-        for (int l = 0; l < a.levels; ++l) vec = vec && vector_rows<T>(a.maps[l], a.strides[l], a.W[l]);
         const dim3 grid(gx, unsigned((C + p.chunk - 1) / p.chunk));
         auto launch = [&](auto kernel) {
           prefer_shared(kernel, smem);
           kernel<<<grid, kThreads, smem, stream>>>(a, p, out.data<T>());
         };
-        constexpr int V = 16 / sizeof(T);
         if constexpr (std::is_same_v<A, float>) {
           if (win4) vec ? launch(align_forward_win4<T, V>) : launch(align_forward_win4<T, 1>);
         }
