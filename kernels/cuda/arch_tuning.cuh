@@ -27,8 +27,6 @@ struct ArchTuning {
   int roi_group_cell;          // roi_align on NCHW maps: RoIs are grouped by the cell (pixels a side) they start in
   int roi_group_max;           // roi_align on NCHW maps: RoIs per group at most
   int roi_window4_bytes;       // roi_align on NCHW maps, float math, 2x2 grids: channel-interleaved window (float4 pixels)
-  int roi_tile;                // roi_align on NCHW maps, float math, 2x2 grids: bins are pooled by map tiles this many pixels a side
-  int roi_tile_halo;           // ... whose window reaches this many pixels past the tile (the widest footprint of a fast bin - 1)
   int nms_pairs_threads;       // nms pair search: one warp per box
   int nms_sweep_rows;          // nms sweep: rows resolved per step (one 64-bit mask word)
   int nms_sweep_threads_per_row;
@@ -41,17 +39,17 @@ struct ArchTuning {
 
 constexpr int kKiB = 1024;
 constexpr ArchTuning kArchTable[] = {
-    // sm   block opt-in  per SM    elem roi  stage      window (bytes, channels, cell, group, float4 window), tile, halo pairs rows tpr ahead dcn (wide, widest, wgrad) measured
+    // sm   block opt-in  per SM    elem roi  stage      window (bytes, channels, cell, group, float4 window) pairs rows tpr ahead dcn (wide, widest, wgrad) measured
     // (deform_conv2d's 64 x 256 forward tile only where two 96 KB blocks fit an SM)
-    {80, 163 * kKiB, 164 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 64 * kKiB, 24, 6, 128, 64, 4, 12, 64, 1 << 30, 2, false},   // A100, A30
-    {86, 99 * kKiB, 100 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 64 * kKiB, 24, 6, 128, 64, 4, 12, 64, 1 << 30, 2, false},    // RTX 30, A40, A10
-    {89, 99 * kKiB, 100 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 64 * kKiB, 24, 6, 128, 64, 4, 12, 64, 1 << 30, 2, false},    // RTX 40, L40S, L4
-    {90, 227 * kKiB, 228 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 96 * kKiB, 32, 6, 128, 64, 4, 12, 64, 128, 2, true},        // H100, H200
-    {100, 227 * kKiB, 228 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 96 * kKiB, 32, 6, 128, 64, 4, 12, 64, 128, 2, false},      // B200
-    {103, 227 * kKiB, 228 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 96 * kKiB, 32, 6, 128, 64, 4, 12, 64, 128, 2, false},      // B300
-    {110, 227 * kKiB, 228 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 96 * kKiB, 32, 6, 128, 64, 4, 12, 64, 128, 2, false},      // Jetson Thor
-    {120, 99 * kKiB, 100 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 64 * kKiB, 24, 6, 128, 64, 4, 12, 64, 1 << 30, 2, false},   // RTX 50, RTX PRO
-    {121, 99 * kKiB, 100 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 64 * kKiB, 24, 6, 128, 64, 4, 12, 64, 1 << 30, 2, false},   // DGX Spark (GB10)
+    {80, 163 * kKiB, 164 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 64 * kKiB, 128, 64, 4, 12, 64, 1 << 30, 2, false},   // A100, A30
+    {86, 99 * kKiB, 100 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 64 * kKiB, 128, 64, 4, 12, 64, 1 << 30, 2, false},    // RTX 30, A40, A10
+    {89, 99 * kKiB, 100 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 64 * kKiB, 128, 64, 4, 12, 64, 1 << 30, 2, false},    // RTX 40, L40S, L4
+    {90, 227 * kKiB, 228 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 96 * kKiB, 128, 64, 4, 12, 64, 128, 2, true},        // H100, H200
+    {100, 227 * kKiB, 228 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 96 * kKiB, 128, 64, 4, 12, 64, 128, 2, false},      // B200
+    {103, 227 * kKiB, 228 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 96 * kKiB, 128, 64, 4, 12, 64, 128, 2, false},      // B300
+    {110, 227 * kKiB, 228 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 96 * kKiB, 128, 64, 4, 12, 64, 128, 2, false},      // Jetson Thor
+    {120, 99 * kKiB, 100 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 64 * kKiB, 128, 64, 4, 12, 64, 1 << 30, 2, false},   // RTX 50, RTX PRO
+    {121, 99 * kKiB, 100 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 64 * kKiB, 128, 64, 4, 12, 64, 1 << 30, 2, false},   // DGX Spark (GB10)
 };
 
 constexpr const ArchTuning& tuning_for(int sm) {
