@@ -254,14 +254,21 @@ __device__ inline void tile_product(const typename C::S* __restrict__ sA, const 
         for (int nt = 0; nt < C::NT; ++nt)
 #pragma unroll
           for (int i = 0; i < 2; ++i) split(bf[nt][i], bb[nt][i], bs[nt][i]);
+        // The tensor cores add into their float32 accumulator without rounding to
+        // nearest, an error that grows with K (2400 terms: 1.4e-5 of the norm against
+        // 3.4e-7 for float32 FMAs). Each 8-term step sums into a fresh fragment, which
+        // joins the running sum by a float32 add.
 #pragma unroll
         for (int mt = 0; mt < C::MT; ++mt)
 #pragma unroll
           for (int nt = 0; nt < C::NT; ++nt) {
+            float step[4] = {0.f, 0.f, 0.f, 0.f};
+            mma_tf32(step, as[mt], bb[nt]);
+            mma_tf32(step, ab[mt], bs[nt]);
+            mma_tf32(step, ab[mt], bb[nt]);
             float* d = acc + (mt * C::NT + nt) * 4;
-            mma_tf32(d, as[mt], bb[nt]);
-            mma_tf32(d, ab[mt], bs[nt]);
-            mma_tf32(d, ab[mt], bb[nt]);
+#pragma unroll
+            for (int i = 0; i < 4; ++i) d[i] += step[i];
           }
       }
     }

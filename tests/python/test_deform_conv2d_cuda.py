@@ -136,6 +136,23 @@ def test_forward_and_gradients_match_torchvision(name, mode):
     check(ours, ref, tol, ertol, what=f"{mode} vs torchvision {ref_dtype}")
 
 
+def test_exact_float32_keeps_float32_accuracy_at_long_k():
+    """allow_tf32=False at dcn-l's reduction length (256 channels x 9 taps = 2304 terms):
+    every result as close to float64 as torchvision's float32 FMAs come (the tensor
+    cores' own accumulation drifted to 40x their error there)."""
+    case = make_case(7, N=1, Cin=256, Cout=64, H=12, W=12, kh=3, kw=3, stride=(1, 1), pad=(1, 1), dil=(1, 1),
+                     groups=1, og=1, spread=1.0)
+    grad_out = torch.randn(1, 64, 12, 12, device=DEV)
+    exact = run(torchvision, case, torch.float64, grad_out)
+    theirs = run(torchvision, case, torch.float32, grad_out)
+    with tf32(False):
+        ours = run(tvn, case, torch.float32, grad_out)
+    for label, o, t, r in zip(("output",) + NAMES, ours, theirs, exact):
+        if r is None:
+            continue
+        assert rel(o, r) <= 4 * rel(t, r) + 1e-7, f"{label}: {rel(o, r):.2e} against torchvision float32 {rel(t, r):.2e}"
+
+
 @pytest.mark.parametrize("mask", [True, False])
 def test_gradcheck_float64(mask):
     assert gradcheck_float64(mask, device=DEV)
