@@ -205,6 +205,25 @@ def test_dispatch_modes_and_jit_traces_still_see_the_ops():
     assert "tvops::roi_align" in str(traced.graph)
 
 
+def test_eager_shortcut_takes_module_parameters_and_leaves_subclasses_to_the_ops():
+    from torchvision_native._torch import eager
+
+    x, rois = _roi_inputs()
+    assert eager.plain_eager([x, torch.nn.Parameter(rois)])
+    assert not eager.plain_eager([])
+
+    class Sub(torch.Tensor):  # a subclass may override ops: the custom op must see it
+        pass
+
+    assert not eager.plain_eager([x, rois.as_subclass(Sub)])
+    conv = tvn.ops.DeformConv2d(4, 6, 3, padding=1).double()
+    offset = torch.zeros(2, 18, 9, 11, dtype=torch.float64)
+    out = conv(x, offset)
+    assert out.grad_fn is not None and "eager" in type(out.grad_fn).__name__
+    out.sum().backward()
+    assert conv.weight.grad is not None and x.grad is not None
+
+
 def test_double_backward_through_the_eager_shortcut_raises():
     x, rois = _roi_inputs()
     out = tvn.ops.roi_align(x, rois, (3, 2), 0.25, 1, True)

@@ -27,6 +27,7 @@ def _probes():
 
 
 _PROBES = _probes()
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
 
 
 def plain_eager(tensors):
@@ -36,7 +37,9 @@ def plain_eager(tensors):
     compiling, tracing, function_mode, dispatch_stack, functorch_stack = _PROBES
     if compiling() or tracing() is not None or function_mode() or dispatch_stack() or functorch_stack() is not None:
         return False
-    return all(type(t) is torch.Tensor for t in tensors)
+    # nn.Parameter (module weights) is a plain tensor for dispatch; other subclasses
+    # (tv_tensors, fake or functional tensors) may override ops.
+    return bool(tensors) and all(type(t) in _PLAIN for t in tensors)
 
 
 def _tensors(args):
