@@ -57,13 +57,6 @@ set(TVOPS_CPU_KERNEL_SOURCES
   kernels/cpu/ycc_rgb.cpp
   kernels/cpu/register.cpp
 )
-# roi_pool's max loop and the NCHW -> NHWC transpose ran 25% slower in some tiers'
-# copies than in others: the same machine code at other addresses (Zen 4, one
-# process: rp7 57 ms on avx512, 70-73 on avx512bf16 / avx512vnni). Cache-line aligned
-# loops and functions made the copies run alike (58-65 ms). roi_align also varies by
-# tier but alignment only moved which tier is slow, so it is left as it is.
-set_source_files_properties(kernels/cpu/roi_pool.cpp kernels/cpu/transpose.cpp
-                            PROPERTIES COMPILE_OPTIONS "-falign-loops=64;-falign-functions=64")
 set(TVOPS_CPU_TIER_OBJECTS "")
 foreach(_isa IN LISTS TVOPS_CPU_ISA_LIST)
   string(MAKE_C_IDENTIFIER "${_isa}" _ns)
