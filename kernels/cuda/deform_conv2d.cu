@@ -843,6 +843,8 @@ __global__ void to_channels_last(const T* __restrict__ x, Geo g, T* __restrict__
   __shared__ T tile[32][65];
   const int p0 = blockIdx.x * 64, c0 = blockIdx.y * 32;
   const T zero = from_acc<T>(typename AccOf<T>::type(0));
+  if (blockIdx.x == 0 && blockIdx.z == 0 && threadIdx.y == 0 && c0 + int(threadIdx.x) < g.CP)
+    out[int64_t(g.N) * g.HW * g.CP + c0 + threadIdx.x] = zero;  // the zero pixel past the images
   for (int n = blockIdx.z; n < g.N; n += gridDim.z) {
     T v[4][2];
 #pragma unroll
@@ -931,6 +933,28 @@ __global__ void cast_kernel(const A* __restrict__ in, int64_t n, T* __restrict__
     out[i] = from_acc<T>(in[i]);
 }
 
+// The backward's sums start at zero: one launch clears all of them (a memset each cost
+// a launch each on the critical path of a small call).
+constexpr int kMaxZeroed = 6;
+struct ZeroList {
+  unsigned char* p[kMaxZeroed];
+  int64_t bytes[kMaxZeroed];  // multiples of 4; p 16-byte aligned
+  int count;
+};
+
+__global__ void zero_buffers(ZeroList z) {
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x, first = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+#pragma unroll  // constant indices: the list stays in parameter space, not a local copy a thread
+  for (int b = 0; b < kMaxZeroed; ++b) {
+    if (b >= z.count) break;
+    const int64_t n16 = z.bytes[b] / 16;
+    uint4* v = reinterpret_cast<uint4*>(z.p[b]);
+    for (int64_t i = first; i < n16; i += stride) v[i] = make_uint4(0u, 0u, 0u, 0u);
+    const int64_t words = (z.bytes[b] - n16 * 16) / 4;  // a tail of at most 3 words
+    if (first < words) reinterpret_cast<unsigned*>(z.p[b] + n16 * 16)[first] = 0u;
+  }
+}
+
 // ---- host side ----
 
 Geo make_geo(const DeformConvShape& s) {
@@ -999,10 +1023,9 @@ Tensor channels_last_input(Geo& g, const Tensor& input, const Context& ctx) {
   g.CP = g.groups * g.CinP;
   TVOPS_CHECK((int64_t(g.N) * g.HW + 1) * (g.CP / V) < (int64_t(1) << 32), Value,
               "deform_conv2d: the input is too large for the CUDA samplers' 32-bit corner offsets");
-  // one zero pixel past the images: the forward samplers point dropped corners at it
+  // one zero pixel past the images (written by the copy): the forward samplers point
+  // dropped corners at it
   Tensor xin = Tensor::empty({(int64_t(g.N) * g.HW + 1) * g.CP}, input.dtype(), input.device(), ctx);
-  TVOPS_CUDA_CHECK(cudaMemsetAsync(xin.data<T>() + int64_t(g.N) * g.HW * g.CP, 0, g.CP * sizeof(T),
-                                   static_cast<cudaStream_t>(ctx.cuda_stream)));
   const dim3 grid(unsigned((g.HW + 63) / 64), unsigned((g.CP + 31) / 32), grid_y(g.N));
   TVOPS_CHECK((g.CP + 31) / 32 < 65536, Value, "deform_conv2d: too many channels for the CUDA layout copy");
   to_channels_last<T><<<grid, dim3(32, 8), 0, static_cast<cudaStream_t>(ctx.cuda_stream)>>>(input.data<T>(), g,
@@ -1065,8 +1088,18 @@ void run_backward(Geo g, const Tensor& grad, const Tensor& input, const Tensor& 
   Tensor& grad_weight = res[1];
   Tensor& grad_offset = res[2];
   Tensor& grad_mask = res[3];
+  ZeroList zl{};
+  int64_t most = 0;
   auto zeroed = [&](Tensor b) {
-    TVOPS_CUDA_CHECK(cudaMemsetAsync(b.data_ptr(), 0, b.nbytes(), stream));
+    const auto bytes = static_cast<int64_t>(b.nbytes());
+    if (bytes == 0) return b;
+    if (reinterpret_cast<uintptr_t>(b.data_ptr()) % 16 != 0 || bytes % 4 != 0 || zl.count == kMaxZeroed) {
+      TVOPS_CUDA_CHECK(cudaMemsetAsync(b.data_ptr(), 0, b.nbytes(), stream));
+    } else {
+      zl.p[zl.count] = static_cast<unsigned char*>(b.data_ptr());
+      zl.bytes[zl.count++] = bytes;
+      most = std::max(most, bytes / 16);
+    }
     return b;
   };
   auto acc_buffer = [&](Tensor& out) -> Tensor {
@@ -1075,6 +1108,11 @@ void run_backward(Geo g, const Tensor& grad, const Tensor& input, const Tensor& 
   Tensor gi = zeroed(Tensor::empty({int64_t(g.N) * g.HW * g.CP}, acc_type, dev, ctx));
   Tensor gwt = acc_buffer(grad_weight), go = acc_buffer(grad_offset), gb = acc_buffer(res[4]);
   Tensor gm = g.use_mask ? acc_buffer(grad_mask) : Tensor();
+
+  if (zl.count > 0) {
+    zero_buffers<<<grid_stride_blocks(std::max<int64_t>(most, 1)), kElementwise, 0, stream>>>(zl);
+    TVOPS_CUDA_CHECK(cudaGetLastError());
+  }
 
   Args<T, S> a = base_args<T, S>(g, xin, offset, mask);
   // the packed output gradient: the data kernel's tiles, then (same buffer, stream order)
