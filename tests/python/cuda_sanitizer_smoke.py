@@ -23,7 +23,8 @@ for det in (False, True):
         r = rois.to(dtype)
         outs = [tvn.ops.roi_align(xs, r, (3, 4), 0.5, -1, True), tvn.ops.roi_align(xs, r, (20, 20), 0.5, 2, False),
                 tvn.ops.roi_pool(xs, r, (3, 4), 0.5), tvn.ops.roi_pool(xs, r, (30, 30), 0.5),
-                tvn.ops.ps_roi_align(xs, r, (3, 4), 0.5, 2), tvn.ops.ps_roi_pool(xs, r, (2, 3), 0.5)]
+                tvn.ops.ps_roi_align(xs, r, (3, 4), 0.5, 2), tvn.ops.ps_roi_pool(xs, r, (2, 3), 0.5),
+                tvn.ops.roi_align(xs, r, (5, 6), 0.5, 2, True)]
         sum(o.float().nan_to_num().sum() for o in outs).backward()
         xcl = x.to(dtype).to(memory_format=torch.channels_last)
         tvn.ops.roi_align(xcl, r, 2, 0.5, 2, True)
@@ -31,6 +32,8 @@ for det in (False, True):
         # crowded RoIs whose union does not fit (big ones: global memory for float32's float4
         # windows; mid-sized ones: one RoI a window), adaptive grids
         xw = xw32.to(dtype)
+        xwg = xw[:1, :5].clone().requires_grad_()  # the deterministic tile backward: 7 x 7 tiles
+        tvn.ops.roi_align(xwg, rw.to(dtype), (7, 7), 1.0, 2, True).float().nan_to_num().sum().backward()
         for sr in (2, -1):
             tvn.ops.roi_align(xw, rw.to(dtype), (7, 7), 1.0, sr, True)
             tvn.ops.roi_align(xw[:, :, :, 1:], rw.to(dtype), (7, 7), 1.0, sr, False)  # unaligned rows

@@ -148,6 +148,33 @@ def test_deterministic_backward_is_reproducible(op):
     torch.testing.assert_close(first, grad_of(torchvision, op, x, rois, grad), **GRAD_TOL[torch.float32])
 
 
+@pytest.mark.parametrize("pooled,sr,aligned", [((7, 7), 2, True), ((16, 12), 3, False), ((1, 1), 1, True)])
+def test_deterministic_backward_across_map_tiles(pooled, sr, aligned):
+    """The deterministic backward sums by 32-pixel map tiles: maps of several tiles a side,
+    RoIs across their borders and more RoIs than one pass over the footprints (2048),
+    against torchvision in float64 and float32, with a strided output gradient; float16
+    is our float32 result rounded."""
+    op = Op("roi_align", pooled, (sr, aligned), channels=19)
+    x = feature_map(2, 19, 75, 90, seed=8, dtype=torch.float64).to(DEV)
+    rois = random_rois(2500, extent=400.0, seed=9, dtype=torch.float64).to(DEV)
+    shape = op(tvn, x, rois).shape
+    grad = torch.randn(shape[0], shape[2], shape[1], shape[3], generator=torch.Generator().manual_seed(6),
+                       dtype=torch.float64).to(DEV).transpose(1, 2)  # not contiguous
+    torch.use_deterministic_algorithms(True)
+    try:
+        ours = {dt: grad_of(tvn, op, x.to(dt), rois.to(dt), grad.to(dt)) for dt in (torch.float64, torch.float32)}
+        again = grad_of(tvn, op, x.float(), rois.float(), grad.float())
+        half = grad_of(tvn, op, x.half(), rois.half(), grad.half())
+        half_ref = grad_of(tvn, op, x.half().float(), rois.half().float(), grad.half().float())
+    finally:
+        torch.use_deterministic_algorithms(False)
+    torch.testing.assert_close(ours[torch.float64], grad_of(torchvision, op, x, rois, grad), **GRAD_TOL[torch.float64])
+    torch.testing.assert_close(ours[torch.float32], grad_of(torchvision, op, x.float(), rois.float(), grad.float()),
+                               **GRAD_TOL[torch.float32])
+    assert torch.equal(ours[torch.float32], again)
+    assert torch.equal(half, half_ref.half())
+
+
 def test_deterministic_backward_keeps_non_finite_gradients():
     op = OPS[0]
     x, rois = inputs(op, torch.float32)
