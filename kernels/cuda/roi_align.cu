@@ -12,7 +12,8 @@
 // (align_forward_win4 below for float math and 2 x 2 grids, align_forward_win for the
 // rest), and both directions take channels-last kernels where those fit
 // (align_forward_cl, align_backward_cl; the latter merges each bin's corners that share
-// a pixel and adds 4 channels an atomic for float sums).
+// a pixel and adds 4 channels an atomic for float sums). The deterministic backward of
+// fixed sampling grids sums by map tiles without atomics (align_backward_tiles).
 #include <algorithm>
 #include <climits>
 #include <cstdint>
@@ -1021,8 +1022,9 @@ __global__ void __launch_bounds__(kThreads, 2) align_forward_win4(AlignArgs<T, f
 // A thread owns two pixels of a column and adds, for each bin meeting them, weight x grad
 // into CH registers. Every sum runs in a fixed order, so results repeat bit for bit with
 // plain float sums. It serves torch.use_deterministic_algorithms: on ra7 (H100) 0.97 ms
-// against 1.26 for the fixed-point atomics, but the float atomics take 0.54 (this kernel
-// is bound by its per-batch barriers and one block an SM), so the default stays atomic.
+// against 1.26 for the fixed-point atomics, but the float atomics take 0.54 (per batch of
+// RoIs a block waits on a round of loads, its weight tables and three barriers, at one
+// block an SM), so the default stays atomic.
 // torchvision adds grad x weight per sample corner: with a non-finite grad a corner of
 // weight 0 gives NaN, which the flags below keep (bit 0: some corner, bit 1: a zero one).
 constexpr int kTileSide = 32;
@@ -1032,17 +1034,16 @@ constexpr int kTileLoads = 16;     // grad values a thread loads a batch at most
 constexpr int kTileScan = 4;       // footprints a thread checks at once
 constexpr int kTileSmemMax = kTune.smem_per_block_optin < 100 * 1024 ? kTune.smem_per_block_optin : 100 * 1024;
 
-// A RoI's footprint as the tiles it may touch: x = level * batch + image (-1: the RoI
-// adds nothing), y / z = first | last << 16 tile row / column (a superset).
-
 // Tiles of every level: level l's tiles are [first[l], first[l + 1]), image-major.
 struct TileGrid {
   int first[kMaxLevels + 1];
   int ty[kMaxLevels], tx[kMaxLevels];
 };
 
-// Fixed grids only (sampling_ratio > 0): the samples run monotonically from the first to
-// the last, so those two bound the footprint.
+// A RoI's footprint as the tiles it may touch: x = level * batch + image (-1: the RoI
+// adds nothing), y / z = first | last << 16 tile row / column (a superset). Fixed grids
+// only (sampling_ratio > 0): the samples run monotonically from the first to the last,
+// so those two bound the footprint.
 template <typename T, typename A>
 __global__ void roi_boxes(AlignArgs<T, A> a, int4* boxes) {
   const int k = blockIdx.x * blockDim.x + threadIdx.x;
