@@ -1130,10 +1130,17 @@ __device__ inline void load_run(const A* p, A (&v)[CH]) {
   }
 }
 
-// One block an SM (128 registers): 2 x CH sums and kTileLoads grad values in flight a
-// thread; two blocks (64 registers, 8 loads) spilled and ran 16% slower.
+// float / double grads copy to shared memory asynchronously: two blocks an SM (64
+// registers). 16-bit grads convert in registers (kTileLoads in flight): one block an SM
+// (128 registers), as two (8 loads) spilled and ran 16% slower.
+template <typename A>
+__device__ inline void cp_async_element(A* smem, const A* gmem) {
+  const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], %2;\n" ::"r"(s), "l"(gmem), "n"(int(sizeof(A))));
+}
+
 template <typename T, typename A, int CH>
-__global__ void __launch_bounds__(kTileThreads, 1)
+__global__ void __launch_bounds__(kTileThreads, std::is_same_v<T, A> ? 2 : 1)
     align_backward_tiles(AlignArgs<T, A> a, const int4* boxes, TileGrid tg, int RB, const T* grad, Strides4 gs,
                          T* out) {
   extern __shared__ __align__(16) unsigned char smem[];
@@ -1172,30 +1179,48 @@ __global__ void __launch_bounds__(kTileThreads, 1)
       if (bin >= bins) bin -= bins, ++c;
       if (c >= CH) c -= CH, ++rb;
     };
-    A v[kTileLoads];
-    {
+    auto samples = [&] {
+      for (int i = threadIdx.x; i < nb * (ny + nx); i += NT) {
+        const int rb = i / (ny + nx), e = i - rb * (ny + nx);
+        const Geometry<A> g = roi_geometry<T, A, false>(a, s.list[first + rb]);
+        if (e < ny)
+          s.ys[rb * ny + e] = roi::axis_sample(g.y(e / gh, e % gh), g.H);
+        else
+          s.xs[rb * nx + e - ny] = roi::axis_sample(g.x((e - ny) / gw, (e - ny) % gw), g.W);
+      }
+    };
+    auto source = [&](int rb, int c, int bin) {
+      const int64_t off = dense ? bin : (bin / PW) * gs.h + (bin % PW) * gs.w;
+      return grad + int64_t(s.list[first + rb]) * gs.n + (c0 + c) * gs.c + off;
+    };
+    bool finite = true;
+    if constexpr (std::is_same_v<T, A>) {
+      // straight into shared memory with cp.async: no registers held, two blocks an SM
+      int rb = rb0, c = c00, bin = bin0;
+      for (int i = threadIdx.x; i < total; i += NT, step(rb, c, bin)) {
+        A* dst = s.grad + (rb * bins + bin) * s.pitch + c;
+        if (c < nc)
+          cp_async_element(dst, source(rb, c, bin));
+        else
+          *dst = A(0);
+      }
+      asm volatile("cp.async.commit_group;\n" ::);
+      samples();  // while the copies fly
+      asm volatile("cp.async.wait_group 0;\n" ::: "memory");
+      rb = rb0, c = c00, bin = bin0;
+      for (int i = threadIdx.x; i < total; i += NT, step(rb, c, bin))
+        finite = finite && isfinite(s.grad[(rb * bins + bin) * s.pitch + c]);
+    } else {  // 16-bit grads: converted on the way, kTileLoads in flight
+      A v[kTileLoads];
       int rb = rb0, c = c00, bin = bin0;
 #pragma unroll
       for (int u = 0; u < kTileLoads; ++u) {
         v[u] = A(0);
-        if (threadIdx.x + u * NT < total && c < nc) {
-          const int64_t off = dense ? bin : (bin / PW) * gs.h + (bin % PW) * gs.w;
-          v[u] = roi::load(grad + int64_t(s.list[first + rb]) * gs.n + (c0 + c) * gs.c + off);
-        }
+        if (threadIdx.x + u * NT < total && c < nc) v[u] = roi::load(source(rb, c, bin));
         step(rb, c, bin);
       }
-    }
-    for (int i = threadIdx.x; i < nb * (ny + nx); i += NT) {  // while the loads fly
-      const int rb = i / (ny + nx), e = i - rb * (ny + nx);
-      const Geometry<A> g = roi_geometry<T, A, false>(a, s.list[first + rb]);
-      if (e < ny)
-        s.ys[rb * ny + e] = roi::axis_sample(g.y(e / gh, e % gh), g.H);
-      else
-        s.xs[rb * nx + e - ny] = roi::axis_sample(g.x((e - ny) / gw, (e - ny) % gw), g.W);
-    }
-    bool finite = true;
-    {
-      int rb = rb0, c = c00, bin = bin0;
+      samples();  // while the loads fly
+      rb = rb0, c = c00, bin = bin0;
 #pragma unroll
       for (int u = 0; u < kTileLoads; ++u) {
         if (threadIdx.x + u * NT < total) {
@@ -1246,10 +1271,14 @@ __global__ void __launch_bounds__(kTileThreads, 1)
           if (!careful) {  // a pair without taps has weight 0 and adds 0
             for (int pw = cx.x; pw <= cx.y; ++pw) {
               const A w = w1 * wxr[pw * S];
-              A g[CH];
-              load_run<A, CH>(gr + pw * s.pitch, g);
+              constexpr int R = 16 / int(sizeof(A));  // channels a 16-byte load
 #pragma unroll
-              for (int c = 0; c < CH; ++c) acc[h][c] += w * g[c];
+              for (int c = 0; c < CH; c += R) {  // a load's FMAs before the next load: fewer live registers
+                A g[R];
+                load_run<A, R>(gr + pw * s.pitch + c, g);
+#pragma unroll
+                for (int e = 0; e < R; ++e) acc[h][c + e] += w * g[e];
+              }
             }
           } else {
             const unsigned f1 = s.fy[(rb * PH + ph) * S + r];
