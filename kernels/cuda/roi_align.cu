@@ -1029,7 +1029,7 @@ __global__ void __launch_bounds__(kThreads, 2) align_forward_win4(AlignArgs<T, f
 // weight 0 gives NaN, which the flags below keep (bit 0: some corner, bit 1: a zero one).
 constexpr int kTileSide = 32;
 constexpr int kTileThreads = 512;  // 16 warps: warp w owns rows w and w + 16, lanes the columns
-constexpr int kTileRois = 8;       // RoIs a batch at most (fewer where their grad values would not fit)
+constexpr int kTileRois = 16;      // RoIs a batch at most (fewer where their grad values would not fit)
 constexpr int kTileLoads = 16;     // grad values a thread loads a batch at most, all in flight
 constexpr int kTileScan = 4;       // footprints a thread checks at once
 constexpr int kTileSmemMax = kTune.smem_per_block_optin < 100 * 1024 ? kTune.smem_per_block_optin : 100 * 1024;
@@ -1575,7 +1575,8 @@ bool tile_backward(const Tensor& grad, const Tensor& rois, const int64_t* level_
   int rb = 0, smem = 0;
   for (rb = kTileRois; rb >= 1; --rb) {  // the batch's grad values in one round of loads, and in shared memory
     smem = tile_smem_bytes<A>(int(PH), int(PW), int(sr), int(sr), CH, rb);
-    if (smem <= kTileSmemMax && rb * CH * PH * PW <= kTileLoads * kTileThreads) break;
+    // 16-bit grads pass through registers: at most kTileLoads a thread
+    if (smem <= kTileSmemMax && (std::is_same_v<T, A> || rb * CH * PH * PW <= kTileLoads * kTileThreads)) break;
   }
   if (rb < 1) return false;
   TileGrid tg{};
