@@ -60,6 +60,14 @@ inline cudaError_t set_kernel_attribute(const void* kernel, cudaFuncAttribute at
   return err;
 }
 
+// Lets `kernel` take `bytes` of dynamic shared memory (an opt-in above 48 KB).
+template <typename Kernel>
+void allow_dynamic_smem(Kernel kernel, std::size_t bytes) {
+  if (bytes > 48 * 1024)
+    TVOPS_CUDA_CHECK(set_kernel_attribute(reinterpret_cast<const void*>(kernel),
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+}
+
 // A kernel's static shared memory on the current device (cudaFuncGetAttributes, once).
 inline cudaError_t kernel_static_smem(const void* kernel, std::size_t& bytes) {
   static std::mutex mutex;

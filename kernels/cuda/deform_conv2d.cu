@@ -1004,13 +1004,6 @@ int sm_count(int device) {
   return n;
 }
 
-template <typename Kernel>
-void set_smem(Kernel kernel, int bytes) {
-  if (bytes > 48 * 1024)
-    TVOPS_CUDA_CHECK(set_kernel_attribute(reinterpret_cast<const void*>(kernel),
-                                          cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
-}
-
 unsigned grid_y(int64_t n) { return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(n, 1), 65535)); }
 
 // The channels-last, group-padded copy of the input that the samplers read (its
@@ -1064,7 +1057,7 @@ void run_forward(Geo g, const Tensor& input, const Tensor& weight, const Tensor&
   const bool tiled = forward_tile<C>::fits(g);
   auto kernel = tiled ? forward_kernel<C, true> : forward_kernel<C, false>;
   constexpr int smem = forward_smem<C>();
-  set_smem(kernel, smem);
+  allow_dynamic_smem(kernel, smem);
   const int64_t blocks = tiled ? forward_tile<C>::blocks(g) : (g.NP + C::BM - 1) / C::BM;
   TVOPS_CHECK(blocks < (int64_t(1) << 31), Value, "deform_conv2d: too many pixels for the CUDA forward");
   const dim3 grid(unsigned(blocks), grid_y(int64_t(g.groups) * NB));
@@ -1145,7 +1138,7 @@ void run_backward(Geo g, const Tensor& grad, const Tensor& input, const Tensor& 
     TVOPS_CUDA_CHECK(cudaGetLastError());
     constexpr int smem = data_smem<Cd>();
     auto kernel = backward_data_kernel<Cd>;
-    set_smem(kernel, smem);
+    allow_dynamic_smem(kernel, smem);
     const int64_t yblocks = int64_t(g.groups) * g.taps * NCB;
     TVOPS_CHECK(yblocks < (int64_t(1) << 31), Value, "deform_conv2d: too many channel blocks for the CUDA backward");
     const dim3 grid(unsigned(yblocks), grid_y((g.NP + Cd::BM - 1) / Cd::BM));
@@ -1169,7 +1162,7 @@ void run_backward(Geo g, const Tensor& grad, const Tensor& input, const Tensor& 
     TVOPS_CUDA_CHECK(cudaGetLastError());
     auto kernel = backward_weight_kernel<Cw>;
     constexpr int smem = weight_smem<Cw>();
-    set_smem(kernel, smem);
+    allow_dynamic_smem(kernel, smem);
     const dim3 grid(unsigned(g.groups * NMB), unsigned(g.taps * NCB), unsigned(splits));
     kernel<<<grid, kThreads, smem, stream>>>(a);
     TVOPS_CUDA_CHECK(cudaGetLastError());

@@ -740,11 +740,6 @@ int64_t max_boxes(int device) {
   return int64_t(optin - 2048) * 8;  // less what the dense sweep keeps beside the bitmap
 }
 
-void allow_shared(const void* kernel, std::size_t bytes) {
-  if (bytes > 48 * 1024)
-    TVOPS_CUDA_CHECK(set_kernel_attribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
-}
-
 // nms of the sorted boxes, then their original indices in score order.
 template <typename T>
 Tensor sweep_and_select(const Launcher& L, const ScoreOrder& so, const double* cls, int64_t n,
@@ -754,8 +749,8 @@ Tensor sweep_and_select(const Launcher& L, const ScoreOrder& so, const double* c
   const char* op = cls ? "batched_nms" : "nms";
   TVOPS_CHECK(n <= max_boxes(device), Value, op, ": ", n, " boxes exceed what one CUDA block can sweep here (",
               max_boxes(device), ")");
-  allow_shared(reinterpret_cast<const void*>(&sweep_lists), words * 8);
-  allow_shared(reinterpret_cast<const void*>(&sweep_mask), words * 8);
+  allow_dynamic_smem(&sweep_lists, words * 8);
+  allow_dynamic_smem(&sweep_mask, words * 8);
   Scratch dropped = L.zeros(words * sizeof(unsigned long long));
   const Sorted<T> s{so.boxes.get<T>(), cls, n};
   const bool grid = iou_threshold >= 0;  // false for NaN too

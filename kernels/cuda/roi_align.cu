@@ -1067,12 +1067,13 @@ __global__ void roi_boxes(AlignArgs<T, A> a, int4* boxes) {
   boxes[k] = r;
 }
 
-// Shared memory of a tile block, carved from one buffer (sizes from the pooled size and grid).
+// Shared memory of a tile block, carved from one buffer. carve(nullptr, ...) on the host
+// gives the size (`bytes`); the kernel carves its buffer the same way.
 template <typename A>
 struct TileSmem {
   int* list;                  // [kTileThreads + kTileRois] RoIs met, not yet summed
-  AxisSample<A>* ys;          // [RB][PH * gh]
-  AxisSample<A>* xs;          // [RB][PW * gw]
+  AxisSample<A>* ys;          // [RB][PH * G]
+  AxisSample<A>* xs;          // [RB][PW * G]
   A* wy;                      // [RB][PH][32]: bin row ph's weight on tile row r
   A* wx;                      // [RB][PW][32]
   unsigned char* fy;          // [RB][PH][32] flags
@@ -1080,44 +1081,34 @@ struct TileSmem {
   short2* ry;                 // [RB][32]: first and last bin row on tile row r (x > y: none)
   short2* rx;                 // [RB][32]
   A* grad;                    // [RB][bins][pitch]
-  int pitch, rb;  // grad values a bin; RoIs a batch
+  int pitch;                  // grad values a bin: CH and 16 bytes, so neighbouring bins use other bank groups
+  int bytes;
+
+  // G: samples a bin side (the fixed sampling grid); RB: RoIs a batch.
+  __host__ __device__ static TileSmem carve(unsigned char* base, int PH, int PW, int G, int CH, int RB) {
+    constexpr int S = kTileSide;
+    TileSmem s{};
+    s.pitch = CH + 16 / int(sizeof(A));
+    std::size_t at = 0;
+    auto take = [&](std::size_t size) {  // 16-byte aligned pieces
+      unsigned char* p = base ? base + at : nullptr;
+      at += (size + 15) & ~std::size_t(15);
+      return p;
+    };
+    s.list = reinterpret_cast<int*>(take((kTileThreads + kTileRois) * sizeof(int)));
+    s.ys = reinterpret_cast<AxisSample<A>*>(take(RB * (PH + PW) * G * sizeof(AxisSample<A>)));
+    s.xs = s.ys ? s.ys + RB * PH * G : nullptr;
+    s.wy = reinterpret_cast<A*>(take(RB * (PH + PW) * S * sizeof(A)));
+    s.wx = s.wy ? s.wy + RB * PH * S : nullptr;
+    s.fy = take(RB * (PH + PW) * S);
+    s.fx = s.fy ? s.fy + RB * PH * S : nullptr;
+    s.ry = reinterpret_cast<short2*>(take(RB * 2 * S * sizeof(short2)));
+    s.rx = s.ry ? s.ry + RB * S : nullptr;
+    s.grad = reinterpret_cast<A*>(take(RB * PH * PW * s.pitch * sizeof(A)));
+    s.bytes = static_cast<int>(at);
+    return s;
+  }
 };
-
-__host__ __device__ inline int tile_align(int v) { return (v + 15) & ~15; }
-
-template <typename A>
-__host__ __device__ inline int tile_smem_bytes(int PH, int PW, int gh, int gw, int CH, int RB, int* pitch = nullptr) {
-  const int P = CH + 16 / int(sizeof(A));  // 16 bytes more a bin: neighbouring bins in other bank groups
-  if (pitch) *pitch = P;
-  constexpr int S = kTileSide;
-  return tile_align((kTileThreads + kTileRois) * 4) + tile_align(RB * (PH * gh + PW * gw) * int(sizeof(AxisSample<A>))) +
-         tile_align(RB * (PH + PW) * S * int(sizeof(A))) + tile_align(RB * (PH + PW) * S) +
-         tile_align(RB * 2 * S * 4) + RB * PH * PW * P * int(sizeof(A));
-}
-
-template <typename A>
-__device__ TileSmem<A> tile_carve(unsigned char* p, int PH, int PW, int gh, int gw, int CH, int RB) {
-  TileSmem<A> s;
-  constexpr int S = kTileSide;
-  s.rb = RB;
-  tile_smem_bytes<A>(PH, PW, gh, gw, CH, RB, &s.pitch);
-  s.list = reinterpret_cast<int*>(p);
-  p += tile_align((kTileThreads + kTileRois) * 4);
-  s.ys = reinterpret_cast<AxisSample<A>*>(p);
-  s.xs = s.ys + RB * PH * gh;
-  p += tile_align(RB * (PH * gh + PW * gw) * int(sizeof(AxisSample<A>)));
-  s.wy = reinterpret_cast<A*>(p);
-  s.wx = s.wy + RB * PH * S;
-  p += tile_align(RB * (PH + PW) * S * int(sizeof(A)));
-  s.fy = p;
-  s.fx = p + RB * PH * S;
-  p += tile_align(RB * (PH + PW) * S);
-  s.ry = reinterpret_cast<short2*>(p);
-  s.rx = s.ry + RB * S;
-  p += tile_align(RB * 2 * S * 4);
-  s.grad = reinterpret_cast<A*>(p);
-  return s;
-}
 
 // CH values from 16-byte aligned shared memory, 16 bytes a load.
 template <typename A, int CH>
@@ -1130,15 +1121,16 @@ __device__ inline void load_run(const A* p, A (&v)[CH]) {
   }
 }
 
-// float / double grads copy to shared memory asynchronously: two blocks an SM (64
-// registers). 16-bit grads convert in registers (kTileLoads in flight): one block an SM
-// (128 registers), as two (8 loads) spilled and ran 16% slower.
+// One element global -> shared memory, asynchronously (cp.async; 4 or 8 bytes).
 template <typename A>
 __device__ inline void cp_async_element(A* smem, const A* gmem) {
   const uint32_t s = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
   asm volatile("cp.async.ca.shared.global [%0], [%1], %2;\n" ::"r"(s), "l"(gmem), "n"(int(sizeof(A))));
 }
 
+// float / double grads copy to shared memory asynchronously: two blocks an SM (64
+// registers). 16-bit grads convert in registers (kTileLoads in flight): one block an SM
+// (128 registers), as two (8 loads) spilled and ran 16% slower.
 template <typename T, typename A, int CH>
 __global__ void __launch_bounds__(kTileThreads, std::is_same_v<T, A> ? 2 : 1)
     align_backward_tiles(AlignArgs<T, A> a, const int4* boxes, TileGrid tg, int RB, const T* grad, Strides4 gs,
@@ -1148,7 +1140,7 @@ __global__ void __launch_bounds__(kTileThreads, std::is_same_v<T, A> ? 2 : 1)
   constexpr int S = kTileSide, NT = kTileThreads;
   const int PH = a.PH, PW = a.PW, bins = PH * PW, gh = a.sampling_ratio, gw = a.sampling_ratio;
   const int ny = PH * gh, nx = PW * gw;
-  const TileSmem<A> s = tile_carve<A>(smem, PH, PW, gh, gw, CH, RB);
+  const TileSmem<A> s = TileSmem<A>::carve(smem, PH, PW, gh, CH, RB);
   // this block's tile
   int l = 0;
   while (l + 1 < a.levels && int(blockIdx.x) >= tg.first[l + 1]) ++l;
@@ -1453,9 +1445,9 @@ WinPlan plan_groups(const AlignArgs<T, A>& a, Tensor& ws, unsigned& grid_x, int&
 
 template <typename Kernel>
 void prefer_shared(Kernel kernel, int smem) {
-  const void* k = reinterpret_cast<const void*>(kernel);
-  TVOPS_CUDA_CHECK(set_kernel_attribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  if (set_kernel_attribute(k, cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared) !=
+  allow_dynamic_smem(kernel, smem);
+  if (set_kernel_attribute(reinterpret_cast<const void*>(kernel), cudaFuncAttributePreferredSharedMemoryCarveout,
+                           cudaSharedmemCarveoutMaxShared) !=
       cudaSuccess)
     cudaGetLastError();  // only a hint
 }
@@ -1563,51 +1555,39 @@ void forward(const char* op, const std::vector<Tensor>& maps, const std::vector<
 
 // roi_align's backward by map tiles (align_backward_tiles) where it applies: fixed
 // sampling grids, pooled sizes and grids whose tables fit, and few enough RoIs that every
-// block may scan all of them. Writes every value of `all`; false: use the other kernels.
+// block may scan all of them. `a` holds the levels' sizes, offsets in `all` and scales.
+// Writes every value of `all`; false: use the other kernels.
 template <typename T, typename A>
-bool tile_backward(const Tensor& grad, const Tensor& rois, const int64_t* level_of,
-                   const std::vector<std::vector<int64_t>>& shapes, const std::vector<int64_t>& base,
-                   const std::vector<double>& scales, int64_t PH, int64_t PW, int64_t sr, bool aligned, Tensor& all,
-                   const Context& ctx) {
+bool tile_backward(const AlignArgs<T, A>& a, const Tensor& grad, Tensor& all, const Context& ctx) {
   constexpr int CH = sizeof(A) == 4 ? 16 : 8;
-  const int64_t K = rois.size(0), N = shapes[0][0], C = shapes[0][1];
+  const int64_t K = a.K, C = a.C, PH = a.PH, PW = a.PW, sr = a.sampling_ratio;
   if (sr < 1 || sr > 8 || PH < 1 || PH > 16 || PW < 1 || PW > 16 || K < 1 || (C + CH - 1) / CH > 65535) return false;
   int rb = 0, smem = 0;
   for (rb = kTileRois; rb >= 1; --rb) {  // the batch's grad values in one round of loads, and in shared memory
-    smem = tile_smem_bytes<A>(int(PH), int(PW), int(sr), int(sr), CH, rb);
+    smem = TileSmem<A>::carve(nullptr, int(PH), int(PW), int(sr), CH, rb).bytes;
     // 16-bit grads pass through registers: at most kTileLoads a thread
     if (smem <= kTileSmemMax && (std::is_same_v<T, A> || rb * CH * PH * PW <= kTileLoads * kTileThreads)) break;
   }
   if (rb < 1) return false;
   TileGrid tg{};
   int64_t tiles = 0;
-  for (std::size_t l = 0; l < shapes.size(); ++l) {
+  for (int l = 0; l < a.levels; ++l) {
     tg.first[l] = int(tiles);
-    tg.ty[l] = int((shapes[l][2] + kTileSide - 1) / kTileSide);
-    tg.tx[l] = int((shapes[l][3] + kTileSide - 1) / kTileSide);
-    tiles += N * tg.ty[l] * tg.tx[l];
+    tg.ty[l] = (a.H[l] + kTileSide - 1) / kTileSide;
+    tg.tx[l] = (a.W[l] + kTileSide - 1) / kTileSide;
+    tiles += int64_t(a.batch) * tg.ty[l] * tg.tx[l];
     if (tiles >= (int64_t(1) << 31) || tg.ty[l] > 65535 || tg.tx[l] > 65535) return false;
   }
-  tg.first[shapes.size()] = int(tiles);
+  tg.first[a.levels] = int(tiles);
   const int64_t chunks = (C + CH - 1) / CH;
-  if (tiles == 0) return true;  // nothing to write
   if (tiles * chunks * K > (int64_t(1) << 26)) return false;  // each block scans every RoI's footprint
   auto stream = static_cast<cudaStream_t>(ctx.cuda_stream);
-  auto a = make_args<T, A>(rois, level_of, N, C, C, PH, PW, sr, aligned);
-  a.levels = static_cast<int>(shapes.size());
-  for (std::size_t l = 0; l < shapes.size(); ++l) {
-    a.H[l] = static_cast<int>(shapes[l][2]);
-    a.W[l] = static_cast<int>(shapes[l][3]);
-    a.base[l] = base[l];
-    a.scale[l] = static_cast<A>(scales[l]);
-  }
   Tensor ws = Tensor::empty({4 * K}, DType::Int32, grad.device(), ctx);
   int4* boxes = reinterpret_cast<int4*>(ws.data<int32_t>());
   roi_boxes<T, A><<<blocks_for(K, 256), 256, 0, stream>>>(a, boxes);
   TVOPS_CUDA_CHECK(cudaGetLastError());
   auto kernel = align_backward_tiles<T, A, CH>;
-  TVOPS_CUDA_CHECK(set_kernel_attribute(reinterpret_cast<const void*>(kernel),
-                                        cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  allow_dynamic_smem(kernel, smem);
   const dim3 grid{static_cast<unsigned>(tiles), static_cast<unsigned>(chunks)};
   kernel<<<grid, kTileThreads, smem, stream>>>(a, boxes, tg, rb, grad.data<T>(), roi::strides_of(grad),
                                                all.data<T>());
@@ -1642,12 +1622,20 @@ std::vector<Tensor> backward(const char* op, const Tensor& grad, const std::vect
   dispatch(grad.dtype(), [&](auto tag) {
     using T = decltype(tag);
     using A = acc_t<T>;
+    auto a = make_args<T, A>(rois, level_of, N, C, C_out, PH, PW, sr, aligned);
+    a.levels = static_cast<int>(shapes.size());
+    for (std::size_t l = 0; l < shapes.size(); ++l) {
+      check_int_range(op, shapes[l][2], "height");
+      check_int_range(op, shapes[l][3], "width");
+      a.H[l] = static_cast<int>(shapes[l][2]);
+      a.W[l] = static_cast<int>(shapes[l][3]);
+      a.base[l] = base[l];
+      a.scale[l] = static_cast<A>(scales[l]);
+    }
     if constexpr (!PS) {
       // Deterministic sums by map tiles: float sums in a fixed order, no fixed-point pass
       // (ra7 on an H100: 0.72 ms against 1.26; the atomic kernels below take 0.54).
-      if (deterministic &&
-          tile_backward<T, A>(grad, rois, level_of, shapes, base, scales, PH, PW, sr, aligned, all, ctx))
-        return;
+      if (deterministic && tile_backward<T, A>(a, grad, all, ctx)) return;
     }
     constexpr bool same = std::is_same_v<T, A>;
     const bool cl = use_channels_last<A, PS>(PH, PW) && (C + kLanes - 1) / kLanes <= 65535;
@@ -1655,18 +1643,10 @@ std::vector<Tensor> backward(const char* op, const Tensor& grad, const std::vect
     roi::GradBuffers<A> buf(total, deterministic, K * PH * PW, same && !cl ? all.data_ptr() : nullptr,
                             device.index, stream);
     if (grad.numel() > 0) {
-      auto a = make_args<T, A>(rois, level_of, N, C, C_out, PH, PW, sr, aligned);
-      a.levels = static_cast<int>(shapes.size());
       for (std::size_t l = 0; l < shapes.size(); ++l) {
         const auto& s = shapes[l];
-        check_int_range(op, s[2], "height");
-        check_int_range(op, s[3], "width");
-        a.H[l] = static_cast<int>(s[2]);
-        a.W[l] = static_cast<int>(s[3]);
         a.strides[l] = cl ? roi::channels_last_strides(s[1], s[2], s[3])
                           : Strides4{s[1] * s[2] * s[3], s[2] * s[3], s[3], 1};
-        a.base[l] = base[l];
-        a.scale[l] = static_cast<A>(scales[l]);
       }
       const Strides4 gs = roi::strides_of(grad);
       buf.measure(grad.data<T>(), gs, C_out, PH, PW, grad.numel(), stream);

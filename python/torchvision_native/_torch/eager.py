@@ -60,11 +60,8 @@ def _function(name, kernel, setup, backward):
         setup(ctx, args, output)
         return output
 
-    def differentiate(ctx, *grads):
-        return backward(ctx, *grads)
-
     return type(f"{name}_eager", (torch.autograd.Function,),
-                {"forward": staticmethod(forward), "backward": staticmethod(differentiate)})
+                {"forward": staticmethod(forward), "backward": staticmethod(backward)})
 
 
 def _caller(name, op, formula):
