@@ -153,7 +153,7 @@ def test_deterministic_backward_across_map_tiles(pooled, sr, aligned):
     """The deterministic backward sums by 32-pixel map tiles: maps of several tiles a side,
     RoIs across their borders and more RoIs than one pass over the footprints (2048),
     against torchvision in float64 and float32, with a strided output gradient; float16
-    is our float32 result rounded."""
+    is our float32 result rounded; a NaN box and a bad batch index add nothing."""
     op = Op("roi_align", pooled, (sr, aligned), channels=19)
     x = feature_map(2, 19, 75, 90, seed=8, dtype=torch.float64).to(DEV)
     rois = random_rois(2500, extent=400.0, seed=9, dtype=torch.float64).to(DEV)
@@ -169,6 +169,18 @@ def test_deterministic_backward_across_map_tiles(pooled, sr, aligned):
     finally:
         torch.use_deterministic_algorithms(False)
     torch.testing.assert_close(ours[torch.float64], grad_of(torchvision, op, x, rois, grad), **GRAD_TOL[torch.float64])
+    # a NaN box and a batch index past the images add nothing: torchvision without them
+    bad = rois.clone()
+    bad[5, 1] = float("nan")
+    bad[7, 0] = 9
+    torch.use_deterministic_algorithms(True)
+    try:
+        ours_bad = grad_of(tvn, op, x, bad, grad)
+    finally:
+        torch.use_deterministic_algorithms(False)
+    keep = torch.ones(len(rois), dtype=torch.bool, device=DEV)
+    keep[[5, 7]] = False
+    torch.testing.assert_close(ours_bad, grad_of(torchvision, op, x, rois[keep], grad[keep]), **GRAD_TOL[torch.float64])
     torch.testing.assert_close(ours[torch.float32], grad_of(torchvision, op, x.float(), rois.float(), grad.float()),
                                **GRAD_TOL[torch.float32])
     assert torch.equal(ours[torch.float32], again)
