@@ -34,22 +34,23 @@ struct ArchTuning {
   int dcn_wide_min_channels;   // deform_conv2d: 128-wide tiles above this many channels a group
   int dcn_widest_min_channels; // deform_conv2d forward: 64 px x 256 output channel tiles (96 KB) above this
   int dcn_weight_blocks_per_sm;  // deform_conv2d weight gradient: blocks per SM to aim for
+  bool dcn_wgmma;              // deform_conv2d forward: TF32 products on wgmma (sm90 builds sm_90a for it)
   bool measured;
 };
 
 constexpr int kKiB = 1024;
 constexpr ArchTuning kArchTable[] = {
-    // sm   block opt-in  per SM    elem roi  stage      window (bytes, channels, cell, group, float4 window) pairs rows tpr ahead dcn (wide, widest, wgrad) measured
+    // sm   block opt-in  per SM    elem roi  stage      window (bytes, channels, cell, group, float4 window) pairs rows tpr ahead dcn (wide, widest, wgrad, wgmma) measured
     // (deform_conv2d's 64 x 256 forward tile only where two 96 KB blocks fit an SM)
-    {80, 163 * kKiB, 164 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 64 * kKiB, 128, 64, 4, 12, 64, 1 << 30, 2, false},   // A100, A30
-    {86, 99 * kKiB, 100 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 64 * kKiB, 128, 64, 4, 12, 64, 1 << 30, 2, false},    // RTX 30, A40, A10
-    {89, 99 * kKiB, 100 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 64 * kKiB, 128, 64, 4, 12, 64, 1 << 30, 2, false},    // RTX 40, L40S, L4
-    {90, 227 * kKiB, 228 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 96 * kKiB, 128, 64, 4, 12, 64, 128, 2, true},        // H100, H200
-    {100, 227 * kKiB, 228 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 96 * kKiB, 128, 64, 4, 12, 64, 128, 2, false},      // B200
-    {103, 227 * kKiB, 228 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 96 * kKiB, 128, 64, 4, 12, 64, 128, 2, false},      // B300
-    {110, 227 * kKiB, 228 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 96 * kKiB, 128, 64, 4, 12, 64, 128, 2, false},      // Jetson Thor
-    {120, 99 * kKiB, 100 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 64 * kKiB, 128, 64, 4, 12, 64, 1 << 30, 2, false},   // RTX 50, RTX PRO
-    {121, 99 * kKiB, 100 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 64 * kKiB, 128, 64, 4, 12, 64, 1 << 30, 2, false},   // DGX Spark (GB10)
+    {80, 163 * kKiB, 164 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 64 * kKiB, 128, 64, 4, 12, 64, 1 << 30, 2, false, false},   // A100, A30
+    {86, 99 * kKiB, 100 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 64 * kKiB, 128, 64, 4, 12, 64, 1 << 30, 2, false, false},    // RTX 30, A40, A10
+    {89, 99 * kKiB, 100 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 64 * kKiB, 128, 64, 4, 12, 64, 1 << 30, 2, false, false},    // RTX 40, L40S, L4
+    {90, 227 * kKiB, 228 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 96 * kKiB, 128, 64, 4, 12, 64, 128, 2, true, true},        // H100, H200
+    {100, 227 * kKiB, 228 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 96 * kKiB, 128, 64, 4, 12, 64, 128, 2, false, false},      // B200
+    {103, 227 * kKiB, 228 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 96 * kKiB, 128, 64, 4, 12, 64, 128, 2, false, false},      // B300
+    {110, 227 * kKiB, 228 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 96 * kKiB, 128, 64, 4, 12, 64, 128, 2, false, false},      // Jetson Thor
+    {120, 99 * kKiB, 100 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 64 * kKiB, 128, 64, 4, 12, 64, 1 << 30, 2, false, false},   // RTX 50, RTX PRO
+    {121, 99 * kKiB, 100 * kKiB, 256, 256, 32 * kKiB, 48 * kKiB, 16, 32, 32, 64 * kKiB, 128, 64, 4, 12, 64, 1 << 30, 2, false, false},   // DGX Spark (GB10)
 };
 
 constexpr const ArchTuning& tuning_for(int sm) {

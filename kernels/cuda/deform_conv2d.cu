@@ -31,6 +31,8 @@
 // float32 buffers and cast at the end. No host synchronisation; everything runs on the
 // caller's stream and allocates through Tensor::empty.
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -38,6 +40,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/deform_conv2d.cuh"
 #include "kernels/cuda/ops.h"
+#include "kernels/cuda/wgmma.cuh"
 
 namespace tvops::cuda {
 
@@ -71,8 +74,10 @@ struct Args {
 };
 
 // ---- weight packing ----
-// Forward: [gw][K chunk of BK channels][tap][Cout_g padded to BN][BK], zero padded.
-template <class C>
+// Forward: [gw][K chunk of BK channels][tap][part][Cout_g padded to BN][BK], zero padded.
+// PARTS = 2 (exact float32 on wgmma): the TF32 big and small parts of each weight, as the
+// tensor cores read them from shared memory; else one part, the operand.
+template <class C, int PARTS = 1>
 __global__ void pack_forward_weights(const typename C::T* __restrict__ w, typename C::S* __restrict__ out, Geo g,
                                      int64_t total) {
   const int NC = (g.Cin_g + C::BK - 1) / C::BK;
@@ -83,6 +88,8 @@ __global__ void pack_forward_weights(const typename C::T* __restrict__ w, typena
     r /= C::BK;
     const int co = int(r % CoutP);
     r /= CoutP;
+    const int part = int(r % PARTS);
+    r /= PARTS;
     const int tap = int(r % g.taps);
     r /= g.taps;
     const int kc = int(r % NC);
@@ -90,7 +97,12 @@ __global__ void pack_forward_weights(const typename C::T* __restrict__ w, typena
     const int c = kc * C::BK + k;
     typename C::A v = 0;
     if (co < g.Cout_g && c < g.Cin_g) v = ld(w + ((int64_t(gw) * g.Cout_g + co) * g.Cin_g + c) * g.taps + tap);
-    out[i] = to_operand<C>(v);
+    if constexpr (PARTS == 2) {
+      const float big = __uint_as_float(to_tf32(v));
+      out[i] = part == 0 ? big : __uint_as_float(to_tf32(v - big));
+    } else {
+      out[i] = to_operand<C>(v);
+    }
   }
 }
 
@@ -230,14 +242,32 @@ struct FwdEntry {
   A w[4];  // mask * bilinear weight, 0 for dropped corners
 };
 
-// Taps a forward block's table holds: a 3x3 kernel's where two blocks an SM still fit.
-template <class C> constexpr int forward_table_taps() {
+// The forward's tile product: mma.sync over padded tiles, or (WG, sm90) wgmma over
+// 128-byte-swizzled tiles, issued asynchronously so that the next step's gathers overlap
+// it. WG needs float32 operands (TF32 or exact), BK = 32 (one 128-byte row) and a block
+// of two 64 x 128 warpgroup tiles. Exact float32 (3xTF32) keeps both TF32 parts of A and
+// B in shared memory and a second set of accumulators for the step: one block an SM.
+template <class C> constexpr bool wgmma_fits() {
+  return (C::M == Mode::Tf32 || C::M == Mode::Tf32x3) && C::BK == 32 &&
+         ((C::BM == 64 && C::BN == 256) || (C::BM == 128 && C::BN == 128));
+}
+template <class C, bool WG> constexpr int forward_parts() { return WG && C::M == Mode::Tf32x3 ? 2 : 1; }
+template <class C, bool WG> constexpr int forward_blocks_per_sm() { return forward_parts<C, WG>() == 2 ? 1 : 2; }
+template <class C, bool WG> constexpr int forward_tile_bytes() {
+  // WG: 1024 bytes of alignment slack
+  return WG ? 1024 + 2 * forward_parts<C, WG>() * (C::BM + C::BN) * C::BK * int(sizeof(typename C::S))
+            : C::kTileBytes;
+}
+
+// Taps a forward block's table holds: a 3x3 kernel's where the blocks an SM still fit.
+template <class C, bool WG = false> constexpr int forward_table_taps() {
   constexpr int entries = C::BM * int(sizeof(FwdEntry<typename C::A>));
-  constexpr int room = (kTune.smem_per_sm / 2 - 1024 - C::kTileBytes) / entries;
+  constexpr int room =
+      (kTune.smem_per_sm / forward_blocks_per_sm<C, WG>() - 1024 - forward_tile_bytes<C, WG>()) / entries;
   return room < 2 ? 2 : room > 9 ? 9 : room;
 }
-template <class C> constexpr int forward_smem() {
-  return C::kTileBytes + forward_table_taps<C>() * C::BM * int(sizeof(FwdEntry<typename C::A>));
+template <class C, bool WG = false> constexpr int forward_smem() {
+  return forward_tile_bytes<C, WG>() + forward_table_taps<C, WG>() * C::BM * int(sizeof(FwdEntry<typename C::A>));
 }
 template <class C> constexpr int data_gemm_bytes() {
   using A = typename C::A;
@@ -425,18 +455,80 @@ struct forward_tile {
   }
 };
 
+// Copies a contiguous [ROWS][32] block of packed float operands into a 128-byte-swizzled
+// tile (wgmma.cuh): a thread copies one chunk column of rows 32 apart, constant offsets.
+template <int ROWS>
+__device__ inline void load_tile_async_sw128(float* dst, const float* src) {
+  static_assert(ROWS % (kThreads / 8) == 0, "rows");
+  const int r = threadIdx.x / 8, q = threadIdx.x % 8;
+  float* d = dst + wgmma::sw128(r, q * 4);
+  const float* s = src + r * 32 + q * 4;
+#pragma unroll
+  for (int j = 0; j < ROWS / (kThreads / 8); ++j) cp_async16(d + j * (kThreads / 8) * 32, s + j * (kThreads / 8) * 32);
+}
+
+// The block's tile product on wgmma (wgmma_fits): warpgroup wg takes the 64 x 128 tile
+// at rows (BM = 128) or columns (BN = 256) 64 wg / 128 wg, four k8 steps of the 32-float
+// rows. Issued and committed, not waited for. TF32: d += A . B^T. Exact float32 (A and B
+// each [big part][small part]): d = As . Bb^T + Ab . Bs^T + Ab . Bb^T, the step's sum alone,
+// which the caller adds to its running sums once done: the tensor cores add into their
+// accumulator without rounding to nearest, an error that would grow with K.
+template <class C>
+__device__ inline void issue_wgmma_product(const float* sA, const float* sB, float (&d)[64]) {
+  const int wg = threadIdx.x / 128;
+  const float* a = sA + (C::BM == 128 ? wg * 64 * 32 : 0);
+  const float* b = sB + (C::BN == 256 ? wg * 128 * 32 : 0);
+  auto desc = [](const float* t) { return wgmma::desc_sw128(t); };
+  wgmma::fence_operands(d);
+  wgmma::arrive();
+#pragma unroll
+  for (int k = 0; k < 32; k += 8) {
+    if constexpr (C::M == Mode::Tf32x3) {
+      const float *as = a + C::BM * 32, *bs = b + C::BN * 32;
+      wgmma::mma_m64n128k8_tf32(d, desc(as + k), desc(b + k), k > 0);
+      wgmma::mma_m64n128k8_tf32(d, desc(a + k), desc(bs + k));
+    }
+    wgmma::mma_m64n128k8_tf32(d, desc(a + k), desc(b + k));
+  }
+  wgmma::commit();
+  wgmma::fence_operands(d);
+}
+
+// acc += step, once the step's product is done (exact float32 on wgmma).
+__device__ inline void add_step(float (&acc)[64], float (&step)[64]) {
+  wgmma::fence_operands(step);
+#pragma unroll
+  for (int e = 0; e < 64; ++e) acc[e] += step[e];
+}
+
+// Row and column of accumulator e of this thread in the wgmma layout.
+template <class C>
+__device__ inline void acc_coord_wgmma(int e, int& row, int& col) {
+  const int wg = threadIdx.x / 128, w = threadIdx.x / 32 % 4, lane = threadIdx.x % 32, q = e % 4;
+  row = (C::BM == 128 ? wg * 64 : 0) + w * 16 + lane / 4 + (q >= 2 ? 8 : 0);
+  col = (C::BN == 256 ? wg * 128 : 0) + e / 4 * 8 + 2 * (lane % 4) + (q & 1);
+}
+
 // Tiled: the block's pixels are a forward_tile patch (else BM consecutive pixels); a
-// template argument, as a run-time choice costs the steps registers.
-template <class C, bool Tiled>
-__global__ void __launch_bounds__(kThreads, 2) forward_kernel(Args<typename C::T, typename C::S> a) {
+// template argument, as a run-time choice costs the steps registers. WG: the product on
+// wgmma (sm90), asynchronous: the warps gather step k + 1 while the tensor cores multiply
+// step k, where mma.sync makes each warp wait for its own products.
+template <class C, bool Tiled, bool WG = false>
+__global__ void __launch_bounds__(kThreads, (forward_blocks_per_sm<C, WG>()))
+    forward_kernel(Args<typename C::T, typename C::S> a) {
   using T = typename C::T;
   using S = typename C::S;
   using A = typename C::A;
+  static_assert(!WG || (wgmma_fits<C>() && C::kAcc == 64), "wgmma tiles");
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  constexpr int TT = forward_table_taps<C>();
-  S* sA = reinterpret_cast<S*>(smem_raw);                                       // [2][BM][P]
-  S* sB = sA + 2 * C::BM * C::P;                                                // [2][BN][P]
-  FwdEntry<A>* table = reinterpret_cast<FwdEntry<A>*>(sB + 2 * C::BN * C::P);  // [TT][BM]
+  constexpr int TT = forward_table_taps<C, WG>();
+  constexpr int RP = WG ? C::BK : C::P;          // tile row pitch (elements)
+  constexpr int PARTS = forward_parts<C, WG>();  // 2: the TF32 big and small parts
+  unsigned char* tiles = smem_raw;
+  if constexpr (WG) tiles += (1024 - __cvta_generic_to_shared(smem_raw) % 1024) % 1024;  // swizzle alignment
+  S* sA = reinterpret_cast<S*>(tiles);   // [2][PARTS][BM][RP]
+  S* sB = sA + 2 * PARTS * C::BM * RP;   // [2][PARTS][BN][RP]
+  FwdEntry<A>* table = reinterpret_cast<FwdEntry<A>*>(smem_raw + forward_tile_bytes<C, WG>());  // [TT][BM]
   const Geo& g = a.g;
   constexpr int V = 16 / int(sizeof(T));  // channels a lane reads at once
   constexpr int L = C::BK / V;            // lanes a pixel
@@ -446,6 +538,31 @@ __global__ void __launch_bounds__(kThreads, 2) forward_kernel(Args<typename C::T
   const int NC = (g.Cin_g + C::BK - 1) / C::BK;
   const int NB = (g.Cout_g + C::BN - 1) / C::BN;
   const int CoutP = NB * C::BN;
+  // Samples of channels k .. k + V of A-tile row `row`: the operands (or both TF32 parts).
+  auto store_a = [](S* buf, int row, int k, const A(&val)[V]) {
+    S sv[V];
+    if constexpr (PARTS == 2) {
+      S small[V];
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        sv[j] = __uint_as_float(to_tf32(val[j]));
+        small[j] = __uint_as_float(to_tf32(val[j] - sv[j]));
+      }
+      store_run<S, V>(buf + C::BM * RP + wgmma::sw128(row, k), small);
+    } else {
+#pragma unroll
+      for (int j = 0; j < V; ++j) sv[j] = to_operand<C>(val[j]);
+    }
+    store_run<S, V>(WG ? buf + wgmma::sw128(row, k) : buf + row * C::P + k, sv);
+  };
+  auto load_weights = [&](S* dst, const S* src) {
+    if constexpr (WG) {
+#pragma unroll
+      for (int p = 0; p < PARTS; ++p) load_tile_async_sw128<C::BN>(dst + p * C::BN * RP, src + p * CoutP * C::BK);
+    } else {
+      load_tile_async<C, C::BN>(dst, src);
+    }
+  };
   const int KT = g.taps * NC;  // K steps: channel chunk outer, tap inner (the chunk's rows stay in L1)
   // The block's pixels: row r is pixel(origin, r). A patch's origin (image, first row and
   // column) waits in shared memory, read where needed: registers are scarce in the steps.
@@ -477,12 +594,16 @@ __global__ void __launch_bounds__(kThreads, 2) forward_kernel(Args<typename C::T
   const int lc = threadIdx.x % L * V;
   for (int yb = blockIdx.y; yb < g.groups * NB; yb += gridDim.y) {
     const int gw = yb / NB, nb = yb % NB;
-    const S* wblk = a.wpack + int64_t(gw) * KT * CoutP * C::BK + nb * C::BN * C::BK;
-    const int64_t chunk_stride = int64_t(CoutP) * C::BK;
+    const int64_t chunk_stride = int64_t(PARTS) * CoutP * C::BK;
+    const S* wblk = a.wpack + gw * KT * chunk_stride + nb * C::BN * C::BK;
     A acc[C::kAcc];
 #pragma unroll
     for (int e = 0; e < C::kAcc; ++e) acc[e] = 0;
-    load_tile_async<C, C::BN>(sB, wblk);
+    // exact float32 on wgmma: the product of the step in flight, added to acc once done
+    A step[PARTS == 2 ? C::kAcc : 1];
+#pragma unroll
+    for (int e = 0; e < int(sizeof(step) / sizeof(A)); ++e) step[e] = 0;
+    load_weights(sB, wblk);
     cp_async_commit();
     int kt = 0;                         // K step
     int table_og = -1, table_t0 = -1;  // what the table holds
@@ -520,7 +641,7 @@ __global__ void __launch_bounds__(kThreads, 2) forward_kernel(Args<typename C::T
         }
 #pragma unroll 1
         for (int t = 0; t < nt; ++t, ++kt) {
-          S* a_buf = sA + (kt & 1) * C::BM * C::P;
+          S* a_buf = sA + (kt & 1) * PARTS * C::BM * RP;
           if (uniform) {
             const FwdEntry<A>* tab = table + t * C::BM;
             constexpr int NQ = PASSES < 2 ? PASSES : 2;  // pixels whose loads fly together
@@ -532,12 +653,7 @@ __global__ void __launch_bounds__(kThreads, 2) forward_kernel(Args<typename C::T
               A val[NQ][V];
               gather_entries<T, V, NQ>(a.in_cl + gw * g.CinP + c0 + lc, tab, rows, c0 + lc < g.CinP, val);
 #pragma unroll
-              for (int i = 0; i < NQ; ++i) {
-                S sv[V];
-#pragma unroll
-                for (int j = 0; j < V; ++j) sv[j] = to_operand<C>(val[i][j]);
-                store_run<S, V>(a_buf + rows[i] * C::P + lc, sv);
-              }
+              for (int i = 0; i < NQ; ++i) store_a(a_buf, rows[i], lc, val[i]);
             }
           } else {
 #pragma unroll 1
@@ -547,28 +663,44 @@ __global__ void __launch_bounds__(kThreads, 2) forward_kernel(Args<typename C::T
               int o[3];
               origin(o);
               sample_slow<T, V>(g, a.in_cl, a.offset, a.mask, pixel(o, pr), true, gw, t0 + t, c0 + lc, val);
-              S sv[V];
-#pragma unroll
-              for (int j = 0; j < V; ++j) sv[j] = to_operand<C>(val[j]);
-              store_run<S, V>(a_buf + pr * C::P + lc, sv);
+              store_a(a_buf, pr, lc, val);
             }
           }
+          if constexpr (WG) {
+            wgmma::wait<0>();  // step kt - 1's product is done with its tiles
+            if constexpr (PARTS == 2) add_step(acc, step);
+          }
           cp_async_wait_all();
+          if constexpr (WG) wgmma::fence_smem_for_async();
           __syncthreads();
           if (kt + 1 < KT) {
-            load_tile_async<C, C::BN>(sB + ((kt + 1) & 1) * C::BN * C::P, wblk + (kt + 1) * chunk_stride);
+            load_weights(sB + ((kt + 1) & 1) * PARTS * C::BN * RP, wblk + (kt + 1) * chunk_stride);
             cp_async_commit();
           }
-          tile_product<C>(a_buf, sB + (kt & 1) * C::BN * C::P, acc);
+          S* b_buf = sB + (kt & 1) * PARTS * C::BN * RP;
+          if constexpr (WG && PARTS == 2)
+            issue_wgmma_product<C>(a_buf, b_buf, step);
+          else if constexpr (WG)
+            issue_wgmma_product<C>(a_buf, b_buf, acc);
+          else
+            tile_product<C>(a_buf, b_buf, acc);
         }
       }
+    }
+    if constexpr (WG) {
+      wgmma::wait<0>();
+      if constexpr (PARTS == 2) add_step(acc, step);
+      wgmma::fence_operands(acc);
     }
     int o[3];
     origin(o);
 #pragma unroll
     for (int e = 0; e < C::kAcc; ++e) {
       int row, col;
-      acc_coord<C>(e, row, col);
+      if constexpr (WG)
+        acc_coord_wgmma<C>(e, row, col);
+      else
+        acc_coord<C>(e, row, col);
       const int co = nb * C::BN + col;
       const Pix q = pixel(o, row);
       if (q.ok && co < g.Cout_g) {
@@ -1037,17 +1169,32 @@ Args<T, S> base_args(const Geo& g, const Tensor& xin, const Tensor& offset, cons
   return a;
 }
 
+// wgmma exists on compute capability 9.0 only (sm_90a code); TVOPS_DCN_WGMMA=0 keeps
+// mma.sync there too (for comparisons and tests).
+bool use_wgmma(int device) {
+  const char* v = std::getenv("TVOPS_DCN_WGMMA");  // read each call: one process can compare both
+  const bool off = v && std::string(v) == "0";
+  int major = 0, minor = 0;
+  TVOPS_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  TVOPS_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  return !off && major == 9 && minor == 0;
+}
+
 template <class C>
 void run_forward(Geo g, const Tensor& input, const Tensor& weight, const Tensor& offset, const Tensor& mask,
                  const Tensor& bias, Tensor& out, const Context& ctx) {
   using T = typename C::T;
   using S = typename C::S;
   auto stream = static_cast<cudaStream_t>(ctx.cuda_stream);
+  bool wg = false;
+  if constexpr (kTune.dcn_wgmma && wgmma_fits<C>()) wg = use_wgmma(input.device().index);
+  const int parts = wg ? forward_parts<C, true>() : 1;
   const Tensor xin = channels_last_input<T>(g, input, ctx);
   const int NC = (g.Cin_g + C::BK - 1) / C::BK, NB = (g.Cout_g + C::BN - 1) / C::BN;
-  const int64_t packed = int64_t(g.groups) * g.taps * NC * NB * C::BN * C::BK;
+  const int64_t packed = int64_t(g.groups) * g.taps * NC * parts * NB * C::BN * C::BK;
   Tensor wp = Tensor::empty({packed * int64_t(sizeof(S))}, DType::UInt8, input.device(), ctx);
-  pack_forward_weights<C><<<grid_stride_blocks(packed), 256, 0, stream>>>(weight.data<T>(), wp.data<S>(), g, packed);
+  auto pack = parts == 2 ? pack_forward_weights<C, 2> : pack_forward_weights<C, 1>;
+  pack<<<grid_stride_blocks(packed), 256, 0, stream>>>(weight.data<T>(), wp.data<S>(), g, packed);
   TVOPS_CUDA_CHECK(cudaGetLastError());
   Args<T, S> a = base_args<T, S>(g, xin, offset, mask);
   a.bias = bias.defined() ? bias.data<T>() : nullptr;
@@ -1055,14 +1202,24 @@ void run_forward(Geo g, const Tensor& input, const Tensor& weight, const Tensor&
   a.out = out.data<T>();
 
   const bool tiled = forward_tile<C>::fits(g);
-  auto kernel = tiled ? forward_kernel<C, true> : forward_kernel<C, false>;
-  constexpr int smem = forward_smem<C>();
-  allow_dynamic_smem(kernel, smem);
   const int64_t blocks = tiled ? forward_tile<C>::blocks(g) : (g.NP + C::BM - 1) / C::BM;
   TVOPS_CHECK(blocks < (int64_t(1) << 31), Value, "deform_conv2d: too many pixels for the CUDA forward");
   const dim3 grid(unsigned(blocks), grid_y(int64_t(g.groups) * NB));
-  kernel<<<grid, kThreads, smem, stream>>>(a);
-  TVOPS_CUDA_CHECK(cudaGetLastError());
+  auto launch = [&](auto kernel, int smem) {
+    allow_dynamic_smem(kernel, smem);
+    kernel<<<grid, kThreads, smem, stream>>>(a);
+    TVOPS_CUDA_CHECK(cudaGetLastError());
+  };
+  if constexpr (kTune.dcn_wgmma && wgmma_fits<C>()) {
+    if (wg) {
+      constexpr int smem = forward_smem<C, true>();
+      static_assert(smem <= kTune.smem_per_block_optin, "deform_conv2d: wgmma forward tiles exceed shared memory");
+      launch(tiled ? forward_kernel<C, true, true> : forward_kernel<C, false, true>, smem);
+      return;
+    }
+  }
+  constexpr int smem = forward_smem<C>();
+  launch(tiled ? forward_kernel<C, true> : forward_kernel<C, false>, smem);
 }
 
 // Data gradient (Cd) and weight gradient (Cw) configurations of one dtype and mode.

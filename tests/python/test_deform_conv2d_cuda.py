@@ -136,13 +136,23 @@ def test_forward_and_gradients_match_torchvision(name, mode):
     check(ours, ref, tol, ertol, what=f"{mode} vs torchvision {ref_dtype}")
 
 
-def test_exact_float32_keeps_float32_accuracy_at_long_k():
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("mode", ["float32-tf32", "float32-exact"])
+def test_float32_forward_on_mma_sync_matches_torchvision(name, mode, monkeypatch):
+    """On sm90 the float32 forward multiplies with wgmma; TVOPS_DCN_WGMMA=0 selects the
+    mma.sync kernel the other targets run, which must stay right there too."""
+    monkeypatch.setenv("TVOPS_DCN_WGMMA", "0")
+    test_forward_and_gradients_match_torchvision(name, mode)
+
+
+@pytest.mark.parametrize("cout", [64, 256])  # 256: the 64 x 256 forward tile (wgmma on sm90)
+def test_exact_float32_keeps_float32_accuracy_at_long_k(cout):
     """allow_tf32=False at dcn-l's reduction length (256 channels x 9 taps = 2304 terms):
     every result as close to float64 as torchvision's float32 FMAs come (the tensor
     cores' own accumulation drifted to 40x their error there)."""
-    case = make_case(7, N=1, Cin=256, Cout=64, H=12, W=12, kh=3, kw=3, stride=(1, 1), pad=(1, 1), dil=(1, 1),
+    case = make_case(7, N=1, Cin=256, Cout=cout, H=12, W=12, kh=3, kw=3, stride=(1, 1), pad=(1, 1), dil=(1, 1),
                      groups=1, og=1, spread=1.0)
-    grad_out = torch.randn(1, 64, 12, 12, device=DEV)
+    grad_out = torch.randn(1, cout, 12, 12, device=DEV)
     exact = run(torchvision, case, torch.float64, grad_out)
     theirs = run(torchvision, case, torch.float32, grad_out)
     with tf32(False):
