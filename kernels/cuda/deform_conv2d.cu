@@ -244,11 +244,11 @@ struct FwdEntry {
 
 // The forward's tile product: mma.sync over padded tiles, or (WG, sm90) wgmma over
 // 128-byte-swizzled tiles, issued asynchronously so that the next step's gathers overlap
-// it. WG needs float32 operands (TF32 or exact), BK = 32 (one 128-byte row) and a block
-// of two 64 x 128 warpgroup tiles. Exact float32 (3xTF32) keeps both TF32 parts of A and
-// B in shared memory and a second set of accumulators for the step: one block an SM.
+// it. WG needs K steps of one 128-byte row (BK = 32 float32, 64 bfloat16 / float16) and a
+// block of two 64 x 128 warpgroup tiles. Exact float32 (3xTF32) keeps both TF32 parts of
+// A and B in shared memory and a second set of accumulators for the step: one block an SM.
 template <class C> constexpr bool wgmma_fits() {
-  return (C::M == Mode::Tf32 || C::M == Mode::Tf32x3) && C::BK == 32 &&
+  return C::M != Mode::Simt && C::BK * int(sizeof(typename C::S)) == 128 &&
          ((C::BM == 64 && C::BN == 256) || (C::BM == 128 && C::BN == 128));
 }
 template <class C, bool WG> constexpr int forward_parts() { return WG && C::M == Mode::Tf32x3 ? 2 : 1; }
@@ -455,16 +455,17 @@ struct forward_tile {
   }
 };
 
-// Copies a contiguous [ROWS][32] block of packed float operands into a 128-byte-swizzled
+// Copies a contiguous block of ROWS packed 128-byte operand rows into a 128-byte-swizzled
 // tile (wgmma.cuh): a thread copies one chunk column of rows 32 apart, constant offsets.
-template <int ROWS>
-__device__ inline void load_tile_async_sw128(float* dst, const float* src) {
+template <int ROWS, typename S>
+__device__ inline void load_tile_async_sw128(S* dst, const S* src) {
   static_assert(ROWS % (kThreads / 8) == 0, "rows");
+  constexpr int E = 16 / int(sizeof(S)), ROW = 8 * E;  // elements in 16 bytes, in a row
   const int r = threadIdx.x / 8, q = threadIdx.x % 8;
-  float* d = dst + wgmma::sw128(r, q * 4);
-  const float* s = src + r * 32 + q * 4;
+  S* d = dst + wgmma::sw128<sizeof(S)>(r, q * E);
+  const S* s = src + r * ROW + q * E;
 #pragma unroll
-  for (int j = 0; j < ROWS / (kThreads / 8); ++j) cp_async16(d + j * (kThreads / 8) * 32, s + j * (kThreads / 8) * 32);
+  for (int j = 0; j < ROWS / (kThreads / 8); ++j) cp_async16(d + j * (kThreads / 8) * ROW, s + j * (kThreads / 8) * ROW);
 }
 
 // The block's tile product on wgmma (wgmma_fits): warpgroup wg takes the 64 x 128 tile
@@ -474,31 +475,39 @@ __device__ inline void load_tile_async_sw128(float* dst, const float* src) {
 // which the caller adds to its running sums once done: the tensor cores add into their
 // accumulator without rounding to nearest, an error that would grow with K.
 template <class C>
-__device__ inline void issue_wgmma_product(const float* sA, const float* sB, float (&d)[64]) {
+__device__ inline void issue_wgmma_product(const typename C::S* sA, const typename C::S* sB, float (&d)[64]) {
+  using S = typename C::S;
+  constexpr int ROW = C::BK, KSTEP = 32 / int(sizeof(S));  // elements in a row, in an instruction
   const int wg = threadIdx.x / 128;
-  const float* a = sA + (C::BM == 128 ? wg * 64 * 32 : 0);
-  const float* b = sB + (C::BN == 256 ? wg * 128 * 32 : 0);
-  auto desc = [](const float* t) { return wgmma::desc_sw128(t); };
+  const S* a = sA + (C::BM == 128 ? wg * 64 * ROW : 0);
+  const S* b = sB + (C::BN == 256 ? wg * 128 * ROW : 0);
+  auto desc = [](const S* t) { return wgmma::desc_sw128(t); };
   wgmma::fence_operands(d);
   wgmma::arrive();
 #pragma unroll
-  for (int k = 0; k < 32; k += 8) {
+  for (int k = 0; k < ROW; k += KSTEP) {
     if constexpr (C::M == Mode::Tf32x3) {
-      const float *as = a + C::BM * 32, *bs = b + C::BN * 32;
+      const S *as = a + C::BM * ROW, *bs = b + C::BN * ROW;
       wgmma::mma_m64n128k8_tf32(d, desc(as + k), desc(b + k), k > 0);
       wgmma::mma_m64n128k8_tf32(d, desc(a + k), desc(bs + k));
     }
-    wgmma::mma_m64n128k8_tf32(d, desc(a + k), desc(b + k));
+    if constexpr (C::M == Mode::Half && std::is_same_v<S, __nv_bfloat16>)
+      wgmma::mma_m64n128k16_bf16(d, desc(a + k), desc(b + k));
+    else if constexpr (C::M == Mode::Half)
+      wgmma::mma_m64n128k16_f16(d, desc(a + k), desc(b + k));
+    else
+      wgmma::mma_m64n128k8_tf32(d, desc(a + k), desc(b + k));
   }
   wgmma::commit();
   wgmma::fence_operands(d);
 }
 
 // acc += step, once the step's product is done (exact float32 on wgmma).
-__device__ inline void add_step(float (&acc)[64], float (&step)[64]) {
+template <int N>
+__device__ inline void add_step(float (&acc)[N], float (&step)[N]) {
   wgmma::fence_operands(step);
 #pragma unroll
-  for (int e = 0; e < 64; ++e) acc[e] += step[e];
+  for (int e = 0; e < N; ++e) acc[e] += step[e];
 }
 
 // Row and column of accumulator e of this thread in the wgmma layout.
@@ -548,12 +557,12 @@ __global__ void __launch_bounds__(kThreads, (forward_blocks_per_sm<C, WG>()))
         sv[j] = __uint_as_float(to_tf32(val[j]));
         small[j] = __uint_as_float(to_tf32(val[j] - sv[j]));
       }
-      store_run<S, V>(buf + C::BM * RP + wgmma::sw128(row, k), small);
+      store_run<S, V>(buf + C::BM * RP + wgmma::sw128<sizeof(S)>(row, k), small);
     } else {
 #pragma unroll
       for (int j = 0; j < V; ++j) sv[j] = to_operand<C>(val[j]);
     }
-    store_run<S, V>(WG ? buf + wgmma::sw128(row, k) : buf + row * C::P + k, sv);
+    store_run<S, V>(WG ? buf + wgmma::sw128<sizeof(S)>(row, k) : buf + row * C::P + k, sv);
   };
   auto load_weights = [&](S* dst, const S* src) {
     if constexpr (WG) {
@@ -1180,21 +1189,21 @@ bool use_wgmma(int device) {
   return !off && major == 9 && minor == 0;
 }
 
-template <class C>
+// WG: the wgmma kernel (the caller checked use_wgmma).
+template <class C, bool WG>
 void run_forward(Geo g, const Tensor& input, const Tensor& weight, const Tensor& offset, const Tensor& mask,
                  const Tensor& bias, Tensor& out, const Context& ctx) {
   using T = typename C::T;
   using S = typename C::S;
+  static_assert(!WG || (kTune.dcn_wgmma && wgmma_fits<C>()), "wgmma forward");
+  constexpr int parts = forward_parts<C, WG>();
   auto stream = static_cast<cudaStream_t>(ctx.cuda_stream);
-  bool wg = false;
-  if constexpr (kTune.dcn_wgmma && wgmma_fits<C>()) wg = use_wgmma(input.device().index);
-  const int parts = wg ? forward_parts<C, true>() : 1;
   const Tensor xin = channels_last_input<T>(g, input, ctx);
   const int NC = (g.Cin_g + C::BK - 1) / C::BK, NB = (g.Cout_g + C::BN - 1) / C::BN;
   const int64_t packed = int64_t(g.groups) * g.taps * NC * parts * NB * C::BN * C::BK;
   Tensor wp = Tensor::empty({packed * int64_t(sizeof(S))}, DType::UInt8, input.device(), ctx);
-  auto pack = parts == 2 ? pack_forward_weights<C, 2> : pack_forward_weights<C, 1>;
-  pack<<<grid_stride_blocks(packed), 256, 0, stream>>>(weight.data<T>(), wp.data<S>(), g, packed);
+  pack_forward_weights<C, parts>
+      <<<grid_stride_blocks(packed), 256, 0, stream>>>(weight.data<T>(), wp.data<S>(), g, packed);
   TVOPS_CUDA_CHECK(cudaGetLastError());
   Args<T, S> a = base_args<T, S>(g, xin, offset, mask);
   a.bias = bias.defined() ? bias.data<T>() : nullptr;
@@ -1202,24 +1211,30 @@ void run_forward(Geo g, const Tensor& input, const Tensor& weight, const Tensor&
   a.out = out.data<T>();
 
   const bool tiled = forward_tile<C>::fits(g);
+  auto kernel = tiled ? forward_kernel<C, true, WG> : forward_kernel<C, false, WG>;
+  constexpr int smem = forward_smem<C, WG>();
+  static_assert(smem <= kTune.smem_per_block_optin, "deform_conv2d: forward tiles exceed shared memory");
+  allow_dynamic_smem(kernel, smem);
   const int64_t blocks = tiled ? forward_tile<C>::blocks(g) : (g.NP + C::BM - 1) / C::BM;
   TVOPS_CHECK(blocks < (int64_t(1) << 31), Value, "deform_conv2d: too many pixels for the CUDA forward");
   const dim3 grid(unsigned(blocks), grid_y(int64_t(g.groups) * NB));
-  auto launch = [&](auto kernel, int smem) {
-    allow_dynamic_smem(kernel, smem);
-    kernel<<<grid, kThreads, smem, stream>>>(a);
-    TVOPS_CUDA_CHECK(cudaGetLastError());
-  };
-  if constexpr (kTune.dcn_wgmma && wgmma_fits<C>()) {
-    if (wg) {
-      constexpr int smem = forward_smem<C, true>();
-      static_assert(smem <= kTune.smem_per_block_optin, "deform_conv2d: wgmma forward tiles exceed shared memory");
-      launch(tiled ? forward_kernel<C, true, true> : forward_kernel<C, false, true>, smem);
+  kernel<<<grid, kThreads, smem, stream>>>(a);
+  TVOPS_CUDA_CHECK(cudaGetLastError());
+}
+
+// The forward with BM x BN tiles: on wgmma where this build and the device have it (K
+// steps of one 128-byte row), else mma.sync with BK = 32.
+template <typename T, Mode M, int BM, int BN>
+void forward_tiles(Geo g, const Tensor& input, const Tensor& weight, const Tensor& offset, const Tensor& mask,
+                   const Tensor& bias, Tensor& out, const Context& ctx) {
+  using Cw = Cfg<T, M, BM, BN, (M == Mode::Half ? 64 : 32)>;
+  if constexpr (kTune.dcn_wgmma && wgmma_fits<Cw>()) {
+    if (use_wgmma(input.device().index)) {
+      run_forward<Cw, true>(g, input, weight, offset, mask, bias, out, ctx);
       return;
     }
   }
-  constexpr int smem = forward_smem<C>();
-  launch(tiled ? forward_kernel<C, true> : forward_kernel<C, false>, smem);
+  run_forward<Cfg<T, M, BM, BN, 32>, false>(g, input, weight, offset, mask, bias, out, ctx);
 }
 
 // Data gradient (Cd) and weight gradient (Cw) configurations of one dtype and mode.
@@ -1381,14 +1396,14 @@ Tensor deform_conv2d(const Tensor& input, const Tensor& weight, const Tensor& of
     with_mode<T>(allow_tf32, [&](auto mode) {
       constexpr Mode M = decltype(mode)::value;
       if constexpr (M == Mode::Simt) {
-        run_forward<Cfg<T, M, 64, 64, 16>>(g, input, weight, offset, mask, bias, out, ctx);
+        run_forward<Cfg<T, M, 64, 64, 16>, false>(g, input, weight, offset, mask, bias, out, ctx);
       } else {
         if (widest)
-          run_forward<Cfg<T, M, 64, 256, 32>>(g, input, weight, offset, mask, bias, out, ctx);
+          forward_tiles<T, M, 64, 256>(g, input, weight, offset, mask, bias, out, ctx);
         else if (wide)
-          run_forward<Cfg<T, M, 128, 128, 32>>(g, input, weight, offset, mask, bias, out, ctx);
+          forward_tiles<T, M, 128, 128>(g, input, weight, offset, mask, bias, out, ctx);
         else
-          run_forward<Cfg<T, M, 128, 64, 32>>(g, input, weight, offset, mask, bias, out, ctx);
+          run_forward<Cfg<T, M, 128, 64, 32>, false>(g, input, weight, offset, mask, bias, out, ctx);
       }
     });
   });

@@ -1,14 +1,15 @@
 // Hopper warpgroup matrix products (internal): wgmma.mma_async with both operands in
 // shared memory, for the sm90 variant (compiled for sm_90a). A warpgroup (4 warps, 128
-// threads) multiplies a 64-row A tile by an N-row B tile, both k-contiguous, and adds into
-// 64 x N float32 accumulators spread over its threads like mma.sync's m16n8 fragments
+// threads) multiplies a 64-row A tile by a 128-row B tile, both k-contiguous, and adds into
+// 64 x 128 float32 accumulators spread over its threads like mma.sync's m16n8 fragments
 // (warp w holds rows 16w .. 16w + 15). The product runs asynchronously: the warps issue it,
 // go on (e.g. gather the next tiles), and wait before touching the accumulators or the
 // tiles again.
 //
-// Tiles use the 128-byte swizzle: row r is 128 bytes (32 float32) at r * 128, its 16-byte
-// chunk j stored at chunk j ^ (r % 8), tiles 1024-byte aligned. Stores of one row's 8
-// chunks by 8 lanes then hit 8 different bank groups.
+// Tiles use the 128-byte swizzle: row r is 128 bytes (32 float32 or 64 16-bit values) at
+// r * 128, its 16-byte chunk j stored at chunk j ^ (r % 8), tiles 1024-byte aligned.
+// Stores of one row's 8 chunks by 8 lanes then hit 8 different bank groups. One product
+// instruction takes 32 bytes of k (8 TF32 or 16 16-bit values).
 #pragma once
 
 #include <cstdint>
@@ -23,8 +24,12 @@ constexpr bool kDeviceHas = true;
 constexpr bool kDeviceHas = false;
 #endif
 
-// Float offset of element (r, k) of a 128-byte-swizzled tile of 32-float rows.
-__host__ __device__ constexpr int sw128(int r, int k) { return r * 32 + (((k >> 2) ^ (r & 7)) << 2) + (k & 3); }
+// Offset (in elements of EB bytes) of element (r, k) of a 128-byte-swizzled tile.
+template <int EB = 4>
+__host__ __device__ constexpr int sw128(int r, int k) {
+  constexpr int chunk = 16 / EB;  // elements in 16 bytes
+  return r * 8 * chunk + ((k / chunk) ^ (r & 7)) * chunk + k % chunk;
+}
 
 // Shared-memory matrix descriptor: k-major, 128-byte swizzle, 8-row groups 1024 bytes
 // apart (the leading offset is unused for swizzled k-major tiles).
@@ -95,6 +100,62 @@ __device__ inline void mma_m64n128k8_tf32(float (&d)[64], uint64_t a, uint64_t b
       : "l"(a), "l"(b), "r"(int(accumulate)));
 #else
   (void)d, (void)a, (void)b, (void)accumulate;
+  __trap();
+#endif
+}
+
+// d[64 x 128] += A[64 x 16] . B[128 x 16]^T, bfloat16 or float16 operands (both k-major).
+__device__ inline void mma_m64n128k16_bf16(float (&d)[64], uint64_t a, uint64_t b) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  asm volatile(
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7,"
+      "%8, %9, %10, %11, %12, %13, %14, %15,"
+      "%16, %17, %18, %19, %20, %21, %22, %23,"
+      "%24, %25, %26, %27, %28, %29, %30, %31,"
+      "%32, %33, %34, %35, %36, %37, %38, %39,"
+      "%40, %41, %42, %43, %44, %45, %46, %47,"
+      "%48, %49, %50, %51, %52, %53, %54, %55,"
+      "%56, %57, %58, %59, %60, %61, %62, %63"
+      "}, %64, %65, 1, 1, 1, 0, 0;\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(a), "l"(b));
+#else
+  (void)d, (void)a, (void)b;
+  __trap();
+#endif
+}
+__device__ inline void mma_m64n128k16_f16(float (&d)[64], uint64_t a, uint64_t b) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  asm volatile(
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7,"
+      "%8, %9, %10, %11, %12, %13, %14, %15,"
+      "%16, %17, %18, %19, %20, %21, %22, %23,"
+      "%24, %25, %26, %27, %28, %29, %30, %31,"
+      "%32, %33, %34, %35, %36, %37, %38, %39,"
+      "%40, %41, %42, %43, %44, %45, %46, %47,"
+      "%48, %49, %50, %51, %52, %53, %54, %55,"
+      "%56, %57, %58, %59, %60, %61, %62, %63"
+      "}, %64, %65, 1, 1, 1, 0, 0;\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(a), "l"(b));
+#else
+  (void)d, (void)a, (void)b;
   __trap();
 #endif
 }

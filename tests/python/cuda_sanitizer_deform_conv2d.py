@@ -12,6 +12,7 @@ shapes = [  # N, Cin, Cout, H, W, kh, kw, stride, pad, dil, groups, offset group
     (2, 6, 4, 9, 11, 3, 2, (1, 2), (1, 0), (2, 1), 2, 3, True),
     (1, 136, 130, 5, 6, 3, 3, (1, 1), (1, 1), (1, 1), 1, 1, False),
     (3, 80, 72, 4, 5, 3, 3, (2, 1), (1, 1), (1, 1), 1, 2, True),
+    (1, 40, 136, 33, 34, 3, 3, (1, 1), (1, 1), (1, 1), 1, 2, True),  # 8 x 8 pixel patches, partial at the edges
 ]
 for N, Cin, Cout, H, W, kh, kw, stride, pad, dil, groups, og, use_mask in shapes:
     Ho = (H + 2 * pad[0] - (dil[0] * (kh - 1) + 1)) // stride[0] + 1

@@ -137,9 +137,9 @@ def test_forward_and_gradients_match_torchvision(name, mode):
 
 
 @pytest.mark.parametrize("name", list(CASES))
-@pytest.mark.parametrize("mode", ["float32-tf32", "float32-exact"])
-def test_float32_forward_on_mma_sync_matches_torchvision(name, mode, monkeypatch):
-    """On sm90 the float32 forward multiplies with wgmma; TVOPS_DCN_WGMMA=0 selects the
+@pytest.mark.parametrize("mode", ["float32-tf32", "float32-exact", "float16", "bfloat16"])
+def test_forward_on_mma_sync_matches_torchvision(name, mode, monkeypatch):
+    """On sm90 the forward's wide tiles multiply with wgmma; TVOPS_DCN_WGMMA=0 selects the
     mma.sync kernel the other targets run, which must stay right there too."""
     monkeypatch.setenv("TVOPS_DCN_WGMMA", "0")
     test_forward_and_gradients_match_torchvision(name, mode)
