@@ -245,11 +245,12 @@ struct FwdEntry {
 // The forward's tile product: mma.sync over padded tiles, or (WG, sm90) wgmma over
 // 128-byte-swizzled tiles, issued asynchronously so that the next step's gathers overlap
 // it. WG needs K steps of one 128-byte row (BK = 32 float32, 64 bfloat16 / float16) and a
-// block of two 64 x 128 warpgroup tiles. Exact float32 (3xTF32) keeps both TF32 parts of
-// A and B in shared memory and a second set of accumulators for the step: one block an SM.
+// block of two warpgroup tiles, 64 x 128 (64 x 256 and 128 x 128 blocks) or 64 x 64
+// (128 x 64 blocks). Exact float32 (3xTF32) keeps both TF32 parts of A and B in shared
+// memory and a second set of accumulators for the step: one block an SM.
 template <class C> constexpr bool wgmma_fits() {
   return C::M != Mode::Simt && C::BK * int(sizeof(typename C::S)) == 128 &&
-         ((C::BM == 64 && C::BN == 256) || (C::BM == 128 && C::BN == 128));
+         ((C::BM == 64 && C::BN == 256) || (C::BM == 128 && (C::BN == 128 || C::BN == 64)));
 }
 template <class C, bool WG> constexpr int forward_parts() { return WG && C::M == Mode::Tf32x3 ? 2 : 1; }
 template <class C, bool WG> constexpr int forward_blocks_per_sm() { return forward_parts<C, WG>() == 2 ? 1 : 2; }
@@ -468,16 +469,19 @@ __device__ inline void load_tile_async_sw128(S* dst, const S* src) {
   for (int j = 0; j < ROWS / (kThreads / 8); ++j) cp_async16(d + j * (kThreads / 8) * ROW, s + j * (kThreads / 8) * ROW);
 }
 
-// The block's tile product on wgmma (wgmma_fits): warpgroup wg takes the 64 x 128 tile
-// at rows (BM = 128) or columns (BN = 256) 64 wg / 128 wg, four k8 steps of the 32-float
-// rows. Issued and committed, not waited for. TF32: d += A . B^T. Exact float32 (A and B
+// The block's tile product on wgmma (wgmma_fits): warpgroup wg takes the 64 x N tile at
+// rows (BM = 128) or columns (BN = 256) 64 wg / 128 wg, four instructions of 32 bytes of k
+// a row. Issued and committed, not waited for. TF32: d += A . B^T. Exact float32 (A and B
 // each [big part][small part]): d = As . Bb^T + Ab . Bs^T + Ab . Bb^T, the step's sum alone,
 // which the caller adds to its running sums once done: the tensor cores add into their
 // accumulator without rounding to nearest, an error that would grow with K.
 template <class C>
-__device__ inline void issue_wgmma_product(const typename C::S* sA, const typename C::S* sB, float (&d)[64]) {
+__device__ inline void issue_wgmma_product(const typename C::S* sA, const typename C::S* sB,
+                                           float (&d)[C::kAcc]) {
   using S = typename C::S;
   constexpr int ROW = C::BK, KSTEP = 32 / int(sizeof(S));  // elements in a row, in an instruction
+  constexpr int N = C::BN == 64 ? 64 : 128;                // the warpgroup tile's columns
+  static_assert(C::kAcc == N / 2, "accumulators");
   const int wg = threadIdx.x / 128;
   const S* a = sA + (C::BM == 128 ? wg * 64 * ROW : 0);
   const S* b = sB + (C::BN == 256 ? wg * 128 * ROW : 0);
@@ -488,15 +492,15 @@ __device__ inline void issue_wgmma_product(const typename C::S* sA, const typena
   for (int k = 0; k < ROW; k += KSTEP) {
     if constexpr (C::M == Mode::Tf32x3) {
       const S *as = a + C::BM * ROW, *bs = b + C::BN * ROW;
-      wgmma::mma_m64n128k8_tf32(d, desc(as + k), desc(b + k), k > 0);
-      wgmma::mma_m64n128k8_tf32(d, desc(a + k), desc(bs + k));
+      wgmma::mma_tf32<N>(d, desc(as + k), desc(b + k), k > 0);
+      wgmma::mma_tf32<N>(d, desc(a + k), desc(bs + k));
     }
     if constexpr (C::M == Mode::Half && std::is_same_v<S, __nv_bfloat16>)
-      wgmma::mma_m64n128k16_bf16(d, desc(a + k), desc(b + k));
+      wgmma::mma_bf16<N>(d, desc(a + k), desc(b + k));
     else if constexpr (C::M == Mode::Half)
-      wgmma::mma_m64n128k16_f16(d, desc(a + k), desc(b + k));
+      wgmma::mma_f16<N>(d, desc(a + k), desc(b + k));
     else
-      wgmma::mma_m64n128k8_tf32(d, desc(a + k), desc(b + k));
+      wgmma::mma_tf32<N>(d, desc(a + k), desc(b + k));
   }
   wgmma::commit();
   wgmma::fence_operands(d);
@@ -528,7 +532,7 @@ __global__ void __launch_bounds__(kThreads, (forward_blocks_per_sm<C, WG>()))
   using T = typename C::T;
   using S = typename C::S;
   using A = typename C::A;
-  static_assert(!WG || (wgmma_fits<C>() && C::kAcc == 64), "wgmma tiles");
+  static_assert(!WG || wgmma_fits<C>(), "wgmma tiles");
   extern __shared__ __align__(16) unsigned char smem_raw[];
   constexpr int TT = forward_table_taps<C, WG>();
   constexpr int RP = WG ? C::BK : C::P;          // tile row pitch (elements)
@@ -1403,7 +1407,7 @@ Tensor deform_conv2d(const Tensor& input, const Tensor& weight, const Tensor& of
         else if (wide)
           forward_tiles<T, M, 128, 128>(g, input, weight, offset, mask, bias, out, ctx);
         else
-          run_forward<Cfg<T, M, 128, 64, 32>, false>(g, input, weight, offset, mask, bias, out, ctx);
+          forward_tiles<T, M, 128, 64>(g, input, weight, offset, mask, bias, out, ctx);
       }
     });
   });

@@ -1,7 +1,8 @@
 // Hopper warpgroup matrix products (internal): wgmma.mma_async with both operands in
 // shared memory, for the sm90 variant (compiled for sm_90a). A warpgroup (4 warps, 128
-// threads) multiplies a 64-row A tile by a 128-row B tile, both k-contiguous, and adds into
-// 64 x 128 float32 accumulators spread over its threads like mma.sync's m16n8 fragments
+// threads) multiplies a 64-row A tile by an N-row B tile (N = 64 or 128), both
+// k-contiguous, and adds into 64 x N float32 accumulators spread over its threads like
+// mma.sync's m16n8 fragments
 // (warp w holds rows 16w .. 16w + 15). The product runs asynchronously: the warps issue it,
 // go on (e.g. gather the next tiles), and wait before touching the accumulators or the
 // tiles again.
@@ -70,9 +71,36 @@ __device__ inline void wait() {
 #endif
 }
 
-// d[64 x 128] = A[64 x 8] . B[128 x 8]^T + (accumulate ? d : 0) in TF32 (float32 bits, the
-// low mantissa bits ignored).
-__device__ inline void mma_m64n128k8_tf32(float (&d)[64], uint64_t a, uint64_t b, bool accumulate = true) {
+// d[64 x N] = A[64 x 8] . B[N x 8]^T + (accumulate ? d : 0) in TF32 (float32 bits, the low
+// mantissa bits ignored); N = 64 or 128, N / 2 accumulators a thread.
+template <int N>
+__device__ void mma_tf32(float (&d)[N / 2], uint64_t a, uint64_t b, bool accumulate = true);
+template <>
+__device__ inline void mma_tf32<64>(float (&d)[32], uint64_t a, uint64_t b, bool accumulate) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  asm volatile(
+      "{\n"
+      ".reg .pred p;\n"
+      "setp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7,"
+      "%8, %9, %10, %11, %12, %13, %14, %15,"
+      "%16, %17, %18, %19, %20, %21, %22, %23,"
+      "%24, %25, %26, %27, %28, %29, %30, %31"
+      "}, %32, %33, p, 1, 1;\n"
+      "}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "l"(a), "l"(b), "r"(int(accumulate)));
+#else
+  (void)d, (void)a, (void)b, (void)accumulate;
+  __trap();
+#endif
+}
+template <>
+__device__ inline void mma_tf32<128>(float (&d)[64], uint64_t a, uint64_t b, bool accumulate) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   asm volatile(
       "{\n"
@@ -104,8 +132,33 @@ __device__ inline void mma_m64n128k8_tf32(float (&d)[64], uint64_t a, uint64_t b
 #endif
 }
 
-// d[64 x 128] += A[64 x 16] . B[128 x 16]^T, bfloat16 or float16 operands (both k-major).
-__device__ inline void mma_m64n128k16_bf16(float (&d)[64], uint64_t a, uint64_t b) {
+// d[64 x N] += A[64 x 16] . B[N x 16]^T, bfloat16 or float16 operands (both k-major).
+template <int N>
+__device__ void mma_bf16(float (&d)[N / 2], uint64_t a, uint64_t b);
+template <int N>
+__device__ void mma_f16(float (&d)[N / 2], uint64_t a, uint64_t b);
+template <>
+__device__ inline void mma_bf16<64>(float (&d)[32], uint64_t a, uint64_t b) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  asm volatile(
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7,"
+      "%8, %9, %10, %11, %12, %13, %14, %15,"
+      "%16, %17, %18, %19, %20, %21, %22, %23,"
+      "%24, %25, %26, %27, %28, %29, %30, %31"
+      "}, %32, %33, 1, 1, 1, 0, 0;\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "l"(a), "l"(b));
+#else
+  (void)d, (void)a, (void)b;
+  __trap();
+#endif
+}
+template <>
+__device__ inline void mma_bf16<128>(float (&d)[64], uint64_t a, uint64_t b) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   asm volatile(
       "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
@@ -132,7 +185,28 @@ __device__ inline void mma_m64n128k16_bf16(float (&d)[64], uint64_t a, uint64_t 
   __trap();
 #endif
 }
-__device__ inline void mma_m64n128k16_f16(float (&d)[64], uint64_t a, uint64_t b) {
+template <>
+__device__ inline void mma_f16<64>(float (&d)[32], uint64_t a, uint64_t b) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  asm volatile(
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7,"
+      "%8, %9, %10, %11, %12, %13, %14, %15,"
+      "%16, %17, %18, %19, %20, %21, %22, %23,"
+      "%24, %25, %26, %27, %28, %29, %30, %31"
+      "}, %32, %33, 1, 1, 1, 0, 0;\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "l"(a), "l"(b));
+#else
+  (void)d, (void)a, (void)b;
+  __trap();
+#endif
+}
+template <>
+__device__ inline void mma_f16<128>(float (&d)[64], uint64_t a, uint64_t b) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   asm volatile(
       "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {"
