@@ -466,7 +466,8 @@ __device__ inline void load_tile_async_sw128(S* dst, const S* src) {
   S* d = dst + wgmma::sw128<sizeof(S)>(r, q * E);
   const S* s = src + r * ROW + q * E;
 #pragma unroll
-  for (int j = 0; j < ROWS / (kThreads / 8); ++j) cp_async16(d + j * (kThreads / 8) * ROW, s + j * (kThreads / 8) * ROW);
+  for (int j = 0; j < ROWS / (kThreads / 8); ++j)
+    cp_async16(d + j * (kThreads / 8) * ROW, s + j * (kThreads / 8) * ROW);
 }
 
 // The block's tile product on wgmma (wgmma_fits): warpgroup wg takes the 64 x N tile at
