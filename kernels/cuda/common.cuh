@@ -60,14 +60,6 @@ inline cudaError_t set_kernel_attribute(const void* kernel, cudaFuncAttribute at
   return err;
 }
 
-// Lets `kernel` take `bytes` of dynamic shared memory (an opt-in above 48 KB).
-template <typename Kernel>
-void allow_dynamic_smem(Kernel kernel, std::size_t bytes) {
-  if (bytes > 48 * 1024)
-    TVOPS_CUDA_CHECK(set_kernel_attribute(reinterpret_cast<const void*>(kernel),
-                                          cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
-}
-
 // A kernel's static shared memory on the current device (cudaFuncGetAttributes, once).
 inline cudaError_t kernel_static_smem(const void* kernel, std::size_t& bytes) {
   static std::mutex mutex;
@@ -85,6 +77,25 @@ inline cudaError_t kernel_static_smem(const void* kernel, std::size_t& bytes) {
   const cudaError_t err = cudaFuncGetAttributes(&attr, kernel);
   if (err == cudaSuccess) bytes = known[key] = attr.sharedSizeBytes;
   return err;
+}
+
+// Lets `kernel` take `bytes` of dynamic shared memory: an opt-in where they and its
+// static shared memory exceed 48 KB together.
+template <typename Kernel>
+void allow_dynamic_smem(Kernel kernel, std::size_t bytes) {
+  std::size_t static_bytes = 0;
+  if (bytes > 0 && kernel_static_smem(reinterpret_cast<const void*>(kernel), static_bytes) != cudaSuccess)
+    cudaGetLastError();
+  if (bytes + static_bytes > 48 * 1024)
+    TVOPS_CUDA_CHECK(set_kernel_attribute(reinterpret_cast<const void*>(kernel),
+                                          cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+}
+
+// Streaming multiprocessors of `device` (grids sized in waves).
+inline int sm_count(int device) {
+  int n = 0;
+  TVOPS_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
+  return n;
 }
 
 // Threads of the grid-stride element-wise kernels (this SM target's row).

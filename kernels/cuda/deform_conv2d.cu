@@ -1144,12 +1144,6 @@ Geo make_geo(const DeformConvShape& s) {
   return g;
 }
 
-int sm_count(int device) {
-  int n = 0;
-  TVOPS_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
-  return n;
-}
-
 unsigned grid_y(int64_t n) { return static_cast<unsigned>(std::min<int64_t>(std::max<int64_t>(n, 1), 65535)); }
 
 // The channels-last, group-padded copy of the input that the samplers read (its

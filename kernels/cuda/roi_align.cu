@@ -8,14 +8,16 @@
 // produces one (channel, bin) output: consecutive threads write consecutive outputs
 // and read neighbouring pixels of one plane. The backward scatters the same samples
 // with atomics (or order-independent fixed-point atomics in deterministic mode).
-// roi_align's forward on NCHW maps samples shared-memory windows of RoI groups instead
-// (align_forward_win4 below for float math and 2 x 2 grids, align_forward_win for the
-// rest), and both directions take channels-last kernels where those fit
+// roi_align's forward on NCHW maps samples shared-memory windows instead: of map tiles
+// for float math and 2 x 2 grids (align_forward_tiles), of RoI groups for the RoIs the
+// tiles do not take and other grids or float64 (align_forward_win4, align_forward_win),
+// and both directions take channels-last kernels where those fit
 // (align_forward_cl, align_backward_cl; the latter merges each bin's corners that share
 // a pixel and adds 4 channels an atomic for float sums). The deterministic backward of
 // fixed sampling grids sums by map tiles without atomics (align_backward_tiles).
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -67,6 +69,16 @@ struct Geometry {
   }
   __device__ A x(int pw, int ix) const {
     return start_w + pw * bin_w + static_cast<A>(ix + .5f) * bin_w / static_cast<A>(gw);
+  }
+  // The same for a grid of G samples known at compile time (G = 2: the division is exact
+  // as a product, which the compiler emits instead of a division).
+  template <int G>
+  __device__ A y_at(int ph, int iy) const {
+    return start_h + ph * bin_h + static_cast<A>(iy + .5f) * bin_h / static_cast<A>(G);
+  }
+  template <int G>
+  __device__ A x_at(int pw, int ix) const {
+    return start_w + pw * bin_w + static_cast<A>(ix + .5f) * bin_w / static_cast<A>(G);
   }
 };
 
@@ -431,25 +443,138 @@ __device__ inline int block_exclusive_scan(int v, int* warp_sums, int* total) {
   return r;
 }
 
+// The tile forward (align_forward_tiles, below): a block owns a kFwdTile-pixel square
+// tile of one level's map in one image, loads it with a kFwdHalo-pixel margin below and
+// right once, and computes every bin whose samples start in it. The plan lists, per
+// tile, records of a RoI and the rectangle of its bins that start there.
+constexpr int kFwdTile = 32;                           // = the plan's cell
+constexpr int kFwdHalo = 6;
+constexpr int kFwdRows = kFwdTile + kFwdHalo;          // window rows (and columns) a bin may touch
+constexpr int kFwdPitch = 40;                          // float4 pixels a window row (whole 16-byte loads)
+constexpr int kFwdPlane = 1 + kFwdRows * kFwdPitch;    // a quad plane: a zero pixel, then the window
+constexpr int kFwdInvalid = -(1 << 20);                // tap row / column of a sample outside the map
+constexpr int kFwdRanges = 4;                          // tile rows (columns) one RoI's bins may start in
+constexpr int kFwdRecords = 64;                        // records a block holds at once
+// A bin at most this many pixels a side keeps its samples' rows within kFwdHalo - 2 of
+// the first (floor(side / 2) <= kFwdHalo - 2, one pixel to spare for float rounding).
+constexpr float kFwdMaxBin = 2.f * (kFwdHalo - 2) - 1.f;
+
+struct FwdTilePlan {
+  const int2* records;    // (RoI, ph0 | ph1 << 8 | pw0 << 16 | pw1 << 24), tile after tile; ends exclusive
+  const int* tile_start;  // [tiles + 1]
+  CellGrid tiles;         // the plan's cells, kFwdTile pixels a side
+};
+
+// The tile (map row or column index / kFwdTile) where bin samples a and b start.
+__device__ inline int anchor_tile(float a, float b, int size) {
+  return static_cast<int>(fminf(fmaxf(fminf(a, b), 0.f), float(size - 1))) / kFwdTile;
+}
+
+// The runs of one axis's bins by the tile they start in: false past kFwdRanges runs or
+// when a run skips a tile. Sets the first tile, the step (+1 / -1: bins may run
+// backwards, aligned RoIs with negative sizes), the runs and their starts 1.. as bytes.
+template <typename Sample>
+__device__ bool tile_runs(int n, int size, Sample&& sample, int& first, int& step, int& runs, int& starts) {
+  first = anchor_tile(sample(0, 0), sample(0, 1), size);
+  step = 0;
+  runs = 1;
+  starts = 0;
+  int last = first;
+  for (int i = 1; i < n; ++i) {
+    const int t = anchor_tile(sample(i, 0), sample(i, 1), size);
+    if (t == last) continue;
+    if (runs == kFwdRanges || (t - last != 1 && t - last != -1) || (step != 0 && t - last != step)) return false;
+    step = t - last;
+    starts |= i << (8 * (runs - 1));
+    ++runs;
+    last = t;
+  }
+  return true;
+}
+
+// A RoI's place in the tile forward: x = the tile of its first record, or -1 (then
+// y = its bucket for the group kernels); y = y runs | x runs << 4 | (row step < 0) << 8 |
+// (column step < 0) << 9 | tiles a row << 12; z / w = the starts of the y / x runs 1..3.
+// The tiles take RoIs with an image, 2 x 2 grids, bins of at most kFwdMaxBin pixels and
+// finite geometry.
+template <typename T>
+__device__ int4 tile_descriptor(const AlignArgs<T, float>& a, const CellGrid& cg, int k) {
+  const Geometry<float> g = roi_geometry<T, float, false>(a, k);
+  const bool fits = g.b >= 0 && g.H > 0 && g.W > 0 && g.gh == 2 && g.gw == 2 && fabsf(g.bin_h) <= kFwdMaxBin &&
+                    fabsf(g.bin_w) <= kFwdMaxBin && isfinite(g.start_h) && isfinite(g.start_w);
+  int ty, sy, ny, zy, tx, sx, nx, zx;
+  if (fits && tile_runs(a.PH, g.H, [&](int i, int s) { return g.template y_at<2>(i, s); }, ty, sy, ny, zy) &&
+      tile_runs(a.PW, g.W, [&](int i, int s) { return g.template x_at<2>(i, s); }, tx, sx, nx, zx)) {
+    const int l = g.level, cw = cg.cw[l];
+    return make_int4(cg.base[l] + (g.b * cg.ch[l] + ty) * cw + tx, ny | nx << 4 | (sy < 0) << 8 | (sx < 0) << 9 | cw << 12,
+                     zy, zx);
+  }
+  return make_int4(-1, bucket_of(a, cg, k), 0, 0);
+}
+
+// Calls f(tile, ph0 | ph1 << 8 | pw0 << 16 | pw1 << 24) for each record of descriptor d.
+template <typename F>
+__device__ void for_tile_records(int4 d, int PH, int PW, F&& f) {
+  const int ny = d.y & 15, nx = d.y >> 4 & 15, cw = d.y >> 12;
+  const int sy = (d.y >> 8 & 1) ? -cw : cw, sx = (d.y >> 9 & 1) ? -1 : 1;
+  for (int i = 0; i < ny; ++i) {
+    const int y0 = i == 0 ? 0 : d.z >> (8 * (i - 1)) & 255, y1 = i == ny - 1 ? PH : d.z >> (8 * i) & 255;
+    for (int j = 0; j < nx; ++j) {
+      const int x0 = j == 0 ? 0 : d.w >> (8 * (j - 1)) & 255, x1 = j == nx - 1 ? PW : d.w >> (8 * j) & 255;
+      f(d.x + i * sy + j * sx, y0 | y1 << 8 | x0 << 16 | x1 << 24);
+    }
+  }
+}
+
+// Where group_rois puts the tile forward's records (records null: no tile forward).
+struct TileRecordsOut {
+  int2* records;
+  int* tile_start;
+  int4* descriptors;  // [K], between the two passes
+};
+
 // One block: counting sort of the RoIs by bucket, then the groups (runs of at most
 // group_max RoIs of one bucket). The order inside a bucket does not matter: a RoI's
 // outputs do not depend on its group (the backward's fixed-point sums neither).
 template <typename T, typename A>
 __global__ void __launch_bounds__(kGroupThreads)
-    group_rois(AlignArgs<T, A> a, CellGrid cg, int group_max, int* order, int2* groups, int* count) {
-  __shared__ int start[kMaxBuckets], sums[32], total;
-  const int nb = cg.buckets;
-  for (int i = threadIdx.x; i < nb; i += blockDim.x) start[i] = 0;
+    group_rois(AlignArgs<T, A> a, CellGrid cg, int group_max, int* order, int2* groups, int* count, TileRecordsOut to) {
+  __shared__ int start[kMaxBuckets], tstart[kMaxBuckets], sums[32], total;
+  const int nb = cg.buckets, nt = to.records ? nb - 1 : 0;  // tiles: every bucket but the no-image one
+  for (int i = threadIdx.x; i < nb; i += blockDim.x) start[i] = tstart[i] = 0;
   __syncthreads();
-  for (int k = threadIdx.x; k < a.K; k += blockDim.x) atomicAdd(&start[bucket_of(a, cg, k)], 1);
+  // Each RoI goes to the tile forward (its records) or to a bucket (the grouped kernels);
+  // with tiles, the first pass keeps its descriptor for the second.
+  auto place = [&](int k, bool first, auto&& to_tile, auto&& to_bucket) {
+    if constexpr (std::is_same_v<A, float>) {
+      if (nt > 0) {
+        const int4 d = first ? tile_descriptor(a, cg, k) : to.descriptors[k];
+        if (first) to.descriptors[k] = d;
+        if (d.x < 0) return to_bucket(d.y);
+        return for_tile_records(d, a.PH, a.PW, to_tile);
+      }
+    }
+    to_bucket(bucket_of(a, cg, k));
+  };
+  for (int k = threadIdx.x; k < a.K; k += blockDim.x)
+    place(k, true, [&](int t, int) { atomicAdd(&tstart[t], 1); }, [&](int b) { atomicAdd(&start[b], 1); });
   __syncthreads();
   const int per = (nb + blockDim.x - 1) / blockDim.x, lo = min(nb, int(threadIdx.x) * per), hi = min(nb, lo + per);
-  int n = 0, ng = 0;
+  int n = 0, ng = 0, nr = 0;
   for (int i = lo; i < hi; ++i) {
     n += start[i];
     ng += (start[i] + group_max - 1) / group_max;
+    nr += tstart[i];
   }
   int run = block_exclusive_scan(n, sums, &total);
+  int rrun = block_exclusive_scan(nr, sums, &total);
+  for (int i = lo; i < min(hi, nt); ++i) {
+    to.tile_start[i] = rrun;
+    const int m = tstart[i];
+    tstart[i] = rrun;
+    rrun += m;
+  }
+  if (nt > 0 && threadIdx.x == 0) to.tile_start[nt] = total;
   int grun = block_exclusive_scan(ng, sums, &total);
   for (int i = lo; i < hi; ++i) {
     const int m = start[i];
@@ -460,7 +585,9 @@ __global__ void __launch_bounds__(kGroupThreads)
   }
   if (threadIdx.x == 0) *count = total;  // the last scan's total: the number of groups
   __syncthreads();
-  for (int k = threadIdx.x; k < a.K; k += blockDim.x) order[atomicAdd(&start[bucket_of(a, cg, k)], 1)] = k;
+  for (int k = threadIdx.x; k < a.K; k += blockDim.x)
+    place(k, false, [&](int t, int ranges) { to.records[atomicAdd(&tstart[t], 1)] = make_int2(k, ranges); },
+          [&](int b) { order[atomicAdd(&start[b], 1)] = k; });
 }
 
 // Per-RoI state of a block, in shared memory.
@@ -833,9 +960,15 @@ constexpr int kWin4Bytes = kTune.roi_window4_bytes;
 
 __device__ inline int swz4(int col) { return col ^ ((col >> 3) & 3); }
 
+// The tile forward's column order: within each group of 8 columns, rotated by the group
+// index, so that 8 lanes reading columns a stride of 1, 2, 3, 4 or 8 apart in one row hit
+// 8 different 16-byte bank groups (and a lane's 4 stored neighbours spread as well).
+__device__ inline int skew8(int col) { return (col & ~7) | ((col + (col >> 3)) & 7); }
+
 // Loads the pass's quads: a job is (quad, row, V columns): 4 channels x V columns read
-// from the NCHW planes (16-byte vectors when V > 1), written as V float4 pixels.
-template <typename T, int V>
+// from the NCHW planes (16-byte vectors when V > 1), written as V float4 pixels (columns
+// in swz4 order, or skew8's with SKEW).
+template <typename T, int V, bool SKEW = false>
 struct QuadLoader {
   const T* plane0;  // first channel of the pass
   Strides4 s;
@@ -856,7 +989,8 @@ struct QuadLoader {
   __device__ void put(int q, int y, int x, const float (&v)[4][V]) const {
     float4* row = win + q * plane + y * pitch;
 #pragma unroll
-    for (int e = 0; e < V; ++e) row[swz4(x * V + e)] = make_float4(v[0][e], v[1][e], v[2][e], v[3][e]);
+    for (int e = 0; e < V; ++e)
+      row[SKEW ? skew8(x * V + e) : swz4(x * V + e)] = make_float4(v[0][e], v[1][e], v[2][e], v[3][e]);
   }
   template <int U>
   __device__ void run(int i, int nt, int total, const int* q, const int* y, const int* x) const {
@@ -888,6 +1022,26 @@ struct QuadPrefetch {
     if (on) ld.put(q, y, x, v);
   }
 };
+
+// One bin of a 2 x 2 grid for the 4 channels of a quad plane: its 16 taps (offsets `o`
+// into `wq`, weights `w`) summed in torchvision's order and divided by 4 (exactly), stored
+// `stride` apart for the first `left` channels.
+template <typename T>
+__device__ inline void quad_bin(const float4* wq, const int (&o)[16], const float (&w)[16], T* out, int stride,
+                                int left) {
+  float acc[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+  for (int t = 0; t < 16; ++t) {
+    const float4 v = wq[o[t]];
+    acc[0] = fmaf(w[t], v.x, acc[0]);
+    acc[1] = fmaf(w[t], v.y, acc[1]);
+    acc[2] = fmaf(w[t], v.z, acc[2]);
+    acc[3] = fmaf(w[t], v.w, acc[3]);
+  }
+#pragma unroll
+  for (int ch = 0; ch < 4; ++ch)
+    if (ch < left) out[int64_t(ch) * stride] = roi::store_cast<T>(acc[ch] * 0.25f);
+}
 
 // The pass's outputs: every fast RoI of [first, last) x bins, for quads [0, Q) of `win`
 // (channels c_first on; `left` of them exist). A quarter warp takes one bin row (lanes =
@@ -925,21 +1079,7 @@ __device__ void sample_quads(const AlignArgs<T, float>& a, const GroupSmem<float
       }
     }
     T* o_ = out + (int64_t(r.k) * a.C + c_first) * bins + ph * PW + pw;
-    for (int q = 0; q < Q; ++q) {
-      const float4* wq = win + q * plane;
-      float acc[4] = {0.f, 0.f, 0.f, 0.f};
-#pragma unroll
-      for (int t = 0; t < 16; ++t) {
-        const float4 v = wq[o[t]];
-        acc[0] = fmaf(wt[t], v.x, acc[0]);
-        acc[1] = fmaf(wt[t], v.y, acc[1]);
-        acc[2] = fmaf(wt[t], v.z, acc[2]);
-        acc[3] = fmaf(wt[t], v.w, acc[3]);
-      }
-#pragma unroll
-      for (int ch = 0; ch < 4; ++ch)  // / (2 * 2) exactly
-        if (q * 4 + ch < left) o_[int64_t(q * 4 + ch) * bins] = roi::store_cast<T>(acc[ch] * 0.25f);
-    }
+    for (int q = 0; q < Q; ++q) quad_bin(win + q * plane, o, wt, o_ + int64_t(q) * 4 * bins, bins, left - q * 4);
   };
   // Lanes of a bin row: a power of two, so a thread keeps its pw and steps rows without
   // dividing (use_window keeps PW * 2 <= 64).
@@ -955,12 +1095,10 @@ __device__ void sample_quads(const AlignArgs<T, float>& a, const GroupSmem<float
   }
 }
 
+// One group of align_forward_win4: its RoIs' windows for the block's chunk of channels.
 template <typename T, int V>
-__global__ void __launch_bounds__(kThreads, 2) align_forward_win4(AlignArgs<T, float> a, WinPlan p, T* out) {
+__device__ void win4_group(const AlignArgs<T, float>& a, const WinPlan& p, int2 range, unsigned char* smem, T* out) {
   using A = float;
-  extern __shared__ __align__(16) unsigned char smem[];
-  if (int(blockIdx.x) >= *p.count) return;
-  const int2 range = p.groups[blockIdx.x];
   const int n = range.y - range.x;
   const int c_lo = blockIdx.y * p.chunk, nc = min(a.C, c_lo + p.chunk) - c_lo;
   const GroupSmem<A> s = carve<A>(smem, p.group_max, a.PH * 2, a.PW * 2);
@@ -1008,6 +1146,145 @@ __global__ void __launch_bounds__(kThreads, 2) align_forward_win4(AlignArgs<T, f
     }
   }
   finish_unwindowed(a, s, n, nc, c_lo, chunk0, st, out);
+}
+
+template <typename T, int V>
+__global__ void __launch_bounds__(kThreads, 2) align_forward_win4(AlignArgs<T, float> a, WinPlan p, T* out) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  // Blocks stride over the groups: the tile forward launches this for its leftover RoIs
+  // with a grid sized for a few waves, not for the most groups there can be.
+  for (int gi = blockIdx.x; gi < *p.count; gi += gridDim.x) {
+    if (gi != int(blockIdx.x)) __syncthreads();  // the last group's tables are read until its end
+    win4_group<T, V>(a, p, p.groups[gi], smem, out);
+  }
+}
+
+// ---- roi_align forward by map tiles (float math, 2 x 2 grids) ----
+//
+// A block owns one tile of the plan (kFwdTile pixels a side, one level and image) and
+// 4 * Q channels. It loads the tile and its kFwdHalo-pixel margin below and right once,
+// as Q planes of float4 pixels (4 channels a pixel, QuadLoader, columns in skew8 order),
+// and a thread computes one bin of the tile's records for all 4 * Q channels: its 16
+// taps (offsets and weights, from the separable sampler's row and column taps) are
+// derived once, and each tap is one 16-byte shared load a plane (the planes are a
+// compile-time stride apart, so the offsets stay in registers). A bin row takes a
+// power-of-two run of lanes, so a quarter warp's loads share one window row and, with
+// skew8, hit distinct bank groups. Every map pixel is read about (kFwdRows /
+// kFwdTile)^2 = 1.4 times a channel, where the RoI group windows read the union of
+// overlapping footprints. Samples outside the map read a zero pixel with weight 0
+// (torchvision skips them: nothing is added). RoIs the plan does not give the tiles
+// (other grids, no image, big bins) go to win4's groups; a bin whose taps leave the
+// window after all (float rounding at a tile edge) is computed from global memory.
+// H100, PERF.md ra7: 235 us of tile kernel + 17 us of plan + 3 us of win4, against win4's
+// 266 + 9 us; float16 / bfloat16 0.25 against 0.29 ms (benchmarks/results/cuda-roi-align-h100.md).
+struct AxisTaps {
+  int4 at;    // y: window row offsets (x pitch, + 1 for the zero pixel); x: columns (skew8); kFwdInvalid: no sample
+  float4 w;   // their weights (0 for no sample)
+  bool out;   // a sample's pixels leave the window
+};
+
+// The taps of bin index i (samples i * 2, i * 2 + 1) along one axis whose window starts at
+// `start` and has `extent` rows / columns. `place` maps a window row / column to its offset.
+template <typename Sample, typename Place>
+__device__ AxisTaps axis_taps(Sample&& sample, int i, int size, int start, int extent, Place&& place) {
+  AxisTaps t;
+  const AxisSample<float> s0 = roi::axis_sample(sample(i, 0), size), s1 = roi::axis_sample(sample(i, 1), size);
+  const bool v0 = s0.lo >= 0, v1 = s1.lo >= 0;
+  t.at = make_int4(v0 ? place(s0.lo - start) : kFwdInvalid, v0 ? place(s0.hi - start) : kFwdInvalid,
+                   v1 ? place(s1.lo - start) : kFwdInvalid, v1 ? place(s1.hi - start) : kFwdInvalid);
+  t.w = make_float4(v0 ? s0.h : 0.f, v0 ? s0.l : 0.f, v1 ? s1.h : 0.f, v1 ? s1.l : 0.f);
+  t.out = (v0 && (s0.lo < start || s0.hi >= start + extent)) || (v1 && (s1.lo < start || s1.hi >= start + extent));
+  return t;
+}
+
+template <typename T, int Q>
+__device__ void tile_bin(const AlignArgs<T, float>& a, const Geometry<float>& g, const AxisTaps& ty,
+                         const AxisTaps& tx, int k, int ph, int pw, const float4* win, int c_lo, int nc,
+                         const T* plane0, const Strides4& st, T* out) {
+  const int bins = a.PH * a.PW;
+  T* o_ = out + (int64_t(k) * a.C + c_lo) * bins + ph * a.PW + pw;
+  if (ty.out || tx.out) {
+    for (int c = 0; c < nc; ++c)
+      o_[int64_t(c) * bins] = roi::store_cast<T>(direct_value<T, float>(g, plane0 + int64_t(c) * st.c, st, ph, pw));
+    return;
+  }
+  const int ry[4] = {ty.at.x, ty.at.y, ty.at.z, ty.at.w}, cx[4] = {tx.at.x, tx.at.y, tx.at.z, tx.at.w};
+  const float wy[4] = {ty.w.x, ty.w.y, ty.w.z, ty.w.w}, wx[4] = {tx.w.x, tx.w.y, tx.w.z, tx.w.w};
+  int o[16];
+  float w[16];
+#pragma unroll
+  for (int iy = 0; iy < 2; ++iy)
+#pragma unroll
+    for (int ix = 0; ix < 2; ++ix)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {  // torchvision's order: (y lo, x lo), (lo, hi), (hi, lo), (hi, hi)
+        const int t = (iy * 2 + ix) * 4 + c, r = iy * 2 + (c >> 1), q = ix * 2 + (c & 1);
+        o[t] = max(ry[r] + cx[q], 0);  // a sample outside the map reads the zero pixel (weight 0)
+        w[t] = wy[r] * wx[q];
+      }
+#pragma unroll
+  for (int q = 0; q < Q; ++q)
+    if (q * 4 < nc) quad_bin(win + q * kFwdPlane, o, w, o_ + int64_t(q) * 4 * bins, bins, nc - q * 4);
+}
+
+template <typename T, int V, int Q>
+__global__ void __launch_bounds__(kThreads, Q > 2 ? 2 : 3)
+    align_forward_tiles(AlignArgs<T, float> a, FwdTilePlan p, T* out) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  __shared__ Geometry<float> geo[kFwdRecords];
+  __shared__ int2 rec[kFwdRecords];
+  __shared__ int first[kFwdRecords], lanes_log2[kFwdRecords], sums[32], total;
+  float4* win = reinterpret_cast<float4*>(smem);
+  const int tile = blockIdx.x, rs = p.tile_start[tile], re = p.tile_start[tile + 1];
+  if (rs >= re) return;
+  const CellGrid& cg = p.tiles;
+  int l = 0;
+  while (l + 1 < a.levels && tile >= cg.base[l + 1]) ++l;
+  const int in_level = tile - cg.base[l], tc = in_level % cg.cw[l], tr = in_level / cg.cw[l] % cg.ch[l];
+  const int b = in_level / cg.cw[l] / cg.ch[l];
+  const int r0 = tr * kFwdTile, c0 = tc * kFwdTile;
+  const int rows = min(kFwdRows, a.H[l] - r0), cols = min((kFwdRows + V - 1) / V * V, a.W[l] - c0);
+  const int c_lo = blockIdx.y * 4 * Q, nc = min(a.C - c_lo, 4 * Q), nq = (nc + 3) / 4;
+  const Strides4 st = a.strides[l];
+  const T* plane0 = a.maps[l] + b * st.n + int64_t(c_lo) * st.c;
+  for_window_vectors<2>(nq, rows, (cols + V - 1) / V,
+                        QuadLoader<T, V, true>{plane0, st, win + 1, r0, c0, kFwdPitch, kFwdPlane, nc, a.W[l]});
+  if (int(threadIdx.x) < nq) win[threadIdx.x * kFwdPlane] = make_float4(0.f, 0.f, 0.f, 0.f);  // the zero pixel
+  for (int base = rs; base < re; base += kFwdRecords) {
+    if (base != rs) __syncthreads();  // the last batch's records are read until here
+    const int n = min(kFwdRecords, re - base);
+    int items = 0;
+    if (int(threadIdx.x) < n) {
+      // A bin row takes 2^lg lanes (the next power of two), rows whole and a record whole
+      // quarter warps: a quarter warp's 16-byte loads then share one window row.
+      const int2 r = p.records[base + threadIdx.x];
+      const int npw = (r.y >> 24 & 255) - (r.y >> 16 & 255), lg = 32 - __clz(npw - 1);
+      rec[threadIdx.x] = r;
+      geo[threadIdx.x] = roi_geometry<T, float, false>(a, r.x);
+      lanes_log2[threadIdx.x] = lg;
+      items = (((r.y >> 8 & 255) - (r.y & 255)) << lg) + 7 & ~7;
+    }
+    const int at = block_exclusive_scan(items, sums, &total);  // its barriers also close the window's stores
+    if (int(threadIdx.x) < n) first[threadIdx.x] = at;
+    const int m = total;
+    __syncthreads();
+    for (int i = threadIdx.x; i < m; i += blockDim.x) {
+      int j = 0;  // the last record starting at or before item i
+#pragma unroll
+      for (int step = kFwdRecords / 2; step > 0; step /= 2)
+        if (j + step < n && first[j + step] <= i) j += step;
+      const int ranges = rec[j].y, ph0 = ranges & 255, nph = (ranges >> 8 & 255) - ph0;
+      const int pw0 = ranges >> 16 & 255, npw = (ranges >> 24 & 255) - pw0;
+      const int local = i - first[j], lg = lanes_log2[j], ph = ph0 + (local >> lg), pw = pw0 + (local & ((1 << lg) - 1));
+      if (ph - ph0 >= nph || pw - pw0 >= npw) continue;  // padding lanes
+      const Geometry<float>& g = geo[j];
+      const AxisTaps ty = axis_taps([&](int i_, int s_) { return g.template y_at<2>(i_, s_); }, ph, g.H, r0, rows,
+                                    [](int r) { return 1 + r * kFwdPitch; });
+      const AxisTaps tx = axis_taps([&](int i_, int s_) { return g.template x_at<2>(i_, s_); }, pw, g.W, c0, cols,
+                                    [](int c) { return skew8(c); });
+      tile_bin<T, Q>(a, g, ty, tx, rec[j].x, ph, pw, win, c_lo, nc, plane0, st, out);
+    }
+  }
 }
 
 // ---- roi_align backward by map tiles: the deterministic mode ----
@@ -1386,6 +1663,20 @@ void prefer_l1(Kernel kernel, std::size_t dynamic_smem) {
     cudaGetLastError();  // only a hint
 }
 
+// Channel quads a block of roi_align's tile forward takes: 2, or 4 with
+// TVOPS_ROI_FORWARD=tiles4 (H100, ra7: 235 against 238 us, ra14 682 against 656, float16
+// 233 against 250); 0 with TVOPS_ROI_FORWARD=groups: the RoI group kernels alone. Read
+// each call, so that one process can compare them.
+int tile_forward_quads() {
+  const char* v = std::getenv("TVOPS_ROI_FORWARD");
+  if (v && std::strcmp(v, "groups") == 0) return 0;
+  // 4 planes and the block's tables need ~102 KB: sm86 / sm89 / sm120 blocks take 99
+  constexpr bool four_fit = 4 * kFwdPlane * int(sizeof(float4)) + 8 * 1024 <= kTune.smem_per_block_optin;
+  return four_fit && v && std::strcmp(v, "tiles4") == 0 ? 4 : 2;
+}
+static_assert(2 * kFwdPlane * int(sizeof(float4)) + 8 * 1024 <= kTune.smem_per_block_optin,
+              "the tile forward's two planes and tables fit a block on every target");
+
 // roi_align uses the channels-last kernels when a block's [32 x bins] outputs fit the
 // staging buffer; ps_roi_align reads a different channel per bin, so it stays NCHW.
 template <typename A, bool PS>
@@ -1403,22 +1694,33 @@ bool use_window(int64_t PH, int64_t PW, int64_t sr, int64_t C) {
 
 // Groups the RoIs for the windowed kernels (one single-block launch, no host sync);
 // `ws` keeps the plan's device memory alive. Sets `grid_x`, the most groups there can be.
+// With `tiles` (float math, 2 x 2 grids) the plan's cells are the tile forward's tiles and
+// it lists their records in `tp` too; `tiles` turns false where the maps have too many.
 template <typename T, typename A>
 WinPlan plan_groups(const AlignArgs<T, A>& a, Tensor& ws, unsigned& grid_x, int& smem, Device device,
-                    const Context& ctx, cudaStream_t stream, int window_bytes = kWinBytes, int reserved_bytes = 0) {
+                    const Context& ctx, cudaStream_t stream, int window_bytes = kWinBytes, int reserved_bytes = 0,
+                    bool* tiles = nullptr, FwdTilePlan* tp = nullptr) {
   CellGrid cg{};
-  int64_t total = 0;
-  for (cg.cell = kTune.roi_group_cell;; cg.cell *= 2) {  // coarser cells for very large maps
-    total = 0;
+  auto cells = [&](int cell) {
+    cg.cell = cell;
+    int64_t total = 0;
     for (int l = 0; l < a.levels; ++l) {
-      cg.ch[l] = std::max(1, (a.H[l] + cg.cell - 1) / cg.cell);
-      cg.cw[l] = std::max(1, (a.W[l] + cg.cell - 1) / cg.cell);
+      cg.ch[l] = std::max(1, (a.H[l] + cell - 1) / cell);
+      cg.cw[l] = std::max(1, (a.W[l] + cell - 1) / cell);
       cg.base[l] = int(total);
       total += int64_t(std::max(a.batch, 1)) * cg.ch[l] * cg.cw[l];
       if (total >= kMaxBuckets) break;
     }
-    if (total + 1 <= kMaxBuckets) break;
+    return total;
+  };
+  int64_t total = 0;
+  if (tiles && *tiles) {
+    total = cells(kFwdTile);
+    *tiles = total + 1 <= kMaxBuckets;
   }
+  if (!tiles || !*tiles)
+    for (int cell = kTune.roi_group_cell;; cell *= 2)  // coarser cells for very large maps
+      if ((total = cells(cell)) + 1 <= kMaxBuckets) break;
   cg.buckets = int(total + 1);
   WinPlan p{};
   p.gcap = window_gcap(a.sampling_ratio);
@@ -1429,15 +1731,25 @@ WinPlan plan_groups(const AlignArgs<T, A>& a, Tensor& ws, unsigned& grid_x, int&
   while (p.group_max > 1 && table_bytes<A>(p.group_max, ty, tx) > kTableBytes) --p.group_max;
   smem = table_bytes<A>(p.group_max, ty, tx) + window_bytes;
   const int64_t max_groups = std::min<int64_t>(a.K, a.K / p.group_max + cg.buckets);
-  ws = Tensor::empty({2 * max_groups + a.K + 1}, DType::Int32, device, ctx);
-  int32_t* w = ws.data<int32_t>();
-  int2* groups = reinterpret_cast<int2*>(w);  // first: 8-byte aligned
-  int* order = w + 2 * max_groups;
+  const bool tile_plan = tiles && *tiles;
+  const int64_t records = tile_plan ? int64_t(a.K) * kFwdRanges * kFwdRanges : 0;
+  const int64_t descriptors = tile_plan ? a.K : 0;
+  ws = Tensor::empty({4 * descriptors + 2 * max_groups + 2 * records + a.K + 1 + (tile_plan ? total + 1 : 0)},
+                     DType::Int32, device, ctx);
+  int4* desc = reinterpret_cast<int4*>(ws.data<int32_t>());  // first: 16-byte aligned
+  int2* groups = reinterpret_cast<int2*>(desc + descriptors);
+  int2* recs = groups + max_groups;
+  int* order = reinterpret_cast<int*>(recs + records);
   int* count = order + a.K;
+  TileRecordsOut to{nullptr, nullptr, nullptr};
+  if (tile_plan) {
+    to = {recs, count + 1, desc};
+    *tp = FwdTilePlan{recs, to.tile_start, cg};
+  }
   p.order = order;
   p.groups = groups;
   p.count = count;
-  group_rois<T, A><<<1, kGroupThreads, 0, stream>>>(a, cg, p.group_max, order, groups, count);
+  group_rois<T, A><<<1, kGroupThreads, 0, stream>>>(a, cg, p.group_max, order, groups, count, to);
   TVOPS_CUDA_CHECK(cudaGetLastError());
   grid_x = unsigned(max_groups);
   return p;
@@ -1506,21 +1818,40 @@ void forward(const char* op, const std::vector<Tensor>& maps, const std::vector<
       if (win) {
         // float math with 2x2 grids: channel-interleaved float4 windows; else planar ones.
         const bool win4 = std::is_same_v<A, float> && a.sampling_ratio == 2;
+        // float math, 2 x 2 grids: the tile forward, win4 for the RoIs it does not take
+        const int tile_quads = tile_forward_quads();
+        bool tiles = win4 && tile_quads > 0 && PH <= 255 && PW <= 255;
+        FwdTilePlan tp{};
         Tensor ws;
         unsigned gx = 0;
         int smem = 0;
         const WinPlan p = win4 ? plan_groups<T, A>(a, ws, gx, smem, maps[0].device(), ctx, stream, kWin4Bytes,
-                                                   int(sizeof(float4)))
+                                                   int(sizeof(float4)), &tiles, &tp)
                                : plan_groups<T, A>(a, ws, gx, smem, maps[0].device(), ctx, stream);
         bool vec = true;
         for (int l = 0; l < a.levels; ++l) vec = vec && vector_rows<T>(a.maps[l], a.strides[l], a.W[l]);
-        const dim3 grid(gx, unsigned((C + p.chunk - 1) / p.chunk));
+        // with tiles, win4 takes the few RoIs left over: one block an SM strides over them
+        const dim3 grid(tiles ? std::min(gx, unsigned(sm_count(maps[0].device().index))) : gx,
+                        unsigned((C + p.chunk - 1) / p.chunk));
         auto launch = [&](auto kernel) {
           prefer_shared(kernel, smem);
           kernel<<<grid, kThreads, smem, stream>>>(a, p, out.data<T>());
         };
         constexpr int V = 16 / sizeof(T);
         if constexpr (std::is_same_v<A, float>) {
+          if (tiles) {
+            auto launch_tiles = [&](auto kernel, int q) {
+              const dim3 tgrid(unsigned(tp.tiles.buckets - 1), unsigned((C + 4 * q - 1) / (4 * q)));
+              const int bytes = q * kFwdPlane * int(sizeof(float4));
+              prefer_shared(kernel, bytes);
+              kernel<<<tgrid, kThreads, bytes, stream>>>(a, tp, out.data<T>());
+            };
+            if (tile_quads == 2)
+              vec ? launch_tiles(align_forward_tiles<T, V, 2>, 2) : launch_tiles(align_forward_tiles<T, 1, 2>, 2);
+            else
+              vec ? launch_tiles(align_forward_tiles<T, V, 4>, 4) : launch_tiles(align_forward_tiles<T, 1, 4>, 4);
+            TVOPS_CUDA_CHECK(cudaGetLastError());
+          }
           if (win4) vec ? launch(align_forward_win4<T, V>) : launch(align_forward_win4<T, 1>);
         }
         if (!win4) {

@@ -1,9 +1,15 @@
 """A few small CUDA RoI calls (every kernel, both backward modes, odd inputs) for
     compute-sanitizer --tool memcheck python tests/python/cuda_sanitizer_smoke.py
 pytest under the sanitizer is too slow; this exercises the same kernels in seconds."""
+import os
+import sys
+
 import torch
 
 import torchvision_native as tvn
+
+sys.path.insert(0, os.path.dirname(__file__))
+from test_roi_cuda import _tile_case  # noqa: E402
 
 torch.manual_seed(0)
 dev = "cuda"
@@ -38,5 +44,14 @@ for det in (False, True):
             tvn.ops.roi_align(xw, rw.to(dtype), (7, 7), 1.0, sr, True)
             tvn.ops.roi_align(xw[:, :, :, 1:], rw.to(dtype), (7, 7), 1.0, sr, False)  # unaligned rows
 torch.use_deterministic_algorithms(False)
+# roi_align's tile forward, both block sizes, on its test's inputs: tile edges, the map's
+# border, RoIs left to the group kernels, 16-byte and scalar rows, a map narrower than a tile
+for forward in ("tiles", "tiles4"):
+    os.environ["TVOPS_ROI_FORWARD"] = forward
+    for width, aligned in ((168, True), (170, False), (40, True)):
+        xt, rt, (size, scale, sr, al) = _tile_case(width, aligned)
+        for dtype in (torch.float32, torch.float16):
+            tvn.ops.roi_align(xt.to(dtype).to(dev), rt.to(dtype).to(dev), size, scale, sr, al)
+os.environ.pop("TVOPS_ROI_FORWARD")
 torch.cuda.synchronize()
 print("sanitizer smoke: done")

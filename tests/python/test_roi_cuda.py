@@ -396,3 +396,51 @@ def test_roi_align_windows(case, dtype):
             ours = tvn.ops.roi_align(xh, rh, size, scale, sr, aligned)
             exact = tvn.ops.roi_align(xh.float(), rh.float(), size, scale, sr, aligned).to(half)
             torch.testing.assert_close(ours, exact, rtol=0, atol=0)
+
+
+def _tile_case(width, aligned, seed=3):
+    """roi_align inputs for the tile forward: RoIs of bins up to ~12 pixels spread over
+    several 32-pixel tiles of a 150-row map (crossing tile edges and the map's border),
+    with the RoIs it leaves to the group kernels mixed in: bins too big for its margin, a
+    NaN box, batch indices of no image, empty and inverted boxes. A NaN pixel and an inf
+    pixel sit where some bins sample them and others only skip past them."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 20, 150, width, generator=g, dtype=torch.float64)
+    x[0, 3, 40, min(50, width - 3)] = float("nan")
+    x[1, :, 149, min(100, width - 1)] = float("inf")
+    n = 600
+    xy = torch.rand(n, 2, generator=g, dtype=torch.float64) * torch.tensor([width + 20.0, 170.0]) - 10
+    wh = torch.rand(n, 2, generator=g, dtype=torch.float64) ** 2 * 90  # bins from 0 to ~13 pixels
+    idx = torch.randint(0, 2, (n, 1), generator=g).to(torch.float64)
+    rois = torch.cat([idx, xy, xy + wh], 1)
+    rois[5] = torch.tensor([0, float("nan"), 3.0, 9.0, 12.0])
+    rois[6, 0] = -1.0
+    rois[7, 0] = 2.0
+    rois[8, 1:] = torch.tensor([30.0, 40.0, 30.0, 40.0])  # empty
+    rois[9, 1:] = torch.tensor([60.0, 70.0, 50.0, 52.0])  # inverted
+    rois[10, 1:] = torch.tensor([0.0, 0.0, width - 1.0, 149.0])  # the whole map: big bins
+    return x, rois, (7, 1.0, 2, aligned)
+
+
+@pytest.mark.parametrize("forward", ("tiles", "tiles4", "groups"))
+@pytest.mark.parametrize("width,aligned", [(168, True), (170, False), (40, True)])
+def test_roi_align_tile_forward(forward, width, aligned, monkeypatch):
+    """Every forward path of float math (TVOPS_ROI_FORWARD picks it) against torchvision,
+    16-byte rows (width 168) and scalar ones (170, not a multiple of 4), a map narrower
+    than one tile's window (40); float16 / bfloat16 equal our float32 result rounded."""
+    monkeypatch.setenv("TVOPS_ROI_FORWARD", forward)
+    x, rois, (size, scale, sr, al) = _tile_case(width, aligned)
+    bad = [5, 6, 7]  # torchvision's CUDA kernel reads out of bounds for these: ours pool zeros
+    good = rois.float()  # torchvision's float32 arithmetic: the same sample positions
+    good[bad] = good[0].clone()
+    for pooled in (size, (3, 14)):
+        ref = torchvision.ops.roi_align(x.float().to(DEV), good.to(DEV), pooled, scale, sr, al)
+        ours = tvn.ops.roi_align(x.float().to(DEV), rois.float().to(DEV), pooled, scale, sr, al)
+        assert torch.all(ours[bad] == 0)
+        ours[bad] = ref[bad]
+        torch.testing.assert_close(ours, ref, **TOL[torch.float32], equal_nan=True)
+    for half in (torch.float16, torch.bfloat16):
+        xh, rh = x.to(half).to(DEV), rois.to(half).to(DEV)
+        exact = tvn.ops.roi_align(xh.float(), rh.float(), size, scale, sr, al).to(half)
+        torch.testing.assert_close(tvn.ops.roi_align(xh, rh, size, scale, sr, al), exact, rtol=0, atol=0,
+                                   equal_nan=True)
