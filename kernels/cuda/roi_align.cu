@@ -9,8 +9,8 @@
 // and read neighbouring pixels of one plane. The backward scatters the same samples
 // with atomics (or order-independent fixed-point atomics in deterministic mode).
 // roi_align's forward on NCHW maps samples shared-memory windows instead: of map tiles
-// for float math and 2 x 2 grids (align_forward_tiles), of RoI groups for the RoIs the
-// tiles do not take and other grids or float64 (align_forward_win4, align_forward_win),
+// for 16-bit maps and 2 x 2 grids (align_forward_tiles), of RoI groups for float32, the
+// RoIs the tiles do not take and other grids or float64 (align_forward_win4, _win),
 // and both directions take channels-last kernels where those fit
 // (align_forward_cl, align_backward_cl; the latter merges each bin's corners that share
 // a pixel and adds 4 channels an atomic for float sums). The deterministic backward of
@@ -1175,8 +1175,9 @@ __global__ void __launch_bounds__(kThreads, 2) align_forward_win4(AlignArgs<T, f
 // (torchvision skips them: nothing is added). RoIs the plan does not give the tiles
 // (other grids, no image, big bins) go to win4's groups; a bin whose taps leave the
 // window after all (float rounding at a tile edge) is computed from global memory.
-// H100, PERF.md ra7: 235 us of tile kernel + 17 us of plan + 3 us of win4, against win4's
-// 266 + 9 us; float16 / bfloat16 0.25 against 0.29 ms (benchmarks/results/cuda-roi-align-h100.md).
+// H100, PERF.md ra7: 235-250 us of tile kernel + 17 us of plan + 3 us of win4, against
+// win4's 264-266 + 9 us; float16 / bfloat16 0.25 against 0.29 ms, so the tiles serve 16-bit
+// maps by default (tile_forward_quads; benchmarks/results/cuda-roi-align-h100.md).
 struct AxisTaps {
   int4 at;    // y: window row offsets (x pitch, + 1 for the zero pixel); x: columns (skew8); kFwdInvalid: no sample
   float4 w;   // their weights (0 for no sample)
@@ -1663,16 +1664,19 @@ void prefer_l1(Kernel kernel, std::size_t dynamic_smem) {
     cudaGetLastError();  // only a hint
 }
 
-// Channel quads a block of roi_align's tile forward takes: 2, or 4 with
-// TVOPS_ROI_FORWARD=tiles4 (H100, ra7: 235 against 238 us, ra14 682 against 656, float16
-// 233 against 250); 0 with TVOPS_ROI_FORWARD=groups: the RoI group kernels alone. Read
-// each call, so that one process can compare them.
-int tile_forward_quads() {
+// Channel quads a block of roi_align's tile forward takes for maps of `bytes`-byte
+// elements, 0: the RoI group kernels alone. By default the tiles take 16-bit maps (H100,
+// ra7 in float16 / bfloat16: 0.246 against 0.294 ms) and float32 stays with the groups
+// (ra7 0.266-0.275 against 0.277-0.281 ms across machines, but ra14 0.656-0.685 against
+// 0.638-0.653). TVOPS_ROI_FORWARD=tiles / tiles4 (4 quads a block) / groups forces one;
+// read each call, so that one process can compare them.
+int tile_forward_quads(int bytes) {
   const char* v = std::getenv("TVOPS_ROI_FORWARD");
-  if (v && std::strcmp(v, "groups") == 0) return 0;
   // 4 planes and the block's tables need ~102 KB: sm86 / sm89 / sm120 blocks take 99
   constexpr bool four_fit = 4 * kFwdPlane * int(sizeof(float4)) + 8 * 1024 <= kTune.smem_per_block_optin;
-  return four_fit && v && std::strcmp(v, "tiles4") == 0 ? 4 : 2;
+  if (!v || !*v) return bytes == 2 ? 2 : 0;
+  if (std::strcmp(v, "tiles4") == 0) return four_fit ? 4 : 2;
+  return std::strcmp(v, "tiles") == 0 ? 2 : 0;
 }
 static_assert(2 * kFwdPlane * int(sizeof(float4)) + 8 * 1024 <= kTune.smem_per_block_optin,
               "the tile forward's two planes and tables fit a block on every target");
@@ -1819,7 +1823,7 @@ void forward(const char* op, const std::vector<Tensor>& maps, const std::vector<
         // float math with 2x2 grids: channel-interleaved float4 windows; else planar ones.
         const bool win4 = std::is_same_v<A, float> && a.sampling_ratio == 2;
         // float math, 2 x 2 grids: the tile forward, win4 for the RoIs it does not take
-        const int tile_quads = tile_forward_quads();
+        const int tile_quads = tile_forward_quads(int(sizeof(T)));
         bool tiles = win4 && tile_quads > 0 && PH <= 255 && PW <= 255;
         FwdTilePlan tp{};
         Tensor ws;
