@@ -1672,14 +1672,15 @@ void prefer_l1(Kernel kernel, std::size_t dynamic_smem) {
 // read each call, so that one process can compare them.
 int tile_forward_quads(int bytes) {
   const char* v = std::getenv("TVOPS_ROI_FORWARD");
-  // 4 planes and the block's tables need ~102 KB: sm86 / sm89 / sm120 blocks take 99
+  // 4 planes and the block's static arrays (records, geometry) need ~102 KB: sm86 / sm89 /
+  // sm120 blocks take 99
   constexpr bool four_fit = 4 * kFwdPlane * int(sizeof(float4)) + 8 * 1024 <= kTune.smem_per_block_optin;
   if (!v || !*v) return bytes == 2 ? 2 : 0;
   if (std::strcmp(v, "tiles4") == 0) return four_fit ? 4 : 2;
   return std::strcmp(v, "tiles") == 0 ? 2 : 0;
 }
 static_assert(2 * kFwdPlane * int(sizeof(float4)) + 8 * 1024 <= kTune.smem_per_block_optin,
-              "the tile forward's two planes and tables fit a block on every target");
+              "the tile forward's two planes and static arrays fit a block on every target");
 
 // roi_align uses the channels-last kernels when a block's [32 x bins] outputs fit the
 // staging buffer; ps_roi_align reads a different channel per bin, so it stays NCHW.
