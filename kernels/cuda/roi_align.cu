@@ -9,8 +9,8 @@
 // and read neighbouring pixels of one plane. The backward scatters the same samples
 // with atomics (or order-independent fixed-point atomics in deterministic mode).
 // roi_align's forward on NCHW maps samples shared-memory windows instead: of map tiles
-// for 16-bit maps and 2 x 2 grids (align_forward_tiles), of RoI groups for float32, the
-// RoIs the tiles do not take and other grids or float64 (align_forward_win4, _win),
+// for float math and 2 x 2 grids (align_forward_tiles), of RoI groups for the RoIs the
+// tiles do not take and other grids or float64 (align_forward_win4, _win),
 // and both directions take channels-last kernels where those fit
 // (align_forward_cl, align_backward_cl; the latter merges each bin's corners that share
 // a pixel and adds 4 channels an atomic for float sums). The deterministic backward of
@@ -43,7 +43,10 @@ constexpr int kMaxLevels = 8;
 constexpr int kTableCap = 64;  // axis samples cached per RoI and axis; more are computed on use
 
 // The arguments of one launch. Levels: multi_scale_roi_align pools RoI k from map
-// level_of[k]; roi_align and ps_roi_align have one level.
+// level_of[k]; roi_align and ps_roi_align have one level. Kernels take this and the
+// plans as __grid_constant__ parameters: their arrays are indexed by a level known only
+// at run time, which otherwise makes every thread copy them to local memory first
+// (~120 bytes a thread; the tile forward ran 5-10% faster without it).
 template <typename T, typename A>
 struct AlignArgs {
   const T* rois;  // contiguous [K, 5]
@@ -131,7 +134,8 @@ __device__ inline AxisSample<A> x_sample(const Geometry<A>& g, const AxisSample<
 }
 
 template <typename T, typename A, bool PS>
-__global__ void __launch_bounds__(kThreads) align_forward(AlignArgs<T, A> a, T* out, int32_t* mapping) {
+__global__ void __launch_bounds__(kThreads)
+    align_forward(const __grid_constant__ AlignArgs<T, A> a, T* out, int32_t* mapping) {
   __shared__ AxisSample<A> ys[kTableCap], xs[kTableCap];
   const int k = blockIdx.x, c0 = blockIdx.y * a.chunk;
   const Geometry<A> g = roi_geometry<T, A, PS>(a, k);
@@ -172,7 +176,7 @@ __global__ void __launch_bounds__(kThreads) align_forward(AlignArgs<T, A> a, T* 
 
 template <typename T, typename A, bool PS, bool D>
 __global__ void __launch_bounds__(kThreads)
-    align_backward(AlignArgs<T, A> a, const T* grad, Strides4 gs, roi::Scatter<A, D> sc) {
+    align_backward(const __grid_constant__ AlignArgs<T, A> a, const T* grad, Strides4 gs, roi::Scatter<A, D> sc) {
   __shared__ AxisSample<A> ys[kTableCap], xs[kTableCap];
   const int k = blockIdx.x, c0 = blockIdx.y * a.chunk;
   const Geometry<A> g = roi_geometry<T, A, PS>(a, k);
@@ -215,7 +219,7 @@ constexpr int kStageBytes = kTune.roi_stage_bytes;
 // G > 0: the sampling grid is G x G for every RoI (sampling_ratio = G), known at compile
 // time so the sample loops unroll and all their loads are in flight together.
 template <typename T, typename A, int G>
-__global__ void __launch_bounds__(kThreads) align_forward_cl(AlignArgs<T, A> a, T* out) {
+__global__ void __launch_bounds__(kThreads) align_forward_cl(const __grid_constant__ AlignArgs<T, A> a, T* out) {
   __shared__ AxisSample<A> ys[kTableCap], xs[kTableCap];
   extern __shared__ __align__(16) unsigned char stage_raw[];
   A* stage = reinterpret_cast<A*>(stage_raw);
@@ -292,7 +296,7 @@ __device__ inline void merge_corners(const int (&p)[E], A (&w)[E]) {
 // NaN as torchvision adds it), others take the tap-by-tap scatter.
 template <typename T, typename A, bool D, int G, int VEC, bool MERGE, int CH>
 __global__ void __launch_bounds__(kThreads, sizeof(A) == 4 ? 4 : 1)  // float: 64 registers, 4 blocks an SM
-    align_backward_cl(AlignArgs<T, A> a, const T* grad, Strides4 gs, roi::Scatter<A, D> sc) {
+    align_backward_cl(const __grid_constant__ AlignArgs<T, A> a, const T* grad, Strides4 gs, roi::Scatter<A, D> sc) {
   __shared__ AxisSample<A> ys[kTableCap], xs[kTableCap];
   extern __shared__ __align__(16) unsigned char stage_raw[];
   A* stage = reinterpret_cast<A*>(stage_raw);
@@ -538,7 +542,8 @@ struct TileRecordsOut {
 // outputs do not depend on its group (the backward's fixed-point sums neither).
 template <typename T, typename A>
 __global__ void __launch_bounds__(kGroupThreads)
-    group_rois(AlignArgs<T, A> a, CellGrid cg, int group_max, int* order, int2* groups, int* count, TileRecordsOut to) {
+    group_rois(const __grid_constant__ AlignArgs<T, A> a, const __grid_constant__ CellGrid cg, int group_max,
+               int* order, int2* groups, int* count, TileRecordsOut to) {
   __shared__ int start[kMaxBuckets], tstart[kMaxBuckets], sums[32], total;
   const int nb = cg.buckets, nt = to.records ? nb - 1 : 0;  // tiles: every bucket but the no-image one
   for (int i = threadIdx.x; i < nb; i += blockDim.x) start[i] = tstart[i] = 0;
@@ -901,7 +906,8 @@ __device__ void finish_unwindowed(const AlignArgs<T, A>& a, const GroupSmem<A>& 
 }
 
 template <typename T, typename A, int G, int V>
-__global__ void __launch_bounds__(kThreads, 3) align_forward_win(AlignArgs<T, A> a, WinPlan p, T* out) {
+__global__ void __launch_bounds__(kThreads, 3)
+    align_forward_win(const __grid_constant__ AlignArgs<T, A> a, const __grid_constant__ WinPlan p, T* out) {
   extern __shared__ __align__(16) unsigned char smem[];
   if (int(blockIdx.x) >= *p.count) return;
   const int2 range = p.groups[blockIdx.x];
@@ -1149,7 +1155,8 @@ __device__ void win4_group(const AlignArgs<T, float>& a, const WinPlan& p, int2 
 }
 
 template <typename T, int V>
-__global__ void __launch_bounds__(kThreads, 2) align_forward_win4(AlignArgs<T, float> a, WinPlan p, T* out) {
+__global__ void __launch_bounds__(kThreads, 2)
+    align_forward_win4(const __grid_constant__ AlignArgs<T, float> a, const __grid_constant__ WinPlan p, T* out) {
   extern __shared__ __align__(16) unsigned char smem[];
   // Blocks stride over the groups: the tile forward launches this for its leftover RoIs
   // with a grid sized for a few waves, not for the most groups there can be.
@@ -1175,9 +1182,9 @@ __global__ void __launch_bounds__(kThreads, 2) align_forward_win4(AlignArgs<T, f
 // (torchvision skips them: nothing is added). RoIs the plan does not give the tiles
 // (other grids, no image, big bins) go to win4's groups; a bin whose taps leave the
 // window after all (float rounding at a tile edge) is computed from global memory.
-// H100, PERF.md ra7: 235-250 us of tile kernel + 17 us of plan + 3 us of win4, against
-// win4's 264-266 + 9 us; float16 / bfloat16 0.25 against 0.29 ms, so the tiles serve 16-bit
-// maps by default (tile_forward_quads; benchmarks/results/cuda-roi-align-h100.md).
+// H100, PERF.md ra7: 223 us of tile kernel + 16 us of plan + 3 us of win4, against win4's
+// 265 + 7 us; ra14 0.635 against 0.641 ms; float16 / bfloat16 0.23 against 0.29 ms, so the
+// tiles serve every map by default (tile_forward_quads; benchmarks/results/cuda-roi-align-h100.md).
 struct AxisTaps {
   int4 at;    // y: window row offsets (x pitch, + 1 for the zero pixel); x: columns (skew8); kFwdInvalid: no sample
   float4 w;   // their weights (0 for no sample)
@@ -1230,7 +1237,7 @@ __device__ void tile_bin(const AlignArgs<T, float>& a, const Geometry<float>& g,
 
 template <typename T, int V, int Q>
 __global__ void __launch_bounds__(kThreads, Q > 2 ? 2 : 3)
-    align_forward_tiles(AlignArgs<T, float> a, FwdTilePlan p, T* out) {
+    align_forward_tiles(const __grid_constant__ AlignArgs<T, float> a, const __grid_constant__ FwdTilePlan p, T* out) {
   extern __shared__ __align__(16) unsigned char smem[];
   __shared__ Geometry<float> geo[kFwdRecords];
   __shared__ int2 rec[kFwdRecords];
@@ -1323,7 +1330,7 @@ struct TileGrid {
 // only (sampling_ratio > 0): the samples run monotonically from the first to the last,
 // so those two bound the footprint.
 template <typename T, typename A>
-__global__ void roi_boxes(AlignArgs<T, A> a, int4* boxes) {
+__global__ void roi_boxes(const __grid_constant__ AlignArgs<T, A> a, int4* boxes) {
   const int k = blockIdx.x * blockDim.x + threadIdx.x;
   if (k >= a.K) return;
   const Geometry<A> g = roi_geometry<T, A, false>(a, k);
@@ -1411,8 +1418,8 @@ __device__ inline void cp_async_element(A* smem, const A* gmem) {
 // (128 registers), as two (8 loads) spilled and ran 16% slower.
 template <typename T, typename A, int CH>
 __global__ void __launch_bounds__(kTileThreads, std::is_same_v<T, A> ? 2 : 1)
-    align_backward_tiles(AlignArgs<T, A> a, const int4* boxes, TileGrid tg, int RB, const T* grad, Strides4 gs,
-                         T* out) {
+    align_backward_tiles(const __grid_constant__ AlignArgs<T, A> a, const int4* boxes,
+                         const __grid_constant__ TileGrid tg, int RB, const T* grad, Strides4 gs, T* out) {
   extern __shared__ __align__(16) unsigned char smem[];
   __shared__ int warp_hits[kTileThreads / 32];
   constexpr int S = kTileSide, NT = kTileThreads;
@@ -1664,20 +1671,19 @@ void prefer_l1(Kernel kernel, std::size_t dynamic_smem) {
     cudaGetLastError();  // only a hint
 }
 
-// Channel quads a block of roi_align's tile forward takes for maps of `bytes`-byte
-// elements, 0: the RoI group kernels alone. By default the tiles take 16-bit maps (H100,
-// ra7 in float16 / bfloat16: 0.246 against 0.294 ms) and float32 stays with the groups
-// (ra7 0.266-0.275 against 0.277-0.281 ms across machines, but ra14 0.656-0.685 against
-// 0.638-0.653). TVOPS_ROI_FORWARD=tiles / tiles4 (4 quads a block) / groups forces one;
-// read each call, so that one process can compare them.
-int tile_forward_quads(int bytes) {
+// Channel quads a block of roi_align's tile forward takes, 0: the RoI group kernels
+// alone. By default the tiles take every map (H100, ra7: float32 0.250 against 0.277 ms,
+// ra14 0.635 against 0.641, float16 / bfloat16 0.231 against 0.294, since the kernels
+// read their plans as __grid_constant__ parameters). TVOPS_ROI_FORWARD=tiles / tiles4
+// (4 quads a block) / groups forces one; read each call, so that one process can compare them.
+int tile_forward_quads() {
   const char* v = std::getenv("TVOPS_ROI_FORWARD");
   // 4 planes and the block's static arrays (records, geometry) need ~102 KB: sm86 / sm89 /
   // sm120 blocks take 99
   constexpr bool four_fit = 4 * kFwdPlane * int(sizeof(float4)) + 8 * 1024 <= kTune.smem_per_block_optin;
-  if (!v || !*v) return bytes == 2 ? 2 : 0;
+  if (!v || !*v || std::strcmp(v, "tiles") == 0) return 2;
   if (std::strcmp(v, "tiles4") == 0) return four_fit ? 4 : 2;
-  return std::strcmp(v, "tiles") == 0 ? 2 : 0;
+  return 0;
 }
 static_assert(2 * kFwdPlane * int(sizeof(float4)) + 8 * 1024 <= kTune.smem_per_block_optin,
               "the tile forward's two planes and static arrays fit a block on every target");
@@ -1824,7 +1830,7 @@ void forward(const char* op, const std::vector<Tensor>& maps, const std::vector<
         // float math with 2x2 grids: channel-interleaved float4 windows; else planar ones.
         const bool win4 = std::is_same_v<A, float> && a.sampling_ratio == 2;
         // float math, 2 x 2 grids: the tile forward, win4 for the RoIs it does not take
-        const int tile_quads = tile_forward_quads(int(sizeof(T)));
+        const int tile_quads = tile_forward_quads();
         bool tiles = win4 && tile_quads > 0 && PH <= 255 && PW <= 255;
         FwdTilePlan tp{};
         Tensor ws;
