@@ -534,8 +534,18 @@ __device__ void for_tile_records(int4 d, int PH, int PW, F&& f) {
 struct TileRecordsOut {
   int2* records;
   int* tile_start;
-  int4* descriptors;  // [K], between the two passes
+  int4* descriptors;  // [K], from tile_descriptors
 };
+
+// Each RoI's tile descriptor, for group_rois: a thread a RoI over many blocks, where the
+// single-block sort would spend most of its time on this arithmetic (H100 ra7: the plan
+// took 16 us with it inside).
+template <typename T>
+__global__ void tile_descriptors(const __grid_constant__ AlignArgs<T, float> a, const __grid_constant__ CellGrid cg,
+                                 int4* descriptors) {
+  const int k = blockIdx.x * blockDim.x + threadIdx.x;
+  if (k < a.K) descriptors[k] = tile_descriptor(a, cg, k);
+}
 
 // One block: counting sort of the RoIs by bucket, then the groups (runs of at most
 // group_max RoIs of one bucket). The order inside a bucket does not matter: a RoI's
@@ -549,20 +559,17 @@ __global__ void __launch_bounds__(kGroupThreads)
   for (int i = threadIdx.x; i < nb; i += blockDim.x) start[i] = tstart[i] = 0;
   __syncthreads();
   // Each RoI goes to the tile forward (its records) or to a bucket (the grouped kernels);
-  // with tiles, the first pass keeps its descriptor for the second.
-  auto place = [&](int k, bool first, auto&& to_tile, auto&& to_bucket) {
-    if constexpr (std::is_same_v<A, float>) {
-      if (nt > 0) {
-        const int4 d = first ? tile_descriptor(a, cg, k) : to.descriptors[k];
-        if (first) to.descriptors[k] = d;
-        if (d.x < 0) return to_bucket(d.y);
-        return for_tile_records(d, a.PH, a.PW, to_tile);
-      }
+  // with tiles, by the descriptor tile_descriptors computed.
+  auto place = [&](int k, auto&& to_tile, auto&& to_bucket) {
+    if (nt > 0) {
+      const int4 d = to.descriptors[k];
+      if (d.x < 0) return to_bucket(d.y);
+      return for_tile_records(d, a.PH, a.PW, to_tile);
     }
     to_bucket(bucket_of(a, cg, k));
   };
   for (int k = threadIdx.x; k < a.K; k += blockDim.x)
-    place(k, true, [&](int t, int) { atomicAdd(&tstart[t], 1); }, [&](int b) { atomicAdd(&start[b], 1); });
+    place(k, [&](int t, int) { atomicAdd(&tstart[t], 1); }, [&](int b) { atomicAdd(&start[b], 1); });
   __syncthreads();
   const int per = (nb + blockDim.x - 1) / blockDim.x, lo = min(nb, int(threadIdx.x) * per), hi = min(nb, lo + per);
   int n = 0, ng = 0, nr = 0;
@@ -591,7 +598,7 @@ __global__ void __launch_bounds__(kGroupThreads)
   if (threadIdx.x == 0) *count = total;  // the last scan's total: the number of groups
   __syncthreads();
   for (int k = threadIdx.x; k < a.K; k += blockDim.x)
-    place(k, false, [&](int t, int ranges) { to.records[atomicAdd(&tstart[t], 1)] = make_int2(k, ranges); },
+    place(k, [&](int t, int ranges) { to.records[atomicAdd(&tstart[t], 1)] = make_int2(k, ranges); },
           [&](int b) { order[atomicAdd(&start[b], 1)] = k; });
 }
 
@@ -1760,6 +1767,12 @@ WinPlan plan_groups(const AlignArgs<T, A>& a, Tensor& ws, unsigned& grid_x, int&
   p.order = order;
   p.groups = groups;
   p.count = count;
+  if constexpr (std::is_same_v<A, float>) {
+    if (tile_plan) {
+      tile_descriptors<T><<<unsigned((a.K + 255) / 256), 256, 0, stream>>>(a, cg, desc);
+      TVOPS_CUDA_CHECK(cudaGetLastError());
+    }
+  }
   group_rois<T, A><<<1, kGroupThreads, 0, stream>>>(a, cg, p.group_max, order, groups, count, to);
   TVOPS_CUDA_CHECK(cudaGetLastError());
   grid_x = unsigned(max_groups);
