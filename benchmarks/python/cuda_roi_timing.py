@@ -2,12 +2,15 @@
 """GPU time of the CUDA RoI kernels alone (CUDA events around back-to-back calls, no
 host sync per call), tvops against torchvision's ops, on the PERF.md ra7 inputs.
 compare.py times whole Python calls with a sync each; this separates the kernels
-from the call overhead. The "one call" rows time a whole Python call (ra7 forward,
-and forward + autograd backward) waited for each time, median of --reps calls.
+from the call overhead. The "back to back" row runs whole forward + autograd backward
+calls back to back (a training loop's view); the "one call" rows time a whole Python
+call (ra7 forward, and forward + autograd backward) waited for each time, median of
+--reps calls. --json writes the rows.
 
-    PYTHONPATH=build/dev/python python benchmarks/python/cuda_roi_timing.py [--reps 50]
+    PYTHONPATH=build/dev/python python benchmarks/python/cuda_roi_timing.py [--reps 50] [--json PATH]
 """
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -49,6 +52,7 @@ def fwd_bwd(module, x, rois, grad):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--reps", type=int, default=50)
+    p.add_argument("--json", help="write the rows here")
     opts = p.parse_args()
     tv = torch.ops.torchvision
     a7, a14 = roi_setup(7, backward=True)("cuda"), roi_setup(14)("cuda")
@@ -74,20 +78,29 @@ def main():
         ("psra7 fwd", lambda: tv.ps_roi_align(ps["x"], rois, 0.25, 7, 7, 2),
          lambda: _C.ps_roi_align(nps, nr, 0.25, 7, 7, 2, s)),
     ]
+    rows = []
+
+    def row(name, t, o):
+        rows.append({"case": name, "torchvision_ms": None if t != t else round(t, 4), "tvops_ms": round(o, 4)})
+        print(f"| {name} | {t:.3f} | {o:.3f} | {'-' if t != t else f'{t / o:.1f}x'} |", flush=True)
+
     print(f"# {torch.cuda.get_device_name()}, GPU ms per call (CUDA events, {opts.reps} back-to-back calls)")
     print("| kernel | torchvision ms | tvops ms | speedup |\n|---|---:|---:|---:|")
     for name, theirs, ours in cases:
-        t = gpu_ms(theirs, opts.reps) if theirs else float("nan")
-        o = gpu_ms(ours, opts.reps)
-        print(f"| {name} | {t:.3f} | {o:.3f} | {t / o:.1f}x |", flush=True)
+        row(name, gpu_ms(theirs, opts.reps) if theirs else float("nan"), gpu_ms(ours, opts.reps))
+    row("ra7 fwd+bwd, back to back", gpu_ms(fwd_bwd(torchvision, x, rois, grad), opts.reps),
+        gpu_ms(fwd_bwd(tvn, x, rois, grad), opts.reps))
     calls = [
         ("ra7 fwd, one call", lambda: torchvision.ops.roi_align(x, rois, (7, 7), 0.25, 2, True),
          lambda: tvn.ops.roi_align(x, rois, (7, 7), 0.25, 2, True)),
         ("ra7 fwd+bwd, one call", fwd_bwd(torchvision, x, rois, grad), fwd_bwd(tvn, x, rois, grad)),
     ]
     for name, theirs, ours in calls:
-        t, o = median_ms(theirs, opts.reps, warmup=3), median_ms(ours, opts.reps, warmup=3)
-        print(f"| {name} | {t:.3f} | {o:.3f} | {t / o:.1f}x |", flush=True)
+        row(name, median_ms(theirs, opts.reps, warmup=3), median_ms(ours, opts.reps, warmup=3))
+    if opts.json:
+        with open(opts.json, "w") as f:
+            json.dump({"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+                       "torchvision": torchvision.__version__, "reps": opts.reps, "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":
