@@ -1194,9 +1194,10 @@ __global__ void __launch_bounds__(kThreads, 2)
 // (torchvision skips them: nothing is added). RoIs the plan does not give the tiles
 // (other grids, no image, big bins) go to win4's groups; a bin whose taps leave the
 // window after all (float rounding at a tile edge) is computed from global memory.
-// H100, PERF.md ra7: 223 us of tile kernel + 16 us of plan + 3 us of win4, against win4's
-// 265 + 7 us; ra14 0.635 against 0.641 ms; float16 / bfloat16 0.23 against 0.29 ms, so the
-// tiles serve every map by default (tile_forward_quads; benchmarks/results/cuda-roi-align-h100.md).
+// H100, PERF.md ra7: 222 us of tile kernel + 12 us of plan (tile_descriptors, group_rois)
+// + 3 us of win4, against win4's 263 + 8 us; ra14 0.63 against 0.64 ms; float16 / bfloat16
+// 0.23 against 0.29 ms, so the tiles serve every map by default (tile_forward_quads;
+// benchmarks/results/cuda-roi-align-h100.md).
 struct AxisTaps {
   int4 at;    // y: window row offsets (x pitch, + 1 for the zero pixel); x: columns (skew8); kFwdInvalid: no sample
   float4 w;   // their weights (0 for no sample)
