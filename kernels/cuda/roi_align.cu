@@ -1701,6 +1701,18 @@ int tile_forward_quads() {
 static_assert(2 * kFwdPlane * int(sizeof(float4)) + 8 * 1024 <= kTune.smem_per_block_optin,
               "the tile forward's two planes and static arrays fit a block on every target");
 
+// Up to this many RoIs roi_align's forward on NCHW maps skips the windows: their plan (two
+// launches and a workspace) and the tile kernel's fixed cost exceed the work (H100, a
+// detection head's smallest FPN level, 15 RoIs on a 25 x 34 map: 13 us of tile kernel and
+// 6 of plan). One block per (RoI, channel chunk) reads the map straight instead.
+// TVOPS_ROI_FORWARD=direct takes this path for any count; any other value, the windows.
+constexpr int64_t kDirectRois = 64;
+bool direct_forward(int64_t K) {
+  const char* v = std::getenv("TVOPS_ROI_FORWARD");
+  if (v && *v) return std::strcmp(v, "direct") == 0;
+  return K <= kDirectRois;
+}
+
 // roi_align uses the channels-last kernels when a block's [32 x bins] outputs fit the
 // staging buffer; ps_roi_align reads a different channel per bin, so it stays NCHW.
 template <typename A, bool PS>
@@ -1750,7 +1762,10 @@ WinPlan plan_groups(const AlignArgs<T, A>& a, Tensor& ws, unsigned& grid_x, int&
   p.gcap = window_gcap(a.sampling_ratio);
   p.chunk = kTune.roi_window_channels;
   p.win_bytes = window_bytes - reserved_bytes;  // what one window may take; the rest holds zero pixels
-  p.group_max = kTune.roi_group_max;
+  // With tiles the groups serve the RoIs the tiles leave: big ones (bins over kFwdMaxBin
+  // pixels, footprints over kFwdRanges tiles), which rarely share a window: one a group,
+  // so that a block a RoI and chunk works on them in parallel.
+  p.group_max = tiles && *tiles ? 1 : kTune.roi_group_max;
   const int ty = a.PH * p.gcap, tx = a.PW * p.gcap;
   while (p.group_max > 1 && table_bytes<A>(p.group_max, ty, tx) > kTableBytes) --p.group_max;
   smem = table_bytes<A>(p.group_max, ty, tx) + window_bytes;
@@ -1828,8 +1843,9 @@ void forward(const char* op, const std::vector<Tensor>& maps, const std::vector<
     // Channels-last maps are read in place; others through shared-memory windows of
     // their NCHW planes, or (pooled sizes the windows do not take) a channels-last copy.
     const bool cl_ok = use_channels_last<A, PS>(PH, PW) && (C + kLanes - 1) / kLanes <= 65535;
-    const bool win = !(cl_ok && all_cl) && use_window<PS>(PH, PW, sr, C) && rois.size(0) > 0;
-    const bool cl = cl_ok && !win;
+    const bool direct = !all_cl && direct_forward(rois.size(0));  // few RoIs: the per-RoI kernel
+    const bool win = !direct && !(cl_ok && all_cl) && use_window<PS>(PH, PW, sr, C) && rois.size(0) > 0;
+    const bool cl = cl_ok && !win && !direct;
     std::vector<Tensor> copies(maps.size());  // channels-last copies, alive until the kernel is queued
     for (std::size_t l = 0; l < maps.size(); ++l) {
       check_int_range(op, maps[l].size(2), "height");
@@ -1860,8 +1876,9 @@ void forward(const char* op, const std::vector<Tensor>& maps, const std::vector<
                                : plan_groups<T, A>(a, ws, gx, smem, maps[0].device(), ctx, stream);
         bool vec = true;
         for (int l = 0; l < a.levels; ++l) vec = vec && vector_rows<T>(a.maps[l], a.strides[l], a.W[l]);
-        // with tiles, win4 takes the few RoIs left over: one block an SM strides over them
-        const dim3 grid(tiles ? std::min(gx, unsigned(sm_count(maps[0].device().index))) : gx,
+        // with tiles, win4 takes the RoIs left over (a RoI a group): two blocks an SM (as many
+        // as its windows let in) stride over them; most calls leave few or none
+        const dim3 grid(tiles ? std::min(gx, 2u * unsigned(sm_count(maps[0].device().index))) : gx,
                         unsigned((C + p.chunk - 1) / p.chunk));
         auto launch = [&](auto kernel) {
           prefer_shared(kernel, smem);

@@ -368,7 +368,12 @@ def _window_case(case, dtype):
 
 @pytest.mark.parametrize("dtype", (torch.float32, torch.float64))
 @pytest.mark.parametrize("case", ("ra7", "odd-width", "adaptive", "big", "crowded", "crowded-mid"))
-def test_roi_align_windows(case, dtype):
+@pytest.mark.parametrize("forward", ("default", "tiles", "direct"))
+def test_roi_align_windows(case, dtype, forward, monkeypatch):
+    """Each case by default (up to 64 RoIs: the per-RoI kernel, no windows), through the
+    windows whatever the count (tiles) and through the per-RoI kernel (direct)."""
+    if forward != "default":
+        monkeypatch.setenv("TVOPS_ROI_FORWARD", forward)
     x, rois, (size, scale, sr, aligned) = _window_case(case, dtype)
     fn = lambda m, t: m.ops.roi_align(t, rois, size, scale, sr, aligned)  # noqa: E731
     torch.testing.assert_close(fn(tvn, x), fn(torchvision, x), **TOL[dtype])
@@ -422,7 +427,7 @@ def _tile_case(width, aligned, seed=3):
     return x, rois, (7, 1.0, 2, aligned)
 
 
-@pytest.mark.parametrize("forward", ("tiles", "tiles4", "groups"))
+@pytest.mark.parametrize("forward", ("tiles", "tiles4", "groups", "direct"))
 @pytest.mark.parametrize("width,aligned", [(168, True), (170, False), (40, True)])
 def test_roi_align_tile_forward(forward, width, aligned, monkeypatch):
     """Every forward path of float math (TVOPS_ROI_FORWARD picks it) against torchvision,
