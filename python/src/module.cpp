@@ -136,6 +136,12 @@ PYBIND11_MODULE(_C, m) {
       .def_property_readonly("shape", [](const tvops::Tensor& t) { return py::tuple(py::cast(t.sizes())); })
       .def_property_readonly("dtype", [](const tvops::Tensor& t) { return std::string(tvops::dtype_name(t.dtype())); })
       .def_property_readonly("device", [](const tvops::Tensor& t) { return tvops::device_name(t.device()); })
+      // (data pointer, bytes, contiguous, dtype, shape) in one call: how torchvision_native._torch
+      // finds the caching-allocator block under a CUDA output without a DLPack round trip.
+      .def_property_readonly("memory", [](const tvops::Tensor& t) {
+        return py::make_tuple(reinterpret_cast<uintptr_t>(t.data_ptr()), t.nbytes(), t.is_contiguous(),
+                              tvops::dtype_name(t.dtype()), py::tuple(py::cast(t.sizes())));
+      })
       .def("__repr__", [](const tvops::Tensor& t) { return "<tvops.Tensor " + t.describe() + ">"; });
 
   m.def("nms", [](const tvops::Tensor& boxes, const tvops::Tensor& scores, double iou_threshold, uintptr_t stream) {

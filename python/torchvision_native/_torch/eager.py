@@ -43,14 +43,15 @@ def plain_eager(tensors):
 
 
 def _tensors(args):
-    """The tensor arguments, or None if a list holds tensors (autograd.Function can't see those)."""
-    found = []
+    """(tensor arguments, tensors inside list arguments): autograd.Function sees the first
+    kind only, so a call whose listed tensors need gradients takes the dispatcher."""
+    found, listed = [], []
     for a in args:
         if isinstance(a, torch.Tensor):
             found.append(a)
-        elif isinstance(a, (list, tuple)) and any(isinstance(x, torch.Tensor) for x in a):
-            return None
-    return found
+        elif isinstance(a, (list, tuple)):
+            listed.extend(x for x in a if isinstance(x, torch.Tensor))
+    return found, listed
 
 
 def _function(name, kernel, setup, backward):
@@ -69,11 +70,15 @@ def _caller(name, op, formula):
     function = _function(name, kernel, *formula) if formula is not None else None
 
     def call(*args, **kwargs):
-        tensors = None if kwargs else _tensors(args)
-        if tensors is None or not plain_eager(tensors):
+        if kwargs:
             return op(*args, **kwargs)
-        if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-            return function.apply(*args) if function is not None else op(*args)
+        tensors, listed = _tensors(args)
+        if not plain_eager(tensors + listed):
+            return op(*args)
+        if torch.is_grad_enabled() and any(t.requires_grad for t in tensors + listed):
+            # An autograd.Function can't return gradients for tensors in a list
+            # (multi_scale_roi_align's features): those calls take the dispatcher's autograd.
+            return function.apply(*args) if function is not None and not listed else op(*args)
         return kernel(*args)
 
     call.__name__ = name

@@ -15,14 +15,21 @@ from torch.utils.dlpack import from_dlpack as _from_capsule
 from torch.utils.dlpack import to_dlpack as _to_capsule
 
 from .. import _C
-from .._convert import stream_for, to_native
 
 _local = threading.local()  # .allocations: the torch tensors of the running CUDA call
 _allocator = None
+_devices = {}  # CUDA device index -> torch.device (building one costs ~1 us a call)
+_current_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)  # (absent from CPU-only torch)
+_DTYPES = {str(d).replace("torch.", ""): d for d in (
+    torch.bool, torch.uint8, torch.int8, torch.int16, torch.uint16, torch.int32, torch.int64, torch.float16,
+    torch.bfloat16, torch.float32, torch.float64)}
 
 
 def _allocate(nbytes, device):
-    storage = torch.empty(nbytes, dtype=torch.uint8, device=torch.device("cuda", device))
+    where = _devices.get(device)
+    if where is None:
+        where = _devices[device] = torch.device("cuda", device)
+    storage = torch.empty(nbytes, dtype=torch.uint8, device=where)
     _local.allocations.append(storage)
     return storage
 
@@ -35,19 +42,24 @@ def _torch_allocator():
 
 
 def _in(x):
-    # CPU: the bare DLPack export (a few hundred ns); CUDA: the stream- and device-aware one.
-    return _C.Tensor.from_dlpack(_to_capsule(x)) if not x.is_cuda else to_native(x, "tensor")
+    # The bare DLPack export (well under a microsecond), CPU and CUDA alike: the CUDA ops run
+    # on the current stream of x's device (see _run), which orders x's producers already.
+    return _C.Tensor.from_dlpack(_to_capsule(x))
 
 
-def _cuda_tensor(view, allocations):
-    """The caching-allocator tensor under a native CUDA output, shaped like it."""
-    nbytes = view.numel() * view.element_size()
-    if nbytes and view.is_contiguous():
+def _cuda_tensor(result, allocations):
+    """A native CUDA output as the caching-allocator tensor under it (shaped like it), or
+    through DLPack where it is not one whole allocation (then tvops' owner keeps it alive)."""
+    ptr, nbytes, contiguous, dtype, shape = result.memory
+    if nbytes and contiguous:
         for storage in allocations:
-            if storage.data_ptr() == view.data_ptr() and storage.numel() >= nbytes:
-                exact = storage if storage.numel() == nbytes else storage[:nbytes]  # one aten call less
-                return exact.view(view.dtype).view(view.shape)
-    return view
+            if storage.data_ptr() == ptr:
+                size = storage.numel()
+                if size >= nbytes:
+                    exact = storage if size == nbytes else storage[:nbytes]
+                    return exact.view(_DTYPES[dtype]).view(shape)
+                break
+    return _from_capsule(result.to_capsule())
 
 
 def _to_torch(result, allocations=None):
@@ -55,26 +67,24 @@ def _to_torch(result, allocations=None):
         return None
     if isinstance(result, (tuple, list)):
         return type(result)(_to_torch(r, allocations) for r in result)
-    view = _from_capsule(result.to_capsule())
-    return view if allocations is None else _cuda_tensor(view, allocations)
+    return _from_capsule(result.to_capsule()) if allocations is None else _cuda_tensor(result, allocations)
 
 
 def _run(fn, like, *args, deterministic=None):
     """fn(*args) on the CPU; on CUDA fn(*args, stream[, deterministic]) with torch's
-    stream and caching allocator. Returns torch tensors."""
+    current stream of like's device and its caching allocator. Returns torch tensors."""
     if not like.is_cuda:
         return _to_torch(fn(*args))
-    _local.allocations = []
-    extra = (stream_for(like),) if deterministic is None else (stream_for(like), deterministic)
+    allocations = _local.allocations = []
+    stream = _current_stream(like.device.index)
+    extra = (stream,) if deterministic is None else (stream, deterministic)
     _C.set_thread_allocator(_torch_allocator())
     try:
         result = fn(*args, *extra)
     finally:
         _C.set_thread_allocator(None)
-    try:
-        return _to_torch(result, _local.allocations)
-    finally:
         _local.allocations = None
+    return _to_torch(result, allocations)
 
 
 def _run_backward(fn, grad, *args):
