@@ -1684,34 +1684,44 @@ void prefer_l1(Kernel kernel, std::size_t dynamic_smem) {
     cudaGetLastError();  // only a hint
 }
 
-// Channel quads a block of roi_align's tile forward takes, 0: the RoI group kernels
-// alone. By default the tiles take every map (H100, ra7: float32 0.250 against 0.277 ms,
-// ra14 0.635 against 0.641, float16 / bfloat16 0.231 against 0.294, since the kernels
-// read their plans as __grid_constant__ parameters). TVOPS_ROI_FORWARD=tiles / tiles4
-// (4 quads a block) / groups forces one; read each call, so that one process can compare them.
-int tile_forward_quads() {
+// roi_align's NCHW forward paths. By default: few bins (<= kDirectBins) take the per-RoI
+// kernel, others the tile forward with win4 for the RoIs it leaves (H100, ra7: float32 0.250
+// against 0.277 ms for the RoI groups alone, ra14 0.635 against 0.641, float16 / bfloat16
+// 0.231 against 0.294, since the kernels read their plans as __grid_constant__ parameters).
+// TVOPS_ROI_FORWARD=direct / tiles / tiles4 (4 quads a block) / groups forces one, for any
+// count; read each call, so that one process can compare them.
+enum class ForwardPath { Default, Direct, Tiles, Tiles4, Groups };
+ForwardPath forward_override() {
   const char* v = std::getenv("TVOPS_ROI_FORWARD");
+  if (!v || !*v) return ForwardPath::Default;
+  if (std::strcmp(v, "direct") == 0) return ForwardPath::Direct;
+  if (std::strcmp(v, "tiles") == 0) return ForwardPath::Tiles;
+  if (std::strcmp(v, "tiles4") == 0) return ForwardPath::Tiles4;
+  return ForwardPath::Groups;
+}
+
+// Up to this many output bins (RoIs x pooled height x pooled width) the forward skips the
+// windows: their plan (two launches and a workspace) and the tile kernel's fixed cost
+// exceed the work. One block per (RoI, channel chunk) reads the map straight instead (H100,
+// 256 channels, 7 x 7 on a 200 x 272 map: 47 us a call against 73 through the tiles at
+// 128 RoIs; Mask R-CNN's mask head, 100 RoIs at 14 x 14: 130 us of kernel against ~90 through
+// the windows, so the bound counts bins, not RoIs).
+constexpr int64_t kDirectBins = 128 * 7 * 7;
+bool direct_forward(ForwardPath path, int64_t K, int64_t PH, int64_t PW) {
+  return path == ForwardPath::Direct || (path == ForwardPath::Default && K * PH * PW <= kDirectBins);
+}
+
+// Channel quads a block of the tile forward takes; 0: the RoI group kernels alone.
+int tile_forward_quads(ForwardPath path) {
   // 4 planes and the block's static arrays (records, geometry) need ~102 KB: sm86 / sm89 /
   // sm120 blocks take 99
   constexpr bool four_fit = 4 * kFwdPlane * int(sizeof(float4)) + 8 * 1024 <= kTune.smem_per_block_optin;
-  if (!v || !*v || std::strcmp(v, "tiles") == 0) return 2;
-  if (std::strcmp(v, "tiles4") == 0) return four_fit ? 4 : 2;
+  if (path == ForwardPath::Default || path == ForwardPath::Tiles) return 2;
+  if (path == ForwardPath::Tiles4) return four_fit ? 4 : 2;
   return 0;
 }
 static_assert(2 * kFwdPlane * int(sizeof(float4)) + 8 * 1024 <= kTune.smem_per_block_optin,
               "the tile forward's two planes and static arrays fit a block on every target");
-
-// Up to this many RoIs roi_align's forward on NCHW maps skips the windows: their plan (two
-// launches and a workspace) and the tile kernel's fixed cost exceed the work (H100, a
-// detection head's smallest FPN level, 15 RoIs on a 25 x 34 map: 13 us of tile kernel and
-// 6 of plan). One block per (RoI, channel chunk) reads the map straight instead.
-// TVOPS_ROI_FORWARD=direct takes this path for any count; any other value, the windows.
-constexpr int64_t kDirectRois = 64;
-bool direct_forward(int64_t K) {
-  const char* v = std::getenv("TVOPS_ROI_FORWARD");
-  if (v && *v) return std::strcmp(v, "direct") == 0;
-  return K <= kDirectRois;
-}
 
 // roi_align uses the channels-last kernels when a block's [32 x bins] outputs fit the
 // staging buffer; ps_roi_align reads a different channel per bin, so it stays NCHW.
@@ -1843,7 +1853,8 @@ void forward(const char* op, const std::vector<Tensor>& maps, const std::vector<
     // Channels-last maps are read in place; others through shared-memory windows of
     // their NCHW planes, or (pooled sizes the windows do not take) a channels-last copy.
     const bool cl_ok = use_channels_last<A, PS>(PH, PW) && (C + kLanes - 1) / kLanes <= 65535;
-    const bool direct = !all_cl && direct_forward(rois.size(0));  // few RoIs: the per-RoI kernel
+    const ForwardPath path = forward_override();
+    const bool direct = !all_cl && direct_forward(path, rois.size(0), PH, PW);  // few RoIs: the per-RoI kernel
     const bool win = !direct && !(cl_ok && all_cl) && use_window<PS>(PH, PW, sr, C) && rois.size(0) > 0;
     const bool cl = cl_ok && !win && !direct;
     std::vector<Tensor> copies(maps.size());  // channels-last copies, alive until the kernel is queued
@@ -1865,7 +1876,7 @@ void forward(const char* op, const std::vector<Tensor>& maps, const std::vector<
         // float math with 2x2 grids: channel-interleaved float4 windows; else planar ones.
         const bool win4 = std::is_same_v<A, float> && a.sampling_ratio == 2;
         // float math, 2 x 2 grids: the tile forward, win4 for the RoIs it does not take
-        const int tile_quads = tile_forward_quads();
+        const int tile_quads = tile_forward_quads(path);
         bool tiles = win4 && tile_quads > 0 && PH <= 255 && PW <= 255;
         FwdTilePlan tp{};
         Tensor ws;
