@@ -9,17 +9,20 @@ Two levels:
   Everything that reaches those operators follows: torchvision.ops.*, its autograd
   formulas, fake kernels and TorchScript. Dropping the registrations (unpatch) brings
   torchvision's kernels back.
-* torchvision's pure-Python box functions that tvops has faster kernels for
-  (batched_nms, box_iou, box_area, remove_small_boxes) are replaced in every loaded
-  torchvision module, by wrappers that fall back to torchvision's function where tvops
-  can't serve the call: inputs that need gradients, devices other than CPU and CUDA,
-  formats other than xyxy.
+* torchvision's pure-Python functions that tvops has faster kernels for (batched_nms,
+  box_iou, box_area, remove_small_boxes, and MultiScaleRoIAlign's pooling over the levels,
+  one tvops call instead of a roi_align and a device sync a level) are replaced in every
+  loaded torchvision module, by wrappers that fall back to torchvision's function where
+  tvops can't serve the call: inputs that need gradients (box functions), devices other
+  than CPU and CUDA, formats other than xyxy, one level, levels of mixed dtypes, ONNX tracing.
 
 Results are torchvision's (same indices, bit-identical RoI features on the CPU); the
 decoders return contiguous CHW tensors where torchvision returns a strided view.
 """
 import contextlib
+import importlib
 import sys
+from typing import List, Optional
 
 import torch
 from torch import Tensor
@@ -40,6 +43,8 @@ _state = None  # while patched: (libraries, [(module, attribute, original)])
 # torchvision's Python functions, for the fallbacks below (module globals, not a dict,
 # so torch.jit.script resolves them like any function).
 _tv_batched_nms = _tv_box_iou = _tv_box_area = _tv_remove_small_boxes = None
+_tv__multiscale_roi_align = _tv__convert_to_roi_format = None
+LevelMapper = None  # torchvision.ops.poolers.LevelMapper while patched (an annotation TorchScript resolves)
 
 
 # ---- image:: kernels (torchvision's schemas; data is a 1-d uint8 CPU tensor) ----
@@ -95,38 +100,105 @@ def _needs_grad(t: Tensor) -> bool:
     return t.requires_grad and torch.is_grad_enabled()
 
 
+# Eager calls take torchvision_native's plain-eager shortcut (_torch/eager.py: the kernel
+# without the dispatcher round trip, ~15 us a call); TorchScript compiles the
+# torch.ops.tvops branch and skips these (@torch.jit.unused).
+@torch.jit.unused
+def _eager_batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float) -> Tensor:
+    return _torch.ops.batched_nms(boxes, scores, idxs, iou_threshold)
+
+
+@torch.jit.unused
+def _eager_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
+    return _torch.ops.box_iou(boxes1, boxes2)
+
+
+@torch.jit.unused
+def _eager_box_area(boxes: Tensor) -> Tensor:
+    return _torch.ops.box_area(boxes, "xyxy")
+
+
+@torch.jit.unused
+def _eager_remove_small_boxes(boxes: Tensor, min_size: float) -> Tensor:
+    return _torch.ops.remove_small_boxes(boxes, min_size)
+
+
 def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float) -> Tensor:
     """torchvision.ops.batched_nms on tvops' one-pass kernel (patch_torchvision)."""
-    if _native_device(boxes):
+    if not _native_device(boxes):
+        return _tv_batched_nms(boxes, scores, idxs, iou_threshold)
+    if torch.jit.is_scripting():
         return torch.ops.tvops.batched_nms(boxes, scores, idxs, iou_threshold)
-    return _tv_batched_nms(boxes, scores, idxs, iou_threshold)
+    return _eager_batched_nms(boxes, scores, idxs, iou_threshold)
 
 
 def box_iou(boxes1: Tensor, boxes2: Tensor, fmt: str = "xyxy") -> Tensor:
     """torchvision.ops.box_iou on tvops' kernel (patch_torchvision)."""
-    if _native_device(boxes1) and not _needs_grad(boxes1) and not _needs_grad(boxes2) and fmt == "xyxy":
+    if not _native_device(boxes1) or _needs_grad(boxes1) or _needs_grad(boxes2) or fmt != "xyxy":
+        return _tv_box_iou(boxes1, boxes2, fmt)
+    if torch.jit.is_scripting():
         return torch.ops.tvops.box_iou(boxes1, boxes2)
-    return _tv_box_iou(boxes1, boxes2, fmt)
+    return _eager_box_iou(boxes1, boxes2)
 
 
 def box_area(boxes: Tensor, fmt: str = "xyxy") -> Tensor:
-    """torchvision.ops.box_area on tvops' kernel (patch_torchvision)."""
-    if _native_device(boxes) and not _needs_grad(boxes) and fmt == "xyxy":
+    """torchvision.ops.box_area on tvops' CPU kernel (patch_torchvision). On CUDA torch's
+    three elementwise launches cost less host time than any op call, so torchvision's runs."""
+    if boxes.device.type != "cpu" or _needs_grad(boxes) or fmt != "xyxy":
+        return _tv_box_area(boxes, fmt)
+    if torch.jit.is_scripting():
         return torch.ops.tvops.box_area(boxes, fmt)
-    return _tv_box_area(boxes, fmt)
+    return _eager_box_area(boxes)
 
 
 def remove_small_boxes(boxes: Tensor, min_size: float) -> Tensor:
     """torchvision.ops.remove_small_boxes on tvops' kernel (patch_torchvision)."""
-    if _native_device(boxes):
+    if not _native_device(boxes):
+        return _tv_remove_small_boxes(boxes, min_size)
+    if torch.jit.is_scripting():
         return torch.ops.tvops.remove_small_boxes(boxes, float(min_size))
-    return _tv_remove_small_boxes(boxes, min_size)
+    return _eager_remove_small_boxes(boxes, float(min_size))
+
+
+@torch.jit.unused
+def _eager_multi_scale_roi_align(features: List[Tensor], scales: List[float], rois: Tensor, levels: Tensor,
+                                 pooled_height: int, pooled_width: int, sampling_ratio: int) -> Tensor:
+    # Plain eager calls skip the dispatcher round trip (see _torch/eager.py).
+    return _torch.ops.multi_scale_roi_align(features, scales, rois, levels, pooled_height, pooled_width,
+                                            sampling_ratio, False)
+
+
+def _multiscale_roi_align(x_filtered: List[Tensor], boxes: List[Tensor], output_size: List[int], sampling_ratio: int,
+                          scales: Optional[List[float]], mapper: Optional["LevelMapper"]) -> Tensor:
+    """torchvision.ops.poolers._multiscale_roi_align (MultiScaleRoIAlign's pooling) with every
+    level pooled in one tvops call, where torchvision makes a roi_align, a torch.where (a
+    device sync) and an index_put a level (patch_torchvision). Torchvision's own function
+    serves one level, ONNX tracing, and levels of several dtypes or devices (autocast)."""
+    if scales is None or mapper is None or len(x_filtered) < 2 or torch._C._get_tracing_state() is not None:
+        return _tv__multiscale_roi_align(x_filtered, boxes, output_size, sampling_ratio, scales, mapper)
+    first = x_filtered[0]
+    for f in x_filtered:
+        if f.dtype != first.dtype or f.device != first.device or not _native_device(f):
+            return _tv__multiscale_roi_align(x_filtered, boxes, output_size, sampling_ratio, scales, mapper)
+    rois = _tv__convert_to_roi_format(boxes)
+    levels = mapper(boxes)
+    if torch.jit.is_scripting():
+        return torch.ops.tvops.multi_scale_roi_align(x_filtered, scales, rois, levels, output_size[0], output_size[1],
+                                                     sampling_ratio, False)
+    return _eager_multi_scale_roi_align(x_filtered, scales, rois, levels, output_size[0], output_size[1],
+                                        sampling_ratio)
 
 
 # Not clip_boxes_to_image: torch's clamp on the [K, classes, 4] boxes of the detection heads
 # beats tvops' CPU kernel (benchmarks/results/detection-models-cpu.md).
-_PYTHON_REPLACEMENTS = {"batched_nms": batched_nms, "box_iou": box_iou, "box_area": box_area,
-                        "remove_small_boxes": remove_small_boxes}
+# (torchvision module, function) -> its replacement.
+_PYTHON_REPLACEMENTS = {
+    ("torchvision.ops.boxes", "batched_nms"): batched_nms,
+    ("torchvision.ops.boxes", "box_iou"): box_iou,
+    ("torchvision.ops.boxes", "box_area"): box_area,
+    ("torchvision.ops.boxes", "remove_small_boxes"): remove_small_boxes,
+    ("torchvision.ops.poolers", "_multiscale_roi_align"): _multiscale_roi_align,
+}
 
 
 def _torchvision_modules():
@@ -155,8 +227,6 @@ def patch_torchvision(ops=True, io=True, python_ops=True):
                            "(TORCHVISION_NATIVE_CUSTOM_OPS=0 turns them off)")
     import torchvision
     import torchvision.io  # noqa: F401 - loads the image:: operators
-    import torchvision.ops.boxes as tv_boxes
-
     from ._torch import kernels
 
     libraries, saved = [], []
@@ -177,8 +247,14 @@ def patch_torchvision(ops=True, io=True, python_ops=True):
                     library.impl(name, _IMAGE_KERNELS[name], key)
         libraries.append(library)
     if python_ops:
-        for name, replacement in _PYTHON_REPLACEMENTS.items():
-            original = getattr(tv_boxes, name)
+        global LevelMapper, _tv__convert_to_roi_format
+        poolers = importlib.import_module("torchvision.ops.poolers")
+        LevelMapper = getattr(poolers, "LevelMapper", None)
+        _tv__convert_to_roi_format = getattr(poolers, "_convert_to_roi_format", None)
+        for (module, name), replacement in _PYTHON_REPLACEMENTS.items():
+            original = getattr(importlib.import_module(module), name, None)
+            if original is None or (name == "_multiscale_roi_align" and _tv__convert_to_roi_format is None):
+                continue  # another torchvision's internals: its own function stays
             globals()["_tv_" + name] = original
             _replace_everywhere(original, replacement, saved)
     _state = (libraries, saved)

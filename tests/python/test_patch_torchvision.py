@@ -136,6 +136,53 @@ def test_patched_ops_match_and_differentiate_like_torchvision():
                 assert torch.equal(patched[name][1], grad), name
 
 
+def _pyramid_inputs(dtype=torch.float32):
+    g = torch.Generator().manual_seed(6)
+    sizes = [(64, 80), (32, 40), (16, 20), (8, 10)]
+    feats = {str(i): torch.randn(2, 8, h, w, generator=g, dtype=torch.float64).to(dtype)
+             for i, (h, w) in enumerate(sizes)}
+    boxes = []
+    for n in (60, 35):
+        xy = torch.rand(n, 2, generator=g, dtype=torch.float64) * 200
+        wh = torch.rand(n, 2, generator=g, dtype=torch.float64) ** 2 * 250 + 2  # sizes over every level
+        boxes.append(torch.cat([xy, xy + wh], 1).to(dtype))
+    return feats, boxes, [(256, 320), (240, 300)]
+
+
+def test_patched_multiscale_pooling_is_one_tvops_call(monkeypatch):
+    feats, boxes, shapes = _pyramid_inputs()
+    pooler = torchvision.ops.MultiScaleRoIAlign(["0", "1", "2", "3"], 7, 2)
+    calls = []
+    for name in ("roi_align", "multi_scale_roi_align"):
+        native = getattr(tvn._C, name)
+        monkeypatch.setattr(tvn._C, name, lambda *a, _n=name, _f=native, **k: calls.append(_n) or _f(*a, **k))
+
+    def run(features):
+        leaves = {k: v.clone().requires_grad_() for k, v in features.items()}
+        out = pooler(leaves, boxes, shapes)
+        out.backward(torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out))
+        return out.detach(), [leaves[k].grad for k in sorted(leaves)]
+
+    reference, ref_grads = run(feats)
+    levels = pooler.map_levels(boxes).bincount(minlength=4)
+    assert (levels > 0).sum() >= 3, levels  # the boxes spread over the pyramid
+    calls.clear()
+    with tvn.patched_torchvision():
+        out, grads = run(feats)
+        assert calls == ["multi_scale_roi_align"]  # one fused call, no roi_align a level
+        with torch.inference_mode():
+            assert torch.equal(pooler(feats, boxes, shapes), reference)
+        # One level: torchvision's own function (a roi_align call).
+        calls.clear()
+        single = torchvision.ops.MultiScaleRoIAlign(["1"], 5, 2)
+        single_out = single(feats, boxes, shapes)
+        assert calls == ["roi_align"]
+    assert torch.equal(out, reference)  # bit for bit on the CPU, forward and backward
+    for got, want in zip(grads, ref_grads):
+        assert torch.equal(got, want)
+    assert torch.equal(single_out, torchvision.ops.MultiScaleRoIAlign(["1"], 5, 2)(feats, boxes, shapes))
+
+
 def test_box_functions_fall_back_where_tvops_cannot():
     boxes = random_boxes(40)[0].requires_grad_()
     with tvn.patched_torchvision():

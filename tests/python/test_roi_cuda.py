@@ -309,9 +309,13 @@ def test_boxes_as_list_of_tensors():
     torch.testing.assert_close(tvn.ops.roi_align(x, boxes, 7, 0.25, 2, True), ref, **TOL[torch.float32])
 
 
+@pytest.mark.parametrize("forward", ("default", "tiles"))  # 120 RoIs: the per-RoI kernel by default
 @pytest.mark.parametrize("deterministic", (False, True))
-def test_multi_scale_roi_align(deterministic):
+def test_multi_scale_roi_align(deterministic, forward, monkeypatch):
     from torchvision_native.ops import MultiScaleRoIAlign
+
+    if forward != "default":
+        monkeypatch.setenv("TVOPS_ROI_FORWARD", forward)
 
     g = torch.Generator().manual_seed(0)
     feats = {"p2": torch.randn(2, 8, 64, 48, generator=g), "p3": torch.randn(2, 8, 32, 24, generator=g),
@@ -337,6 +341,36 @@ def test_multi_scale_roi_align(deterministic):
     torch.testing.assert_close(outs[1], outs[0], **TOL[torch.float32])
     for ours, ref in zip(grads[1], grads[0]):
         torch.testing.assert_close(ours, ref, **GRAD_TOL[torch.float32])
+
+
+def test_patched_torchvision_pooler_on_cuda():
+    # patch_torchvision serves MultiScaleRoIAlign's pooling with one fused call; torchvision's
+    # own module must then give torchvision's values and gradients on CUDA too.
+    g = torch.Generator().manual_seed(3)
+    feats = {str(i): torch.randn(2, 16, 96 >> i, 128 >> i, generator=g).to(DEV) for i in range(4)}
+    boxes = []
+    for n in (300, 170):
+        xy = torch.rand(n, 2, generator=g) * 300
+        boxes.append(torch.cat([xy, xy + torch.rand(n, 2, generator=g) ** 2 * 400 + 2], 1).to(DEV))
+    shapes = [(384, 512), (380, 500)]
+    pooler = torchvision.ops.MultiScaleRoIAlign(["0", "1", "2", "3"], 7, 2)
+
+    def run():
+        leaves = {k: v.clone().requires_grad_() for k, v in feats.items()}
+        out = pooler(leaves, boxes, shapes)
+        out.backward(torch.linspace(-1, 1, out.numel(), device=DEV).view_as(out))
+        return out.detach(), [leaves[k].grad for k in sorted(leaves)]
+
+    ref, ref_grads = run()
+    assert (pooler.map_levels(boxes).bincount(minlength=4) > 0).sum() >= 3
+    with tvn.patched_torchvision():
+        out, grads = run()
+        with torch.inference_mode():
+            fast = pooler(feats, boxes, shapes)
+    torch.testing.assert_close(out, ref, **TOL[torch.float32])
+    torch.testing.assert_close(fast, ref, **TOL[torch.float32])
+    for ours, theirs in zip(grads, ref_grads):
+        torch.testing.assert_close(ours, theirs, **GRAD_TOL[torch.float32])
 
 
 def _window_case(case, dtype):
@@ -370,7 +404,7 @@ def _window_case(case, dtype):
 @pytest.mark.parametrize("case", ("ra7", "odd-width", "adaptive", "big", "crowded", "crowded-mid"))
 @pytest.mark.parametrize("forward", ("default", "tiles", "direct"))
 def test_roi_align_windows(case, dtype, forward, monkeypatch):
-    """Each case by default (up to 64 RoIs: the per-RoI kernel, no windows), through the
+    """Each case by default (up to 128 RoIs: the per-RoI kernel, no windows), through the
     windows whatever the count (tiles) and through the per-RoI kernel (direct)."""
     if forward != "default":
         monkeypatch.setenv("TVOPS_ROI_FORWARD", forward)
