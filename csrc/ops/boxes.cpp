@@ -147,15 +147,24 @@ Tensor remove_small_boxes(const Tensor& boxes, double min_size, const Context& c
   check_boxes("remove_small_boxes", "boxes", boxes);
   TVOPS_CHECK(boxes.dim() == 2, Value, "remove_small_boxes: boxes should be [N, 4], got ", boxes.describe());
   CUDA_ROUTE(detail::runs_on_cuda("remove_small_boxes", boxes), remove_small_boxes(boxes, min_size, ctx));
-  const Tensor b = boxes.to(DType::Float64);
-  const double* p = b.data<double>();
+  // float32 / float64 boxes are read in place (a float64 copy of 100k boxes cost more than
+  // the test); one pass counts, the second writes the output at its size.
+  const Tensor b = boxes.dtype() == DType::Float32 ? boxes.contiguous() : boxes.to(DType::Float64);
   const int64_t n = boxes.size(0);
-  std::vector<int64_t> keep;
-  for (int64_t i = 0; i < n; ++i)
-    if (p[4 * i + 2] - p[4 * i] >= min_size && p[4 * i + 3] - p[4 * i + 1] >= min_size) keep.push_back(i);
-  Tensor out = Tensor::empty({static_cast<int64_t>(keep.size())}, DType::Int64);
-  if (!keep.empty()) std::memcpy(out.data_ptr(), keep.data(), keep.size() * sizeof(int64_t));
-  return out;
+  auto select = [&](const auto* p) {
+    auto big = [&](int64_t i) {
+      const auto* q = p + 4 * i;
+      return double(q[2]) - double(q[0]) >= min_size && double(q[3]) - double(q[1]) >= min_size;
+    };
+    int64_t kept = 0;
+    for (int64_t i = 0; i < n; ++i) kept += big(i);
+    Tensor out = Tensor::empty({kept}, DType::Int64);
+    int64_t* o = out.data<int64_t>();
+    for (int64_t i = 0; i < n; ++i)
+      if (big(i)) *o++ = i;
+    return out;
+  };
+  return b.dtype() == DType::Float32 ? select(b.data<float>()) : select(b.data<double>());
 }
 
 namespace {

@@ -2,6 +2,7 @@
 // small-box removal, and the pairwise IoU family with torchvision's formulas in the
 // same operation order as the CPU kernels (kernels/cpu/box_iou.cpp).
 #include <cub/device/device_select.cuh>
+#include <thrust/iterator/counting_iterator.h>
 
 #include <cmath>
 #include <cstdint>
@@ -63,14 +64,16 @@ __global__ void clip_kernel(const T* in, int64_t n, T height, T width, T* out) {
   }
 }
 
+// remove_small_boxes' test of box i (torchvision's: both sides at least min_size).
 template <typename T>
-__global__ void small_flags(const T* in, int64_t n, double min_size, uint8_t* keep, int64_t* index) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    const T* b = in + 4 * i;
-    keep[i] = double(b[2] - b[0]) >= min_size && double(b[3] - b[1]) >= min_size;
-    index[i] = i;
+struct BigEnough {
+  const T* boxes;
+  double min_size;
+  __device__ bool operator()(int64_t i) const {
+    const T* b = boxes + 4 * i;
+    return double(b[2] - b[0]) >= min_size && double(b[3] - b[1]) >= min_size;
   }
-}
+};
 
 // One output per thread: box i of set a against box j of set b, in group g.
 template <typename T, int Kind>
@@ -168,30 +171,25 @@ Tensor remove_small_boxes(const Tensor& boxes_in, double min_size, const Context
   auto stream = static_cast<cudaStream_t>(ctx.cuda_stream);
   const int64_t n = boxes.size(0);
   if (n == 0) return Tensor::empty({0}, DType::Int64, boxes.device(), ctx);
-  Scratch keep{allocate(n, device, stream)}, index{allocate(n * sizeof(int64_t), device, stream)};
+  // One select over the indices (no flag or index arrays) straight into an output sized for
+  // every box; the host waits once, for the count, and returns its first `kept` entries.
+  Tensor all = Tensor::empty({n}, DType::Int64, boxes.device(), ctx);
   Scratch count{allocate(sizeof(int64_t), device, stream)};
   dispatch_float("remove_small_boxes", boxes, [&](auto tag) {
     using T = decltype(tag);
-    small_flags<<<grid_stride_blocks(n, kElementwise), kElementwise, 0, stream>>>(boxes.data<T>(), n, min_size, keep.get<uint8_t>(),
-                                                 index.get<int64_t>());
+    const BigEnough<T> keep{boxes.data<T>(), min_size};
+    const thrust::counting_iterator<int64_t> indices(0);
+    std::size_t temp_bytes = 0;
+    TVOPS_CUDA_CHECK(cub::DeviceSelect::If(nullptr, temp_bytes, indices, all.data<int64_t>(), count.get<int64_t>(), n,
+                                           keep, stream));
+    Scratch temp{allocate(temp_bytes, device, stream)};
+    TVOPS_CUDA_CHECK(cub::DeviceSelect::If(temp.get<void>(), temp_bytes, indices, all.data<int64_t>(),
+                                           count.get<int64_t>(), n, keep, stream));
     return Tensor();
   });
-  // Count, then select into an output of that size (the host waits once, to size it).
-  Scratch all{allocate(n * sizeof(int64_t), device, stream)};
-  std::size_t temp_bytes = 0;
-  TVOPS_CUDA_CHECK(cub::DeviceSelect::Flagged(nullptr, temp_bytes, index.get<int64_t>(), keep.get<uint8_t>(),
-                                              all.get<int64_t>(), count.get<int64_t>(), n, stream));
-  Scratch temp{allocate(temp_bytes, device, stream)};
-  TVOPS_CUDA_CHECK(cub::DeviceSelect::Flagged(temp.get<void>(), temp_bytes, index.get<int64_t>(),
-                                              keep.get<uint8_t>(), all.get<int64_t>(), count.get<int64_t>(), n,
-                                              stream));
   int64_t kept = 0;
   copy_to_host_sync(&kept, count.get<int64_t>(), sizeof(kept), stream);
-  Tensor out = Tensor::empty({kept}, DType::Int64, boxes.device(), ctx);
-  if (kept > 0)
-    TVOPS_CUDA_CHECK(cudaMemcpyAsync(out.data<int64_t>(), all.get<int64_t>(), kept * sizeof(int64_t),
-                                     cudaMemcpyDeviceToDevice, stream));
-  return out;
+  return Tensor::from_blob(all.data_ptr(), {kept}, {}, DType::Int64, all.device(), all.owner());
 }
 
 Tensor pairwise_box_iou(const Tensor& a_in, const Tensor& b_in, const std::vector<int64_t>& shape, int64_t batch,
