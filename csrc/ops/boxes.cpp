@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/check.h"
+#include "core/half.h"
 #include "core/thread_pool.h"
 #include "dispatch/cpu_isa.h"
 #include "tvops/ops.h"
@@ -147,15 +148,11 @@ Tensor remove_small_boxes(const Tensor& boxes, double min_size, const Context& c
   check_boxes("remove_small_boxes", "boxes", boxes);
   TVOPS_CHECK(boxes.dim() == 2, Value, "remove_small_boxes: boxes should be [N, 4], got ", boxes.describe());
   CUDA_ROUTE(detail::runs_on_cuda("remove_small_boxes", boxes), remove_small_boxes(boxes, min_size, ctx));
-  // float32 / float64 boxes are read in place (a float64 copy of 100k boxes cost more than
-  // the test); one pass counts, the second writes the output at its size.
-  const Tensor b = boxes.dtype() == DType::Float32 ? boxes.contiguous() : boxes.to(DType::Float64);
+  // torchvision's test, ws >= min_size and hs >= min_size: torch subtracts in the boxes'
+  // dtype and compares with min_size cast to it (integer boxes: in float32, torch's default
+  // dtype). One pass counts, the second writes the output at its size.
   const int64_t n = boxes.size(0);
-  auto select = [&](const auto* p) {
-    auto big = [&](int64_t i) {
-      const auto* q = p + 4 * i;
-      return double(q[2]) - double(q[0]) >= min_size && double(q[3]) - double(q[1]) >= min_size;
-    };
+  auto select = [&](auto big) {
     int64_t kept = 0;
     for (int64_t i = 0; i < n; ++i) kept += big(i);
     Tensor out = Tensor::empty({kept}, DType::Int64);
@@ -164,7 +161,28 @@ Tensor remove_small_boxes(const Tensor& boxes, double min_size, const Context& c
       if (big(i)) *o++ = i;
     return out;
   };
-  return b.dtype() == DType::Float32 ? select(b.data<float>()) : select(b.data<double>());
+  auto sides_at_least = [&](const auto* p, auto min, auto round) {
+    return select([=](int64_t i) {
+      const auto* q = p + 4 * i;
+      return round(q[2] - q[0]) >= min && round(q[3] - q[1]) >= min;
+    });
+  };
+  auto same = [](auto v) { return v; };
+  const DType d = boxes.dtype();
+  const Tensor b = d == DType::Float32 || d == DType::Float64 ? boxes.contiguous()
+                   : is_floating(d)                          ? boxes.to(DType::Float32)
+                                                             : boxes.to(DType::Int64);
+  if (d == DType::Float64) return sides_at_least(b.data<double>(), min_size, same);
+  if (d == DType::Float32) return sides_at_least(b.data<float>(), float(min_size), same);
+  if (is_half(d)) {  // each difference rounded to the 16-bit type, as torch's sub does
+    const bool bf16 = d == DType::BFloat16;
+    auto round = [bf16](float v) {
+      return bf16 ? bfloat16_to_float(float_to_bfloat16(v))
+                  : half_to_float(float_to_half(v));
+    };
+    return sides_at_least(b.data<float>(), round(float(min_size)), round);
+  }
+  return sides_at_least(b.data<int64_t>(), float(min_size), [](int64_t v) { return float(v); });
 }
 
 namespace {

@@ -64,14 +64,15 @@ __global__ void clip_kernel(const T* in, int64_t n, T height, T width, T* out) {
   }
 }
 
-// remove_small_boxes' test of box i (torchvision's: both sides at least min_size).
+// remove_small_boxes' test of box i, torchvision's: both sides at least min_size, in T
+// (torch compares a tensor with a Python float in the tensor's dtype).
 template <typename T>
 struct BigEnough {
   const T* boxes;
-  double min_size;
+  T min_size;
   __device__ bool operator()(int64_t i) const {
     const T* b = boxes + 4 * i;
-    return double(b[2] - b[0]) >= min_size && double(b[3] - b[1]) >= min_size;
+    return b[2] - b[0] >= min_size && b[3] - b[1] >= min_size;
   }
 };
 
@@ -177,7 +178,7 @@ Tensor remove_small_boxes(const Tensor& boxes_in, double min_size, const Context
   Scratch count{allocate(sizeof(int64_t), device, stream)};
   dispatch_float("remove_small_boxes", boxes, [&](auto tag) {
     using T = decltype(tag);
-    const BigEnough<T> keep{boxes.data<T>(), min_size};
+    const BigEnough<T> keep{boxes.data<T>(), static_cast<T>(min_size)};
     const thrust::counting_iterator<int64_t> indices(0);
     std::size_t temp_bytes = 0;
     TVOPS_CUDA_CHECK(cub::DeviceSelect::If(nullptr, temp_bytes, indices, all.data<int64_t>(), count.get<int64_t>(), n,

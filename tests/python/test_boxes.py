@@ -119,6 +119,23 @@ def test_remove_small_boxes(min_size):
     assert torch.equal(tvn.ops.remove_small_boxes(b, min_size), torchvision.ops.remove_small_boxes(b, min_size))
 
 
+def rounding_edge_boxes():
+    # Sides that meet min_size only in the boxes' dtype: 100.1f - 0.1f rounds to 100 in
+    # float32 (99.9999985 in float64), and 0.7f is below 0.7 in float64 but equal to
+    # min_size once torch casts it to float32.
+    return torch.tensor([[0.1, 0.0, 100.1, 100.1], [0.0, 0.0, 0.7, 0.7], [3.0, 3.0, 10.0, 10.0],
+                         [0.0, 0.0, 99.95, 120.0]], dtype=torch.float64)
+
+
+@pytest.mark.parametrize("dtype", (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int32))
+def test_remove_small_boxes_compares_in_the_boxes_dtype(dtype):
+    b = rounding_edge_boxes()
+    b = (b * 10).to(dtype) if dtype == torch.int32 else b.to(dtype)
+    for min_size in (100.0, 0.7, 7.0, 70.0, 999.5):
+        assert torch.equal(tvn.ops.remove_small_boxes(b, min_size), torchvision.ops.remove_small_boxes(b, min_size)), \
+            min_size
+
+
 def test_strided_boxes():
     # Boxes sliced out of [K, 5] rois (as MultiScaleRoIAlign's callers pass them): a row
     # stride of 5 and a storage offset.
@@ -208,6 +225,10 @@ class TestCuda:
             out = tvn.ops.remove_small_boxes(b, min_size)
             assert out.is_cuda
             assert torch.equal(out, torchvision.ops.remove_small_boxes(b, min_size))
+        edge = rounding_edge_boxes().to(dtype).cuda()
+        for min_size in (100.0, 0.7, 7.0):
+            assert torch.equal(tvn.ops.remove_small_boxes(edge, min_size),
+                               torchvision.ops.remove_small_boxes(edge, min_size)), min_size
 
     def test_unsupported_dtypes_and_mixed_devices_raise(self):
         b = boxes_of(10, 7).cuda()
