@@ -173,14 +173,18 @@ def _multiscale_roi_align(x_filtered: List[Tensor], boxes: List[Tensor], output_
     """torchvision.ops.poolers._multiscale_roi_align (MultiScaleRoIAlign's pooling) with every
     level pooled in one tvops call, where torchvision makes a roi_align, a torch.where (a
     device sync) and an index_put a level (patch_torchvision). Torchvision's own function
-    serves one level, ONNX tracing, and levels of several dtypes or devices (autocast)."""
-    if scales is None or mapper is None or len(x_filtered) < 2 or torch._C._get_tracing_state() is not None:
+    serves one level, more levels than the CUDA kernels take (8), ONNX tracing, and maps
+    or boxes of several dtypes or devices: under autocast (fp16 maps, fp32 ground-truth
+    boxes in training) its roi_align casts them, which the fused op does not."""
+    if scales is None or mapper is None or len(x_filtered) < 2 or len(x_filtered) > 8 or torch.jit.is_tracing():
         return _tv__multiscale_roi_align(x_filtered, boxes, output_size, sampling_ratio, scales, mapper)
     first = x_filtered[0]
     for f in x_filtered:
         if f.dtype != first.dtype or f.device != first.device or not _native_device(f):
             return _tv__multiscale_roi_align(x_filtered, boxes, output_size, sampling_ratio, scales, mapper)
     rois = _tv__convert_to_roi_format(boxes)
+    if rois.dtype != first.dtype or rois.device != first.device:
+        return _tv__multiscale_roi_align(x_filtered, boxes, output_size, sampling_ratio, scales, mapper)
     levels = mapper(boxes)
     if torch.jit.is_scripting():
         return torch.ops.tvops.multi_scale_roi_align(x_filtered, scales, rois, levels, output_size[0], output_size[1],

@@ -183,6 +183,38 @@ def test_patched_multiscale_pooling_is_one_tvops_call(monkeypatch):
     assert torch.equal(single_out, torchvision.ops.MultiScaleRoIAlign(["1"], 5, 2)(feats, boxes, shapes))
 
 
+def test_patched_multiscale_pooling_scripted_and_its_fallbacks(monkeypatch):
+    feats, boxes, shapes = _pyramid_inputs()
+    names = ["0", "1", "2", "3"]
+    reference = torchvision.ops.MultiScaleRoIAlign(names, 7, 2)(feats, boxes, shapes)
+    calls = []
+    for name in ("roi_align", "multi_scale_roi_align"):
+        native = getattr(tvn._C, name)
+        monkeypatch.setattr(tvn._C, name, lambda *a, _n=name, _f=native, **k: calls.append(_n) or _f(*a, **k))
+    with tvn.patched_torchvision(), torch.no_grad():
+        # TorchScript compiles the replacement: the fused op runs there too.
+        scripted = torch.jit.script(torchvision.ops.MultiScaleRoIAlign(names, 7, 2))
+        assert torch.equal(scripted(feats, boxes, shapes), reference)
+        assert calls == ["multi_scale_roi_align"]
+        # Under autocast torchvision's roi_align casts maps and boxes to float32 (the fused
+        # op does not): torchvision's own loop runs, on tvops' roi_align.
+        calls.clear()
+        half = {k: v.bfloat16() for k, v in feats.items()}
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            autocast_out = torchvision.ops.MultiScaleRoIAlign(names, 7, 2)(half, boxes, shapes)
+        assert calls == ["roi_align"] * 4
+        # More levels than the CUDA kernels take: torchvision's loop as well.
+        calls.clear()
+        many = {str(i): feats[str(min(i, 3))][..., : 64 >> min(i, 3)] for i in range(9)}
+        many_names = [str(i) for i in range(9)]
+        many_out = torchvision.ops.MultiScaleRoIAlign(many_names, 3, 2)(many, boxes, shapes)
+        assert calls == ["roi_align"] * 9
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(autocast_out, torchvision.ops.MultiScaleRoIAlign(names, 7, 2)(half, boxes, shapes))
+    with torch.no_grad():
+        assert torch.equal(many_out, torchvision.ops.MultiScaleRoIAlign(many_names, 3, 2)(many, boxes, shapes))
+
+
 def test_box_functions_fall_back_where_tvops_cannot():
     boxes = random_boxes(40)[0].requires_grad_()
     with tvn.patched_torchvision():

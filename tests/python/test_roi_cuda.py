@@ -363,12 +363,19 @@ def test_patched_torchvision_pooler_on_cuda():
 
     ref, ref_grads = run()
     assert (pooler.map_levels(boxes).bincount(minlength=4) > 0).sum() >= 3
+    half = {k: v.half() for k, v in feats.items()}
+    with torch.autocast("cuda", dtype=torch.float16):  # float16 maps, float32 boxes (training)
+        ref_amp = pooler(half, boxes, shapes)
     with tvn.patched_torchvision():
         out, grads = run()
         with torch.inference_mode():
             fast = pooler(feats, boxes, shapes)
+        with torch.autocast("cuda", dtype=torch.float16):
+            amp = pooler(half, boxes, shapes)
     torch.testing.assert_close(out, ref, **TOL[torch.float32])
     torch.testing.assert_close(fast, ref, **TOL[torch.float32])
+    assert amp.dtype == ref_amp.dtype == torch.float16
+    torch.testing.assert_close(amp, ref_amp, rtol=1e-3, atol=1e-3)
     for ours, theirs in zip(grads, ref_grads):
         torch.testing.assert_close(ours, theirs, **GRAD_TOL[torch.float32])
 
@@ -404,7 +411,7 @@ def _window_case(case, dtype):
 @pytest.mark.parametrize("case", ("ra7", "odd-width", "adaptive", "big", "crowded", "crowded-mid"))
 @pytest.mark.parametrize("forward", ("default", "tiles", "direct"))
 def test_roi_align_windows(case, dtype, forward, monkeypatch):
-    """Each case by default (up to 128 RoIs: the per-RoI kernel, no windows), through the
+    """Each case by default (up to 128 x 7 x 7 bins: the per-RoI kernel, no windows), through the
     windows whatever the count (tiles) and through the per-RoI kernel (direct)."""
     if forward != "default":
         monkeypatch.setenv("TVOPS_ROI_FORWARD", forward)

@@ -17,7 +17,6 @@ from torch.utils.dlpack import to_dlpack as _to_capsule
 from .. import _C
 
 _local = threading.local()  # .allocations: the torch tensors of the running CUDA call
-_allocator = None
 _devices = {}  # CUDA device index -> torch.device (building one costs ~1 us a call)
 _current_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)  # (absent from CPU-only torch)
 _DTYPES = {str(d).replace("torch.", ""): d for d in (
@@ -34,11 +33,8 @@ def _allocate(nbytes, device):
     return storage
 
 
-def _torch_allocator():
-    global _allocator
-    if _allocator is None:
-        _allocator = _C.Allocator(_allocate)
-    return _allocator
+# Made once at import: threads share it, and the native side holds a raw pointer to it.
+_allocator = _C.Allocator(_allocate)
 
 
 def _in(x):
@@ -75,15 +71,18 @@ def _run(fn, like, *args, deterministic=None):
     current stream of like's device and its caching allocator. Returns torch tensors."""
     if not like.is_cuda:
         return _to_torch(fn(*args))
+    # A call can start inside another's allocation (torch.empty may run a finalizer that
+    # calls an op): the outer call's list and allocator come back afterwards.
+    outer = getattr(_local, "allocations", None)
     allocations = _local.allocations = []
     stream = _current_stream(like.device.index)
     extra = (stream,) if deterministic is None else (stream, deterministic)
-    _C.set_thread_allocator(_torch_allocator())
+    _C.set_thread_allocator(_allocator)
     try:
         result = fn(*args, *extra)
     finally:
-        _C.set_thread_allocator(None)
-        _local.allocations = None
+        _C.set_thread_allocator(None if outer is None else _allocator)
+        _local.allocations = outer
     return _to_torch(result, allocations)
 
 
