@@ -1703,12 +1703,23 @@ ForwardPath forward_override() {
 // Up to this many output bins (RoIs x pooled height x pooled width) the forward skips the
 // windows: their plan (two launches and a workspace) and the tile kernel's fixed cost
 // exceed the work. One block per (RoI, channel chunk) reads the map straight instead (H100,
-// 256 channels, 7 x 7 on a 200 x 272 map: 47 us a call against 73 through the tiles at
-// 128 RoIs; Mask R-CNN's mask head, 100 RoIs at 14 x 14: 130 us of kernel against ~90 through
-// the windows, so the bound counts bins, not RoIs).
+// 256 channels, 7 x 7 on a 200 x 272 map: 47 us a call against 65 through the tiles at
+// 128 RoIs; Mask R-CNN's mask head, 100 RoIs at 14 x 14, takes 59 us of tile kernel against
+// 130 per RoI, so the bound counts bins, not RoIs). Maps so small that the tile forward has
+// fewer blocks than the GPU has SMs (an FPN's coarsest level) leave SMs idle however many
+// RoIs come: those go per RoI too (256 RoIs on 25 x 34: 79 against 104 us; on 50 x 68, 192
+// tile blocks, the tiles stay ahead, 70 against 77).
 constexpr int64_t kDirectBins = 128 * 7 * 7;
-bool direct_forward(ForwardPath path, int64_t K, int64_t PH, int64_t PW) {
-  return path == ForwardPath::Direct || (path == ForwardPath::Default && K * PH * PW <= kDirectBins);
+bool direct_forward(ForwardPath path, int64_t K, int64_t PH, int64_t PW, bool few_tiles) {
+  return path == ForwardPath::Direct || (path == ForwardPath::Default && (K * PH * PW <= kDirectBins || few_tiles));
+}
+
+// Whether the default tile forward (8 channels a block) would have fewer blocks than `device` has SMs.
+bool few_tile_blocks(const std::vector<Tensor>& maps, int64_t C, int device) {
+  int64_t tiles = 0;
+  for (const Tensor& m : maps)
+    tiles += m.size(0) * ((m.size(2) + kFwdTile - 1) / kFwdTile) * ((m.size(3) + kFwdTile - 1) / kFwdTile);
+  return tiles * ((C + 7) / 8) < sm_count(device);
 }
 
 // Channel quads a block of the tile forward takes; 0: the RoI group kernels alone.
@@ -1854,7 +1865,11 @@ void forward(const char* op, const std::vector<Tensor>& maps, const std::vector<
     // their NCHW planes, or (pooled sizes the windows do not take) a channels-last copy.
     const bool cl_ok = use_channels_last<A, PS>(PH, PW) && (C + kLanes - 1) / kLanes <= 65535;
     const ForwardPath path = forward_override();
-    const bool direct = !all_cl && direct_forward(path, rois.size(0), PH, PW);  // few RoIs: the per-RoI kernel
+    // few bins, or (where the tile forward would run) a map too small to fill the GPU with tiles
+    const bool tile_case = std::is_same_v<A, float> && a.sampling_ratio == 2 && !PS;
+    const bool few_tiles = tile_case && path == ForwardPath::Default &&
+                           rois.size(0) * PH * PW > kDirectBins && few_tile_blocks(maps, C, maps[0].device().index);
+    const bool direct = !all_cl && direct_forward(path, rois.size(0), PH, PW, few_tiles);
     const bool win = !direct && !(cl_ok && all_cl) && use_window<PS>(PH, PW, sr, C) && rois.size(0) > 0;
     const bool cl = cl_ok && !win && !direct;
     std::vector<Tensor> copies(maps.size());  // channels-last copies, alive until the kernel is queued
