@@ -1714,14 +1714,6 @@ bool direct_forward(ForwardPath path, int64_t K, int64_t PH, int64_t PW, bool fe
   return path == ForwardPath::Direct || (path == ForwardPath::Default && (K * PH * PW <= kDirectBins || few_tiles));
 }
 
-// Whether the default tile forward (8 channels a block) would have fewer blocks than `device` has SMs.
-bool few_tile_blocks(const std::vector<Tensor>& maps, int64_t C, int device) {
-  int64_t tiles = 0;
-  for (const Tensor& m : maps)
-    tiles += m.size(0) * ((m.size(2) + kFwdTile - 1) / kFwdTile) * ((m.size(3) + kFwdTile - 1) / kFwdTile);
-  return tiles * ((C + 7) / 8) < sm_count(device);
-}
-
 // Channel quads a block of the tile forward takes; 0: the RoI group kernels alone.
 int tile_forward_quads(ForwardPath path) {
   // 4 planes and the block's static arrays (records, geometry) need ~102 KB: sm86 / sm89 /
@@ -1733,6 +1725,15 @@ int tile_forward_quads(ForwardPath path) {
 }
 static_assert(2 * kFwdPlane * int(sizeof(float4)) + 8 * 1024 <= kTune.smem_per_block_optin,
               "the tile forward's two planes and static arrays fit a block on every target");
+
+// Whether the default tile forward would have fewer blocks than `device` has SMs.
+bool few_tile_blocks(const std::vector<Tensor>& maps, int64_t C, int device) {
+  int64_t tiles = 0;
+  for (const Tensor& m : maps)
+    tiles += m.size(0) * ((m.size(2) + kFwdTile - 1) / kFwdTile) * ((m.size(3) + kFwdTile - 1) / kFwdTile);
+  const int64_t channels = 4 * tile_forward_quads(ForwardPath::Default);
+  return tiles * ((C + channels - 1) / channels) < sm_count(device);
+}
 
 // roi_align uses the channels-last kernels when a block's [32 x bins] outputs fit the
 // staging buffer; ps_roi_align reads a different channel per bin, so it stays NCHW.
@@ -1865,9 +1866,11 @@ void forward(const char* op, const std::vector<Tensor>& maps, const std::vector<
     // their NCHW planes, or (pooled sizes the windows do not take) a channels-last copy.
     const bool cl_ok = use_channels_last<A, PS>(PH, PW) && (C + kLanes - 1) / kLanes <= 65535;
     const ForwardPath path = forward_override();
+    // float math with 2 x 2 grids: the windows are channel-interleaved float4 ones (win4),
+    // and the tile forward can run
+    const bool win4 = std::is_same_v<A, float> && a.sampling_ratio == 2;
     // few bins, or (where the tile forward would run) a map too small to fill the GPU with tiles
-    const bool tile_case = std::is_same_v<A, float> && a.sampling_ratio == 2 && !PS;
-    const bool few_tiles = tile_case && path == ForwardPath::Default &&
+    const bool few_tiles = win4 && !PS && path == ForwardPath::Default &&
                            rois.size(0) * PH * PW > kDirectBins && few_tile_blocks(maps, C, maps[0].device().index);
     const bool direct = !all_cl && direct_forward(path, rois.size(0), PH, PW, few_tiles);
     const bool win = !direct && !(cl_ok && all_cl) && use_window<PS>(PH, PW, sr, C) && rois.size(0) > 0;
@@ -1888,9 +1891,7 @@ void forward(const char* op, const std::vector<Tensor>& maps, const std::vector<
     }
     if constexpr (!PS) {
       if (win) {
-        // float math with 2x2 grids: channel-interleaved float4 windows; else planar ones.
-        const bool win4 = std::is_same_v<A, float> && a.sampling_ratio == 2;
-        // float math, 2 x 2 grids: the tile forward, win4 for the RoIs it does not take
+        // win4: the tile forward, win4 for the RoIs it does not take; else planar windows
         const int tile_quads = tile_forward_quads(path);
         bool tiles = win4 && tile_quads > 0 && PH <= 255 && PW <= 255;
         FwdTilePlan tp{};

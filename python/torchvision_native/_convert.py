@@ -34,16 +34,11 @@ def to_native(x, name):
         if x.requires_grad:
             x = x.detach()
         if x.is_cuda:
-            torch = _torch()
             # The ops run on the current stream of x's device, the one torch orders x's
-            # producers on, so the export needs no stream handshake: the bare export
-            # (__dlpack__(stream=current) would only confirm that, at ~20 us a tensor).
-            if x.device.index == torch._C._cuda_getDevice():
-                return _C.Tensor.from_dlpack(torch._C._to_dlpack(x))
-            handle = cuda_stream_of(x)
-            # DLPack stream 1 = legacy default stream; torch then adds no synchronisation.
-            with torch.cuda.device(x.device):  # torch exports only from the current device
-                return _C.Tensor.from_dlpack(x.__dlpack__(stream=handle or 1))
+            # producers on, so the export needs no stream handshake: the bare export, on
+            # any device (__dlpack__(stream=current) would only confirm that, at ~20 us a
+            # tensor, and only from the current device).
+            return _C.Tensor.from_dlpack(_torch()._C._to_dlpack(x))
         return _C.Tensor.from_dlpack(x.__dlpack__())
     if not isinstance(x, np.ndarray):
         if hasattr(x, "__dlpack__"):

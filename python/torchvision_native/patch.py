@@ -179,11 +179,11 @@ def _multiscale_roi_align(x_filtered: List[Tensor], boxes: List[Tensor], output_
     if scales is None or mapper is None or len(x_filtered) < 2 or len(x_filtered) > 8 or torch.jit.is_tracing():
         return _tv__multiscale_roi_align(x_filtered, boxes, output_size, sampling_ratio, scales, mapper)
     first = x_filtered[0]
-    for f in x_filtered:
-        if f.dtype != first.dtype or f.device != first.device or not _native_device(f):
-            return _tv__multiscale_roi_align(x_filtered, boxes, output_size, sampling_ratio, scales, mapper)
     rois = _tv__convert_to_roi_format(boxes)
-    if rois.dtype != first.dtype or rois.device != first.device:
+    fused = _native_device(first)
+    for t in x_filtered + [rois]:
+        fused = fused and t.dtype == first.dtype and t.device == first.device
+    if not fused:
         return _tv__multiscale_roi_align(x_filtered, boxes, output_size, sampling_ratio, scales, mapper)
     levels = mapper(boxes)
     if torch.jit.is_scripting():

@@ -15,10 +15,10 @@ from torch.utils.dlpack import from_dlpack as _from_capsule
 from torch.utils.dlpack import to_dlpack as _to_capsule
 
 from .. import _C
+from .._convert import cuda_stream_of
 
 _local = threading.local()  # .allocations: the torch tensors of the running CUDA call
 _devices = {}  # CUDA device index -> torch.device (building one costs ~1 us a call)
-_current_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None)  # (absent from CPU-only torch)
 _DTYPES = {str(d).replace("torch.", ""): d for d in (
     torch.bool, torch.uint8, torch.int8, torch.int16, torch.uint16, torch.int32, torch.int64, torch.float16,
     torch.bfloat16, torch.float32, torch.float64)}
@@ -38,8 +38,8 @@ _allocator = _C.Allocator(_allocate)
 
 
 def _in(x):
-    # The bare DLPack export (well under a microsecond), CPU and CUDA alike: the CUDA ops run
-    # on the current stream of x's device (see _run), which orders x's producers already.
+    # to_native's export of a torch tensor without its type checks (well under a microsecond):
+    # the CUDA ops run on the current stream of x's device (see _run).
     return _C.Tensor.from_dlpack(_to_capsule(x))
 
 
@@ -75,7 +75,7 @@ def _run(fn, like, *args, deterministic=None):
     # calls an op): the outer call's list and allocator come back afterwards.
     outer = getattr(_local, "allocations", None)
     allocations = _local.allocations = []
-    stream = _current_stream(like.device.index)
+    stream = cuda_stream_of(like)
     extra = (stream,) if deterministic is None else (stream, deterministic)
     _C.set_thread_allocator(_allocator)
     try:
