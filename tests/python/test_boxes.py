@@ -136,6 +136,12 @@ def test_remove_small_boxes_compares_in_the_boxes_dtype(dtype):
             min_size
 
 
+def test_remove_small_boxes_of_no_boxes():
+    for dtype in (torch.float32, torch.float64, torch.float16):
+        out = tvn.ops.remove_small_boxes(torch.zeros(0, 4, dtype=dtype), 1.0)
+        assert out.dtype == torch.int64 and out.shape == (0,)
+
+
 def test_strided_boxes():
     # Boxes sliced out of [K, 5] rois (as MultiScaleRoIAlign's callers pass them): a row
     # stride of 5 and a storage offset.
@@ -225,6 +231,8 @@ class TestCuda:
             out = tvn.ops.remove_small_boxes(b, min_size)
             assert out.is_cuda
             assert torch.equal(out, torchvision.ops.remove_small_boxes(b, min_size))
+        none = tvn.ops.remove_small_boxes(b[:0], 1.0)
+        assert none.is_cuda and none.dtype == torch.int64 and none.shape == (0,)
         edge = rounding_edge_boxes().to(dtype).cuda()
         for min_size in (100.0, 0.7, 7.0):
             assert torch.equal(tvn.ops.remove_small_boxes(edge, min_size),
