@@ -264,10 +264,11 @@ __global__ void __launch_bounds__(kThreads) align_forward_cl(const __grid_consta
   for (int i = threadIdx.x; i < n; i += blockDim.x) dst[i] = roi::store_cast<T>(stage[i]);
 }
 
-// Adds VEC channels' values at `at` (channel stride cs): one 16-byte atomic for float sums.
+// Adds VEC channels' values at `at` (channel stride cs): one 16-byte atomic for float sums
+// (sm90 on; older targets add the 4 channels one by one).
 template <int VEC, typename A, bool D>
 __device__ inline void scatter_vec(const roi::Scatter<A, D>& sc, int64_t at, int64_t cs, const A (&v)[VEC], A unit) {
-  if constexpr (VEC == 4 && !D && std::is_same_v<A, float>) {
+  if constexpr (VEC == 4 && !D && std::is_same_v<A, float> && TVOPS_CUDA_ARCH >= 90) {
     atomicAdd(reinterpret_cast<float4*>(sc.out + at), make_float4(v[0], v[1], v[2], v[3]));
   } else {
 #pragma unroll
