@@ -9,7 +9,8 @@
 // and read neighbouring pixels of one plane. The backward scatters the same samples
 // with atomics (or order-independent fixed-point atomics in deterministic mode).
 // roi_align's forward on NCHW maps samples shared-memory windows instead: of map tiles
-// for float math and 2 x 2 grids (align_forward_tiles), of RoI groups for the RoIs the
+// for float math and 2 x 2 grids (align_forward_lanes on sm90-class shared memory for
+// pooled sizes up to 7 x 7, align_forward_tiles otherwise), of RoI groups for the RoIs the
 // tiles do not take and other grids or float64 (align_forward_win4, _win),
 // and both directions take channels-last kernels where those fit
 // (align_forward_cl, align_backward_cl; the latter merges each bin's corners that share
@@ -405,7 +406,7 @@ constexpr int kTableBytes = 16 * 1024;  // axis tables of a group, at most
 enum : int { kZero = 0, kFast = 1, kSlow = 2 };
 
 struct CellGrid {
-  int cell, buckets;  // buckets: every cell of every level and image, plus one for RoIs of no image
+  int cell, cell_h, buckets;  // pixels a cell: cell columns, cell_h rows; buckets: every cell of every level and image, plus one for RoIs of no image
   int ch[kMaxLevels], cw[kMaxLevels], base[kMaxLevels];
 };
 
@@ -423,7 +424,7 @@ __device__ int bucket_of(const AlignArgs<T, A>& a, const CellGrid& cg, int k) {
   if (g.b < 0 || g.H <= 0 || g.W <= 0) return cg.buckets - 1;
   const A y0 = g.start_h + min(A(0), g.bin_h * A(a.PH)), x0 = g.start_w + min(A(0), g.bin_w * A(a.PW));
   const A fy = fmin(fmax(y0, A(0)), A(g.H - 1)), fx = fmin(fmax(x0, A(0)), A(g.W - 1));  // NaN -> 0
-  const int cy = min(static_cast<int>(fy) / cg.cell, cg.ch[g.level] - 1);
+  const int cy = min(static_cast<int>(fy) / cg.cell_h, cg.ch[g.level] - 1);
   const int cx = min(static_cast<int>(fx) / cg.cell, cg.cw[g.level] - 1);
   return cg.base[g.level] + (g.b * cg.ch[g.level] + cy) * cg.cw[g.level] + cx;
 }
@@ -469,29 +470,38 @@ constexpr int kFwdRecords = 64;                        // records a block holds 
 // the first (floor(side / 2) <= kFwdHalo - 2, one pixel to spare for float rounding).
 constexpr float kFwdMaxBin = 2.f * (kFwdHalo - 2) - 1.f;
 
+// Each tile RoI's axis taps, for align_forward_lanes (written by tile_descriptors): entry
+// [k][i] of an axis is two int4s: the rows (columns) lo, hi of bin i's two samples
+// (kFwdInvalid: no sample), then their weights (h, l of each sample, as float bits; the
+// rows' weights times 1/4, the 2 x 2 grid's mean, which is exact).
+struct LaneTables {
+  int4* y;  // [K][PH][2]
+  int4* x;  // [K][PW][2]
+};
+
 struct FwdTilePlan {
   const int2* records;    // (RoI, ph0 | ph1 << 8 | pw0 << 16 | pw1 << 24), tile after tile; ends exclusive
   const int* tile_start;  // [tiles + 1]
   CellGrid tiles;         // the plan's cells, kFwdTile pixels a side
 };
 
-// The tile (map row or column index / kFwdTile) where bin samples a and b start.
-__device__ inline int anchor_tile(float a, float b, int size) {
-  return static_cast<int>(fminf(fmaxf(fminf(a, b), 0.f), float(size - 1))) / kFwdTile;
+// The tile (map row or column index / cell) where bin samples a and b start.
+__device__ inline int anchor_tile(float a, float b, int size, int cell) {
+  return static_cast<int>(fminf(fmaxf(fminf(a, b), 0.f), float(size - 1))) / cell;
 }
 
 // The runs of one axis's bins by the tile they start in: false past kFwdRanges runs or
 // when a run skips a tile. Sets the first tile, the step (+1 / -1: bins may run
 // backwards, aligned RoIs with negative sizes), the runs and their starts 1.. as bytes.
 template <typename Sample>
-__device__ bool tile_runs(int n, int size, Sample&& sample, int& first, int& step, int& runs, int& starts) {
-  first = anchor_tile(sample(0, 0), sample(0, 1), size);
+__device__ bool tile_runs(int n, int size, int cell, Sample&& sample, int& first, int& step, int& runs, int& starts) {
+  first = anchor_tile(sample(0, 0), sample(0, 1), size, cell);
   step = 0;
   runs = 1;
   starts = 0;
   int last = first;
   for (int i = 1; i < n; ++i) {
-    const int t = anchor_tile(sample(i, 0), sample(i, 1), size);
+    const int t = anchor_tile(sample(i, 0), sample(i, 1), size, cell);
     if (t == last) continue;
     if (runs == kFwdRanges || (t - last != 1 && t - last != -1) || (step != 0 && t - last != step)) return false;
     step = t - last;
@@ -513,8 +523,8 @@ __device__ int4 tile_descriptor(const AlignArgs<T, float>& a, const CellGrid& cg
   const bool fits = g.b >= 0 && g.H > 0 && g.W > 0 && g.gh == 2 && g.gw == 2 && fabsf(g.bin_h) <= kFwdMaxBin &&
                     fabsf(g.bin_w) <= kFwdMaxBin && isfinite(g.start_h) && isfinite(g.start_w);
   int ty, sy, ny, zy, tx, sx, nx, zx;
-  if (fits && tile_runs(a.PH, g.H, [&](int i, int s) { return g.template y_at<2>(i, s); }, ty, sy, ny, zy) &&
-      tile_runs(a.PW, g.W, [&](int i, int s) { return g.template x_at<2>(i, s); }, tx, sx, nx, zx)) {
+  if (fits && tile_runs(a.PH, g.H, cg.cell_h, [&](int i, int s) { return g.template y_at<2>(i, s); }, ty, sy, ny, zy) &&
+      tile_runs(a.PW, g.W, cg.cell, [&](int i, int s) { return g.template x_at<2>(i, s); }, tx, sx, nx, zx)) {
     const int l = g.level, cw = cg.cw[l];
     return make_int4(cg.base[l] + (g.b * cg.ch[l] + ty) * cw + tx, ny | nx << 4 | (sy < 0) << 8 | (sx < 0) << 9 | cw << 12,
                      zy, zx);
@@ -546,11 +556,30 @@ struct TileRecordsOut {
 // Each RoI's tile descriptor, for group_rois: a thread a RoI over many blocks, where the
 // single-block sort would spend most of its time on this arithmetic (H100 ra7: the plan
 // took 16 us with it inside).
+// With lane tables, threads K.. write them, an axis entry a thread (every RoI's: those
+// the tiles do not take are never read).
 template <typename T>
 __global__ void tile_descriptors(const __grid_constant__ AlignArgs<T, float> a, const __grid_constant__ CellGrid cg,
-                                 int4* descriptors) {
-  const int k = blockIdx.x * blockDim.x + threadIdx.x;
-  if (k < a.K) descriptors[k] = tile_descriptor(a, cg, k);
+                                 int4* descriptors, LaneTables lt) {
+  const int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (t < a.K) {
+    descriptors[t] = tile_descriptor(a, cg, int(t));
+    return;
+  }
+  const int64_t e = t - a.K, per = a.PH + a.PW;
+  if (!lt.y || e >= int64_t(a.K) * per) return;
+  const int k = int(e / per), i = int(e % per);
+  const Geometry<float> g = roi_geometry<T, float, false>(a, k);
+  const bool y = i < a.PH;
+  const float v0 = y ? g.template y_at<2>(i, 0) : g.template x_at<2>(i - a.PH, 0);
+  const float v1 = y ? g.template y_at<2>(i, 1) : g.template x_at<2>(i - a.PH, 1);
+  const AxisSample<float> s0 = roi::axis_sample(v0, y ? g.H : g.W), s1 = roi::axis_sample(v1, y ? g.H : g.W);
+  const float scale = y ? 0.25f : 1.f;
+  int4* out = y ? lt.y + (int64_t(k) * a.PH + i) * 2 : lt.x + (int64_t(k) * a.PW + i - a.PH) * 2;
+  out[0] = make_int4(s0.lo >= 0 ? s0.lo : kFwdInvalid, s0.lo >= 0 ? s0.hi : kFwdInvalid,
+                     s1.lo >= 0 ? s1.lo : kFwdInvalid, s1.lo >= 0 ? s1.hi : kFwdInvalid);
+  out[1] = make_int4(__float_as_int(s0.h * scale), __float_as_int(s0.l * scale), __float_as_int(s1.h * scale),
+                     __float_as_int(s1.l * scale));
 }
 
 // One block: counting sort of the RoIs by bucket, then the groups (runs of at most
@@ -984,10 +1013,16 @@ __device__ inline int swz4(int col) { return col ^ ((col >> 3) & 3); }
 // 8 different 16-byte bank groups (and a lane's 4 stored neighbours spread as well).
 __device__ inline int skew8(int col) { return (col & ~7) | ((col + (col >> 3)) & 7); }
 
+// Column orders of a quad window: swz4 (the group windows), skew8 (the tile forward),
+// swz4 with the columns at or past `pitch` dropped (the lane tile forward: its window rows
+// are not whole vectors; swz4 keeps columns within their aligned 4, so none of the
+// window's moves past its end).
+enum class Cols { Swz4, Skew8, Swz4Clipped };
+
 // Loads the pass's quads: a job is (quad, row, V columns): 4 channels x V columns read
 // from the NCHW planes (16-byte vectors when V > 1), written as V float4 pixels (columns
-// in swz4 order, or skew8's with SKEW).
-template <typename T, int V, bool SKEW = false>
+// in ORDER).
+template <typename T, int V, Cols ORDER = Cols::Swz4>
 struct QuadLoader {
   const T* plane0;  // first channel of the pass
   Strides4 s;
@@ -1008,8 +1043,10 @@ struct QuadLoader {
   __device__ void put(int q, int y, int x, const float (&v)[4][V]) const {
     float4* row = win + q * plane + y * pitch;
 #pragma unroll
-    for (int e = 0; e < V; ++e)
-      row[SKEW ? skew8(x * V + e) : swz4(x * V + e)] = make_float4(v[0][e], v[1][e], v[2][e], v[3][e]);
+    for (int e = 0; e < V; ++e) {
+      const int col = ORDER == Cols::Skew8 ? skew8(x * V + e) : swz4(x * V + e);
+      if (ORDER != Cols::Swz4Clipped || col < pitch) row[col] = make_float4(v[0][e], v[1][e], v[2][e], v[3][e]);
+    }
   }
   template <int U>
   __device__ void run(int i, int nt, int total, const int* q, const int* y, const int* x) const {
@@ -1197,8 +1234,8 @@ __global__ void __launch_bounds__(kThreads, 2)
 // window after all (float rounding at a tile edge) is computed from global memory.
 // H100, PERF.md ra7: 222 us of tile kernel + 12 us of plan (tile_descriptors, group_rois)
 // + 3 us of win4, against win4's 263 + 8 us; ra14 0.63 against 0.64 ms; float16 / bfloat16
-// 0.23 against 0.29 ms, so the tiles serve every map by default (tile_forward_quads;
-// benchmarks/results/cuda-roi-align-h100.md).
+// 0.23 against 0.29 ms, so the tiles serve every map by default where align_forward_lanes
+// does not (tile_forward_quads, lane_forward; benchmarks/results/cuda-roi-align-h100.md).
 struct AxisTaps {
   int4 at;    // y: window row offsets (x pitch, + 1 for the zero pixel); x: columns (skew8); kFwdInvalid: no sample
   float4 w;   // their weights (0 for no sample)
@@ -1264,13 +1301,13 @@ __global__ void __launch_bounds__(kThreads, Q > 2 ? 2 : 3)
   while (l + 1 < a.levels && tile >= cg.base[l + 1]) ++l;
   const int in_level = tile - cg.base[l], tc = in_level % cg.cw[l], tr = in_level / cg.cw[l] % cg.ch[l];
   const int b = in_level / cg.cw[l] / cg.ch[l];
-  const int r0 = tr * kFwdTile, c0 = tc * kFwdTile;
+  const int r0 = tr * kFwdTile, c0 = tc * kFwdTile;  // the plan's cells are kFwdTile square for this kernel
   const int rows = min(kFwdRows, a.H[l] - r0), cols = min((kFwdRows + V - 1) / V * V, a.W[l] - c0);
   const int c_lo = blockIdx.y * 4 * Q, nc = min(a.C - c_lo, 4 * Q), nq = (nc + 3) / 4;
   const Strides4 st = a.strides[l];
   const T* plane0 = a.maps[l] + b * st.n + int64_t(c_lo) * st.c;
   for_window_vectors<2>(nq, rows, (cols + V - 1) / V,
-                        QuadLoader<T, V, true>{plane0, st, win + 1, r0, c0, kFwdPitch, kFwdPlane, nc, a.W[l]});
+                        QuadLoader<T, V, Cols::Skew8>{plane0, st, win + 1, r0, c0, kFwdPitch, kFwdPlane, nc, a.W[l]});
   if (int(threadIdx.x) < nq) win[threadIdx.x * kFwdPlane] = make_float4(0.f, 0.f, 0.f, 0.f);  // the zero pixel
   for (int base = rs; base < re; base += kFwdRecords) {
     if (base != rs) __syncthreads();  // the last batch's records are read until here
@@ -1305,6 +1342,182 @@ __global__ void __launch_bounds__(kThreads, Q > 2 ? 2 : 3)
       const AxisTaps tx = axis_taps([&](int i_, int s_) { return g.template x_at<2>(i_, s_); }, pw, g.W, c0, cols,
                                     [](int c) { return skew8(c); });
       tile_bin<T, Q>(a, g, ty, tx, rec[j].x, ph, pw, win, c_lo, nc, plane0, st, out);
+    }
+  }
+}
+
+// ---- roi_align forward by map tiles, lanes on channel quads (sm90-class shared memory) ----
+//
+// align_forward_tiles gives a thread one bin and 8 channels: its 16 taps' sampler
+// arithmetic (~300 instructions) feeds only those 8 channels, and a quarter warp's 8 lanes
+// read 8 bins of one window row, which share 16-byte bank groups whenever bins lie a
+// multiple of 8 columns apart (~1.8 wavefronts a quarter warp where 1 is the floor).
+// Here a block takes a 32 x 16 tile (the plan's cells) and 32 channels, as 8 quad planes
+// an odd number of float4s apart, and a quarter warp takes one bin: lane q reads plane
+// q, so the 8 lanes' loads of a tap are one pixel of 8 planes, in 8 different bank groups
+// (one wavefront), and a tap's offset and weight serve 32 channels. The taps come from
+// per-RoI axis tables that tile_descriptors wrote (LaneTables: no sampler arithmetic here).
+// A warp takes 32 bins in 8 rounds of 4 (bin 8s + round for quarter warp s), holding 4
+// channels of each; a 3-step shuffle transpose then leaves lane i with bin i's 32
+// channels, which it stores: a store instruction writes 32 neighbouring bins of a channel.
+constexpr int kLaneTileRows = 16;                          // the plan's cells: kFwdTile columns x 16 rows
+constexpr int kLaneRows = kLaneTileRows + kFwdHalo;        // window rows a bin may touch
+constexpr int kLaneCols = kFwdTile + kFwdHalo;             // window columns (no vector padding)
+constexpr int kLaneQuads = 8;                              // 32 channels a block
+constexpr int kLanePlane = 1 + kLaneRows * kLaneCols;      // a plane: the zero pixel, then the window
+constexpr int kLaneSmem = kLaneQuads * kLanePlane * int(sizeof(float4));
+static_assert(kLanePlane % 2 == 1, "planes an odd number of float4s apart: 8 planes' pixel in 8 bank groups");
+static_assert(kLaneCols > 32 && kLaneCols <= 40, "swz4 keeps window columns 32.. in place, the rest within 0..31");
+constexpr int kLaneNone = -(1 << 28);  // byte offset of no sample: any sum with it is below the plane
+
+// 16 bytes of shared memory at a shared-space address.
+__device__ inline float4 lds_float4(int at) {
+  float4 v;
+  asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "r"(at));
+  return v;
+}
+
+template <typename T, int V>
+__global__ void __launch_bounds__(kThreads, 2)
+    align_forward_lanes(const __grid_constant__ AlignArgs<T, float> a, const __grid_constant__ FwdTilePlan p,
+                        const __grid_constant__ LaneTables lt, T* out) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  __shared__ int2 rec[kFwdRecords];
+  __shared__ int first[kFwdRecords], sums[32], total;
+  float4* win = reinterpret_cast<float4*>(smem);
+  const int tile = blockIdx.x, rs = p.tile_start[tile], re = p.tile_start[tile + 1];
+  if (rs >= re) return;
+  const CellGrid& cg = p.tiles;
+  int l = 0;
+  while (l + 1 < a.levels && tile >= cg.base[l + 1]) ++l;
+  const int in_level = tile - cg.base[l], tc = in_level % cg.cw[l], tr = in_level / cg.cw[l] % cg.ch[l];
+  const int b = in_level / cg.cw[l] / cg.ch[l];
+  const int H = a.H[l], W = a.W[l], r0 = tr * kLaneTileRows, c0 = tc * kFwdTile;
+  const int rows = min(kLaneRows, H - r0), cols = min(kLaneCols, W - c0);
+  const int c_lo = blockIdx.y * 4 * kLaneQuads, nc = min(a.C - c_lo, 4 * kLaneQuads), nq = (nc + 3) / 4;
+  const Strides4 st = a.strides[l];
+  const T* plane0 = a.maps[l] + b * st.n + int64_t(c_lo) * st.c;
+  for_window_vectors<2>(nq, rows, (cols + V - 1) / V,
+                        QuadLoader<T, V, Cols::Swz4Clipped>{plane0, st, win + 1, r0, c0, kLaneCols, kLanePlane, nc, W});
+  if (int(threadIdx.x) < kLaneQuads) win[threadIdx.x * kLanePlane] = make_float4(0.f, 0.f, 0.f, 0.f);  // zero pixels
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32, bins = a.PH * a.PW;
+  const int q = lane & 7;  // the lane's plane; its quarter warp (lane / 8) takes one bin a round
+  // plane q's zero pixel as a shared-space address: a tap is one 32-bit register, no base to add
+  const int pbase = int(__cvta_generic_to_shared(smem)) + q * kLanePlane * int(sizeof(float4));
+  for (int base = rs; base < re; base += kFwdRecords) {
+    if (base != rs) __syncthreads();  // the last batch's records are read until here
+    const int n = min(kFwdRecords, re - base);
+    int items = 0;
+    if (int(threadIdx.x) < n) {
+      const int2 r = p.records[base + threadIdx.x];
+      rec[threadIdx.x] = r;
+      items = ((r.y >> 8 & 255) - (r.y & 255)) * ((r.y >> 24 & 255) - (r.y >> 16 & 255));
+    }
+    const int at = block_exclusive_scan(items, sums, &total);  // its barriers also close the window's stores
+    if (int(threadIdx.x) < n) first[threadIdx.x] = at;
+    const int m = total;
+    __syncthreads();
+    for (int g0 = warp * 32; g0 < m; g0 += warps * 32) {
+      // ---- this lane's bin (item g0 + lane): its taps as byte offsets in a plane and weights
+      const int i = g0 + lane;
+      int j = 0;  // the last record starting at or before item i
+#pragma unroll
+      for (int step = kFwdRecords / 2; step > 0; step /= 2)
+        if (j + step < n && first[j + step] <= i) j += step;
+      const int2 r = rec[j];
+      const int ph0 = r.y & 255, pw0 = r.y >> 16 & 255, npw = max((r.y >> 24 & 255) - pw0, 1);
+      const int local = i < m ? i - first[j] : 0, ph = ph0 + local / npw, pw = pw0 + local % npw;
+      T* o = out + (int64_t(r.x) * a.C + c_lo) * bins + ph * a.PW + pw;
+      bool emit = i < m;
+      int ro[4], co[4];  // row offsets (zero pixel included) and column offsets, bytes; kLaneNone: no sample
+      float wy[4], wx[4];
+      {
+        const int64_t yi = int64_t(r.x) * a.PH + ph, xi = int64_t(r.x) * a.PW + pw;
+        const int4 ry = emit ? lt.y[yi * 2] : make_int4(0, 0, 0, 0), cx = emit ? lt.x[xi * 2] : make_int4(0, 0, 0, 0);
+        const int4 wyb = emit ? lt.y[yi * 2 + 1] : make_int4(0, 0, 0, 0);
+        const int4 wxb = emit ? lt.x[xi * 2 + 1] : make_int4(0, 0, 0, 0);
+        const int rv[4] = {ry.x, ry.y, ry.z, ry.w}, cv[4] = {cx.x, cx.y, cx.z, cx.w};
+        const int wyv[4] = {wyb.x, wyb.y, wyb.z, wyb.w}, wxv[4] = {wxb.x, wxb.y, wxb.z, wxb.w};
+        bool inside = true;  // every tap in the window? (else float rounding at a tile edge)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          inside = inside && (rv[e] == kFwdInvalid || (rv[e] >= r0 && rv[e] < r0 + rows)) &&
+                   (cv[e] == kFwdInvalid || (cv[e] >= c0 && cv[e] < c0 + cols));
+          ro[e] = rv[e] == kFwdInvalid ? kLaneNone : (1 + (rv[e] - r0) * kLaneCols) * int(sizeof(float4));
+          co[e] = cv[e] == kFwdInvalid ? kLaneNone : swz4(cv[e] - c0) * int(sizeof(float4));
+          wy[e] = __int_as_float(wyv[e]);
+          wx[e] = __int_as_float(wxv[e]);
+        }
+        if (emit && !inside) {  // from global memory, this lane alone
+          const Geometry<float> g = roi_geometry<T, float, false>(a, r.x);
+          for (int c = 0; c < nc; ++c)
+            o[int64_t(c) * bins] = roi::store_cast<T>(direct_value<T, float>(g, plane0 + int64_t(c) * st.c, st, ph, pw));
+          emit = false;
+        }
+        if (!emit) {  // the zero pixel, weight 0
+#pragma unroll
+          for (int e = 0; e < 4; ++e) ro[e] = co[e] = kLaneNone, wy[e] = wx[e] = 0.f;
+        }
+      }
+      // ---- 8 rounds: quarter warp s samples bin 8s + round (its lane's taps, by shuffles) for plane q
+      float acc[8][4];
+#pragma unroll
+      for (int it = 0; it < 8; ++it) {
+        const int src = (lane & ~7) + it;
+        int rb[4], cb[4];
+        float ay[4], ax[4];
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          rb[e] = __shfl_sync(0xffffffffu, ro[e], src) + pbase;
+          cb[e] = __shfl_sync(0xffffffffu, co[e], src);
+          ay[e] = __shfl_sync(0xffffffffu, wy[e], src);
+          ax[e] = __shfl_sync(0xffffffffu, wx[e], src);
+        }
+#pragma unroll
+        for (int c = 0; c < 4; ++c) acc[it][c] = 0.f;
+#pragma unroll
+        for (int t = 0; t < 16; ++t) {  // torchvision's order: samples (y, x), corners (lo, lo), (lo, hi), (hi, lo), (hi, hi)
+          const int ry_ = (t >> 3) * 2 + (t >> 1 & 1), cx_ = (t >> 2 & 1) * 2 + (t & 1);
+          // a sample outside the map reads the plane's zero pixel (at pbase), weight 0
+          const float4 v = lds_float4(max(rb[ry_] + cb[cx_], pbase));
+          const float w = ay[ry_] * ax[cx_];
+          acc[it][0] = fmaf(w, v.x, acc[it][0]);
+          acc[it][1] = fmaf(w, v.y, acc[it][1]);
+          acc[it][2] = fmaf(w, v.z, acc[it][2]);
+          acc[it][3] = fmaf(w, v.w, acc[it][3]);
+        }
+      }
+      // ---- transpose: swap the lane's plane bits with the round bits, 3 butterfly steps
+#pragma unroll
+      for (int k = 0; k < 3; ++k) {
+        const bool hi = q >> k & 1;
+#pragma unroll
+        for (int it = 0; it < 8; ++it) {
+          if (it >> k & 1) continue;
+#pragma unroll
+          for (int c = 0; c < 4; ++c) {
+            const float send = hi ? acc[it][c] : acc[it | 1 << k][c];
+            const float recv = __shfl_xor_sync(0xffffffffu, send, 1 << k);
+            if (hi)
+              acc[it][c] = recv;
+            else
+              acc[it | 1 << k][c] = recv;
+          }
+        }
+      }
+      // now acc[y][c] is channel 4y + c of this lane's own bin
+      if (emit && nc == 4 * kLaneQuads) {
+#pragma unroll
+        for (int y = 0; y < 8; ++y)
+#pragma unroll
+          for (int c = 0; c < 4; ++c) o[int64_t(y * 4 + c) * bins] = roi::store_cast<T>(acc[y][c]);
+      } else if (emit) {
+#pragma unroll
+        for (int y = 0; y < 8; ++y)
+#pragma unroll
+          for (int c = 0; c < 4; ++c)
+            if (y * 4 + c < nc) o[int64_t(y * 4 + c) * bins] = roi::store_cast<T>(acc[y][c]);
+      }
     }
   }
 }
@@ -1689,15 +1902,16 @@ void prefer_l1(Kernel kernel, std::size_t dynamic_smem) {
 // kernel, others the tile forward with win4 for the RoIs it leaves (H100, ra7: float32 0.250
 // against 0.277 ms for the RoI groups alone, ra14 0.635 against 0.641, float16 / bfloat16
 // 0.231 against 0.294, since the kernels read their plans as __grid_constant__ parameters).
-// TVOPS_ROI_FORWARD=direct / tiles / tiles4 (4 quads a block) / groups forces one, for any
+// TVOPS_ROI_FORWARD=direct / tiles / tiles4 (4 quads a block) / lanes / groups forces one, for any
 // count; read each call, so that one process can compare them.
-enum class ForwardPath { Default, Direct, Tiles, Tiles4, Groups };
+enum class ForwardPath { Default, Direct, Tiles, Tiles4, Lanes, Groups };
 ForwardPath forward_override() {
   const char* v = std::getenv("TVOPS_ROI_FORWARD");
   if (!v || !*v) return ForwardPath::Default;
   if (std::strcmp(v, "direct") == 0) return ForwardPath::Direct;
   if (std::strcmp(v, "tiles") == 0) return ForwardPath::Tiles;
   if (std::strcmp(v, "tiles4") == 0) return ForwardPath::Tiles4;
+  if (std::strcmp(v, "lanes") == 0) return ForwardPath::Lanes;
   return ForwardPath::Groups;
 }
 
@@ -1715,6 +1929,18 @@ bool direct_forward(ForwardPath path, int64_t K, int64_t PH, int64_t PW, bool fe
   return path == ForwardPath::Direct || (path == ForwardPath::Default && (K * PH * PW <= kDirectBins || few_tiles));
 }
 
+// align_forward_lanes runs where two of its blocks fit an SM (sm90, sm100, sm103, sm110),
+// by default for pooled sizes up to 7 x 7 (H100, PERF.md ra7: 0.236 against 0.245 ms,
+// float16 0.192 against 0.229); larger ones keep align_forward_tiles (ra14: 0.670 against
+// 0.623: its bins are smaller, so the per-bin work of the shuffles and the transpose
+// weighs more).
+constexpr bool kLaneForwardFits = 2 * (kLaneSmem + 2 * kKiB) <= kTune.smem_per_sm;
+constexpr int64_t kLaneMaxBins = 7 * 7;
+bool lane_forward(ForwardPath path, int64_t K, int64_t PH, int64_t PW) {
+  const bool wanted = path == ForwardPath::Lanes || (path == ForwardPath::Default && PH * PW <= kLaneMaxBins);
+  return kLaneForwardFits && wanted && K * (PH + PW) * 2 < int64_t(INT32_MAX);  // its tables index in 32 bits
+}
+
 // Channel quads a block of the tile forward takes; 0: the RoI group kernels alone.
 int tile_forward_quads(ForwardPath path) {
   // 4 planes and the block's static arrays (records, geometry) need ~102 KB: sm86 / sm89 /
@@ -1722,17 +1948,19 @@ int tile_forward_quads(ForwardPath path) {
   constexpr bool four_fit = 4 * kFwdPlane * int(sizeof(float4)) + 8 * 1024 <= kTune.smem_per_block_optin;
   if (path == ForwardPath::Default || path == ForwardPath::Tiles) return 2;
   if (path == ForwardPath::Tiles4) return four_fit ? 4 : 2;
+  if (path == ForwardPath::Lanes) return 2;  // where align_forward_lanes does not fit
   return 0;
 }
 static_assert(2 * kFwdPlane * int(sizeof(float4)) + 8 * 1024 <= kTune.smem_per_block_optin,
               "the tile forward's two planes and static arrays fit a block on every target");
 
 // Whether the default tile forward would have fewer blocks than `device` has SMs.
-bool few_tile_blocks(const std::vector<Tensor>& maps, int64_t C, int device) {
+bool few_tile_blocks(const std::vector<Tensor>& maps, int64_t C, bool lanes, int device) {
+  const int rows = lanes ? kLaneTileRows : kFwdTile;
   int64_t tiles = 0;
   for (const Tensor& m : maps)
-    tiles += m.size(0) * ((m.size(2) + kFwdTile - 1) / kFwdTile) * ((m.size(3) + kFwdTile - 1) / kFwdTile);
-  const int64_t channels = 4 * tile_forward_quads(ForwardPath::Default);
+    tiles += m.size(0) * ((m.size(2) + rows - 1) / rows) * ((m.size(3) + kFwdTile - 1) / kFwdTile);
+  const int64_t channels = 4 * (lanes ? kLaneQuads : tile_forward_quads(ForwardPath::Default));
   return tiles * ((C + channels - 1) / channels) < sm_count(device);
 }
 
@@ -1758,13 +1986,15 @@ bool use_window(int64_t PH, int64_t PW, int64_t sr, int64_t C) {
 template <typename T, typename A>
 WinPlan plan_groups(const AlignArgs<T, A>& a, Tensor& ws, unsigned& grid_x, int& smem, Device device,
                     const Context& ctx, cudaStream_t stream, int window_bytes = kWinBytes, int reserved_bytes = 0,
-                    bool* tiles = nullptr, FwdTilePlan* tp = nullptr) {
+                    bool* tiles = nullptr, FwdTilePlan* tp = nullptr, int tile_rows = kFwdTile,
+                    LaneTables* lane_tables = nullptr) {
   CellGrid cg{};
-  auto cells = [&](int cell) {
+  auto cells = [&](int cell, int cell_h) {
     cg.cell = cell;
+    cg.cell_h = cell_h;
     int64_t total = 0;
     for (int l = 0; l < a.levels; ++l) {
-      cg.ch[l] = std::max(1, (a.H[l] + cell - 1) / cell);
+      cg.ch[l] = std::max(1, (a.H[l] + cell_h - 1) / cell_h);
       cg.cw[l] = std::max(1, (a.W[l] + cell - 1) / cell);
       cg.base[l] = int(total);
       total += int64_t(std::max(a.batch, 1)) * cg.ch[l] * cg.cw[l];
@@ -1774,12 +2004,12 @@ WinPlan plan_groups(const AlignArgs<T, A>& a, Tensor& ws, unsigned& grid_x, int&
   };
   int64_t total = 0;
   if (tiles && *tiles) {
-    total = cells(kFwdTile);
+    total = cells(kFwdTile, tile_rows);
     *tiles = total + 1 <= kMaxBuckets;
   }
   if (!tiles || !*tiles)
     for (int cell = kTune.roi_group_cell;; cell *= 2)  // coarser cells for very large maps
-      if ((total = cells(cell)) + 1 <= kMaxBuckets) break;
+      if ((total = cells(cell, cell)) + 1 <= kMaxBuckets) break;
   cg.buckets = int(total + 1);
   WinPlan p{};
   p.gcap = window_gcap(a.sampling_ratio);
@@ -1796,10 +2026,17 @@ WinPlan plan_groups(const AlignArgs<T, A>& a, Tensor& ws, unsigned& grid_x, int&
   const bool tile_plan = tiles && *tiles;
   const int64_t records = tile_plan ? int64_t(a.K) * kFwdRanges * kFwdRanges : 0;
   const int64_t descriptors = tile_plan ? a.K : 0;
-  ws = Tensor::empty({4 * descriptors + 2 * max_groups + 2 * records + a.K + 1 + (tile_plan ? total + 1 : 0)},
+  const int64_t lane_entries = tile_plan && lane_tables ? int64_t(a.K) * (a.PH + a.PW) * 2 : 0;  // int4s
+  ws = Tensor::empty({4 * descriptors + 4 * lane_entries + 2 * max_groups + 2 * records + a.K + 1 +
+                      (tile_plan ? total + 1 : 0)},
                      DType::Int32, device, ctx);
   int4* desc = reinterpret_cast<int4*>(ws.data<int32_t>());  // first: 16-byte aligned
-  int2* groups = reinterpret_cast<int2*>(desc + descriptors);
+  LaneTables lt{nullptr, nullptr};
+  if (lane_entries > 0) {
+    lt = {desc + descriptors, desc + descriptors + int64_t(a.K) * a.PH * 2};
+    *lane_tables = lt;
+  }
+  int2* groups = reinterpret_cast<int2*>(desc + descriptors + lane_entries);
   int2* recs = groups + max_groups;
   int* order = reinterpret_cast<int*>(recs + records);
   int* count = order + a.K;
@@ -1813,7 +2050,8 @@ WinPlan plan_groups(const AlignArgs<T, A>& a, Tensor& ws, unsigned& grid_x, int&
   p.count = count;
   if constexpr (std::is_same_v<A, float>) {
     if (tile_plan) {
-      tile_descriptors<T><<<unsigned((a.K + 255) / 256), 256, 0, stream>>>(a, cg, desc);
+      const int64_t threads = a.K + lane_entries / 2;  // descriptors, then lane table entries
+      tile_descriptors<T><<<unsigned((threads + 255) / 256), 256, 0, stream>>>(a, cg, desc, lt);
       TVOPS_CUDA_CHECK(cudaGetLastError());
     }
   }
@@ -1872,7 +2110,8 @@ void forward(const char* op, const std::vector<Tensor>& maps, const std::vector<
     const bool win4 = std::is_same_v<A, float> && a.sampling_ratio == 2;
     // few bins, or (where the tile forward would run) a map too small to fill the GPU with tiles
     const bool few_tiles = win4 && !PS && path == ForwardPath::Default &&
-                           rois.size(0) * PH * PW > kDirectBins && few_tile_blocks(maps, C, maps[0].device().index);
+                           rois.size(0) * PH * PW > kDirectBins &&
+                           few_tile_blocks(maps, C, lane_forward(path, rois.size(0), PH, PW), maps[0].device().index);
     const bool direct = !all_cl && direct_forward(path, rois.size(0), PH, PW, few_tiles);
     const bool win = !direct && !(cl_ok && all_cl) && use_window<PS>(PH, PW, sr, C) && rois.size(0) > 0;
     const bool cl = cl_ok && !win && !direct;
@@ -1895,12 +2134,15 @@ void forward(const char* op, const std::vector<Tensor>& maps, const std::vector<
         // win4: the tile forward, win4 for the RoIs it does not take; else planar windows
         const int tile_quads = tile_forward_quads(path);
         bool tiles = win4 && tile_quads > 0 && PH <= 255 && PW <= 255;
+        const bool lanes = tiles && lane_forward(path, a.K, PH, PW);
         FwdTilePlan tp{};
+        LaneTables lt{nullptr, nullptr};
         Tensor ws;
         unsigned gx = 0;
         int smem = 0;
         const WinPlan p = win4 ? plan_groups<T, A>(a, ws, gx, smem, maps[0].device(), ctx, stream, kWin4Bytes,
-                                                   int(sizeof(float4)), &tiles, &tp)
+                                                   int(sizeof(float4)), &tiles, &tp,
+                                                   lanes ? kLaneTileRows : kFwdTile, lanes ? &lt : nullptr)
                                : plan_groups<T, A>(a, ws, gx, smem, maps[0].device(), ctx, stream);
         bool vec = true;
         for (int l = 0; l < a.levels; ++l) vec = vec && vector_rows<T>(a.maps[l], a.strides[l], a.W[l]);
@@ -1921,7 +2163,12 @@ void forward(const char* op, const std::vector<Tensor>& maps, const std::vector<
               prefer_shared(kernel, bytes);
               kernel<<<tgrid, kThreads, bytes, stream>>>(a, tp, out.data<T>());
             };
-            if (tile_quads == 2)
+            if (lanes) {
+              const dim3 tgrid(unsigned(tp.tiles.buckets - 1), unsigned((C + 4 * kLaneQuads - 1) / (4 * kLaneQuads)));
+              auto kernel = vec ? align_forward_lanes<T, V> : align_forward_lanes<T, 1>;
+              prefer_shared(kernel, kLaneSmem);
+              kernel<<<tgrid, kThreads, kLaneSmem, stream>>>(a, tp, lt, out.data<T>());
+            } else if (tile_quads == 2)
               vec ? launch_tiles(align_forward_tiles<T, V, 2>, 2) : launch_tiles(align_forward_tiles<T, 1, 2>, 2);
             else
               vec ? launch_tiles(align_forward_tiles<T, V, 4>, 4) : launch_tiles(align_forward_tiles<T, 1, 4>, 4);

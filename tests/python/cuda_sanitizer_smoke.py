@@ -44,10 +44,10 @@ for det in (False, True):
             tvn.ops.roi_align(xw, rw.to(dtype), (7, 7), 1.0, sr, True)
             tvn.ops.roi_align(xw[:, :, :, 1:], rw.to(dtype), (7, 7), 1.0, sr, False)  # unaligned rows
 torch.use_deterministic_algorithms(False)
-# roi_align's tile forward (both block sizes) and the per-RoI kernel on the tile test's
+# roi_align's tile forwards (both block sizes, the lane kernel) and the per-RoI kernel on the tile test's
 # inputs: tile edges, the map's border, RoIs left to the group kernels, 16-byte and scalar
 # rows, a map narrower than a tile
-for forward in ("tiles", "tiles4", "direct"):
+for forward in ("tiles", "tiles4", "lanes", "direct"):
     os.environ["TVOPS_ROI_FORWARD"] = forward
     for width, aligned in ((168, True), (170, False), (40, True)):
         xt, rt, (size, scale, sr, al) = _tile_case(width, aligned)

@@ -468,7 +468,7 @@ def _tile_case(width, aligned, seed=3):
     return x, rois, (7, 1.0, 2, aligned)
 
 
-@pytest.mark.parametrize("forward", ("tiles", "tiles4", "groups", "direct"))
+@pytest.mark.parametrize("forward", ("tiles", "tiles4", "lanes", "groups", "direct"))
 @pytest.mark.parametrize("width,aligned", [(168, True), (170, False), (40, True)])
 def test_roi_align_tile_forward(forward, width, aligned, monkeypatch):
     """Every forward path of float math (TVOPS_ROI_FORWARD picks it) against torchvision,
