@@ -63,7 +63,7 @@ select:
 # their sentence), one CUDA variant builds for exactly its SM, one ARM variant
 # cross-builds and passes its tests under qemu, and the C++ tests pass under ASan.
 variants-ci: deps
-	python3 cmake/verify_presets.py --configure-all --build sm120-avx512,cpu-armv9,asan --test cpu-armv9,asan
+	python3 cmake/verify_presets.py --configure-all --build sm120-avx512,cpu-armv9,asan --test cpu-armv9,asan --compile-cuda sm80-avx2
 
 # The variant packages: a cpu-avx2 wheel built, auditwheel-checked, installed in a fresh
 # venv and parity-tested; its tar.gz and .deb consumed by tests/consumer; recipes parse.

@@ -7,6 +7,10 @@
                      build these presets; CUDA ones must hold machine code for
                      exactly their SM target (cuobjdump --list-elf)
   --test P1,P2       run their tests (ctest; ARM presets run under qemu-aarch64)
+  --compile-cuda P1,P2
+                     compile only these presets' CUDA kernel files: a check, much
+                     cheaper than a build, that code for newer targets (sm90
+                     intrinsics, say) stays out of older ones
 
 Prints a table and exits non-zero if any step failed.
 """
@@ -55,6 +59,18 @@ def configure(name, log):
     return ok, "refused with its reason" if ok else "expected a clear refusal"
 
 
+def compile_cuda(name, log):
+    """Builds the preset's kernels/cuda object files alone (ninja targets *.cu.o)."""
+    bdir = ROOT / "build" / name
+    listing = subprocess.run(["ninja", "-C", str(bdir), "-t", "targets", "all"], capture_output=True, text=True)
+    objs = sorted({line.split(":")[0] for line in listing.stdout.splitlines()
+                   if line.split(":")[0].endswith(".cu.o")})
+    if not objs:
+        return False, "no CUDA objects to compile"
+    rc, _, dt = run(["cmake", "--build", str(bdir), "--target", *objs], log)
+    return rc == 0, (f"{len(objs)} CUDA files compiled ({dt:.0f}s)" if rc == 0 else "CUDA compile failed")
+
+
 def find_cuobjdump():
     """cuobjdump from PATH, the CUDA toolkit, or the venv's nvidia-cuda-cuobjdump wheel."""
     for cand in [shutil.which("cuobjdump"), "/usr/local/cuda/bin/cuobjdump",
@@ -85,6 +101,7 @@ def main():
     ap.add_argument("--configure-all", action="store_true")
     ap.add_argument("--build", default="")
     ap.add_argument("--test", default="")
+    ap.add_argument("--compile-cuda", default="")
     ap.add_argument("--log", default=str(ROOT / "build" / "verify_presets.log"))
     args = ap.parse_args()
 
@@ -94,7 +111,8 @@ def main():
     elif build == ["all-runnable"]:
         build = [p for p in PRESETS if host_can_build(p)]
     tests = args.test.split(",") if args.test else []
-    for p in build + tests:
+    kernels = args.compile_cuda.split(",") if args.compile_cuda else []
+    for p in build + tests + kernels:
         if p not in PRESETS:
             sys.exit(f"unknown preset {p}")
 
@@ -102,9 +120,12 @@ def main():
     rows, failed = [], 0
     with open(args.log, "w") as log:
         to_configure = PRESETS if args.configure_all else []
-        for name in dict.fromkeys(to_configure + build + tests):
+        for name in dict.fromkeys(to_configure + build + tests + kernels):
             ok, what = configure(name, log)
             steps = [what]
+            if ok and name in kernels and name not in build and host_can_build(name):
+                ok, what = compile_cuda(name, log)
+                steps.append(what)
             if ok and name in build + tests and host_can_build(name):
                 rc, _, dt = run(["cmake", "--build", "--preset", name], log)
                 ok = rc == 0
