@@ -1236,6 +1236,27 @@ __global__ void __launch_bounds__(kThreads, 2)
 // + 3 us of win4, against win4's 263 + 8 us; ra14 0.63 against 0.64 ms; float16 / bfloat16
 // 0.23 against 0.29 ms, so the tiles serve every map by default where align_forward_lanes
 // does not (tile_forward_quads, lane_forward; benchmarks/results/cuda-roi-align-h100.md).
+// Calls batch(base, n) for a tile's records [rs, re), kFwdRecords at a time, with a
+// barrier between batches (a batch's records stay in shared memory until its end).
+template <typename F>
+__device__ void for_record_batches(int rs, int re, F&& batch) {
+  for (int base = rs; base < re; base += kFwdRecords) {
+    if (base != rs) __syncthreads();
+    batch(base, min(kFwdRecords, re - base));
+  }
+}
+
+// A tile forward block's tile: its level, image, and tile row and column in the level's grid.
+struct TileSpot {
+  int level, image, row, col;
+};
+__device__ inline TileSpot tile_spot(const CellGrid& cg, int levels, int tile) {
+  int l = 0;
+  while (l + 1 < levels && tile >= cg.base[l + 1]) ++l;
+  const int in_level = tile - cg.base[l];
+  return {l, in_level / cg.cw[l] / cg.ch[l], in_level / cg.cw[l] % cg.ch[l], in_level % cg.cw[l]};
+}
+
 struct AxisTaps {
   int4 at;    // y: window row offsets (x pitch, + 1 for the zero pixel); x: columns (skew8); kFwdInvalid: no sample
   float4 w;   // their weights (0 for no sample)
@@ -1296,12 +1317,9 @@ __global__ void __launch_bounds__(kThreads, Q > 2 ? 2 : 3)
   float4* win = reinterpret_cast<float4*>(smem);
   const int tile = blockIdx.x, rs = p.tile_start[tile], re = p.tile_start[tile + 1];
   if (rs >= re) return;
-  const CellGrid& cg = p.tiles;
-  int l = 0;
-  while (l + 1 < a.levels && tile >= cg.base[l + 1]) ++l;
-  const int in_level = tile - cg.base[l], tc = in_level % cg.cw[l], tr = in_level / cg.cw[l] % cg.ch[l];
-  const int b = in_level / cg.cw[l] / cg.ch[l];
-  const int r0 = tr * kFwdTile, c0 = tc * kFwdTile;  // the plan's cells are kFwdTile square for this kernel
+  const TileSpot spot = tile_spot(p.tiles, a.levels, tile);
+  const int l = spot.level, b = spot.image;
+  const int r0 = spot.row * kFwdTile, c0 = spot.col * kFwdTile;  // the plan's cells are kFwdTile square for this kernel
   const int rows = min(kFwdRows, a.H[l] - r0), cols = min((kFwdRows + V - 1) / V * V, a.W[l] - c0);
   const int c_lo = blockIdx.y * 4 * Q, nc = min(a.C - c_lo, 4 * Q), nq = (nc + 3) / 4;
   const Strides4 st = a.strides[l];
@@ -1309,9 +1327,7 @@ __global__ void __launch_bounds__(kThreads, Q > 2 ? 2 : 3)
   for_window_vectors<2>(nq, rows, (cols + V - 1) / V,
                         QuadLoader<T, V, Cols::Skew8>{plane0, st, win + 1, r0, c0, kFwdPitch, kFwdPlane, nc, a.W[l]});
   if (int(threadIdx.x) < nq) win[threadIdx.x * kFwdPlane] = make_float4(0.f, 0.f, 0.f, 0.f);  // the zero pixel
-  for (int base = rs; base < re; base += kFwdRecords) {
-    if (base != rs) __syncthreads();  // the last batch's records are read until here
-    const int n = min(kFwdRecords, re - base);
+  for_record_batches(rs, re, [&](int base, int n) {
     int items = 0;
     if (int(threadIdx.x) < n) {
       // A bin row takes 2^lg lanes (the next power of two), rows whole and a record whole
@@ -1343,7 +1359,7 @@ __global__ void __launch_bounds__(kThreads, Q > 2 ? 2 : 3)
                                     [](int c) { return skew8(c); });
       tile_bin<T, Q>(a, g, ty, tx, rec[j].x, ph, pw, win, c_lo, nc, plane0, st, out);
     }
-  }
+  });
 }
 
 // ---- roi_align forward by map tiles, lanes on channel quads (sm90-class shared memory) ----
@@ -1387,12 +1403,9 @@ __global__ void __launch_bounds__(kThreads, 2)
   float4* win = reinterpret_cast<float4*>(smem);
   const int tile = blockIdx.x, rs = p.tile_start[tile], re = p.tile_start[tile + 1];
   if (rs >= re) return;
-  const CellGrid& cg = p.tiles;
-  int l = 0;
-  while (l + 1 < a.levels && tile >= cg.base[l + 1]) ++l;
-  const int in_level = tile - cg.base[l], tc = in_level % cg.cw[l], tr = in_level / cg.cw[l] % cg.ch[l];
-  const int b = in_level / cg.cw[l] / cg.ch[l];
-  const int H = a.H[l], W = a.W[l], r0 = tr * kLaneTileRows, c0 = tc * kFwdTile;
+  const TileSpot spot = tile_spot(p.tiles, a.levels, tile);
+  const int l = spot.level, b = spot.image;
+  const int H = a.H[l], W = a.W[l], r0 = spot.row * kLaneTileRows, c0 = spot.col * kFwdTile;
   const int rows = min(kLaneRows, H - r0), cols = min(kLaneCols, W - c0);
   const int c_lo = blockIdx.y * 4 * kLaneQuads, nc = min(a.C - c_lo, 4 * kLaneQuads), nq = (nc + 3) / 4;
   const Strides4 st = a.strides[l];
@@ -1404,9 +1417,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   const int q = lane & 7;  // the lane's plane; its quarter warp (lane / 8) takes one bin a round
   // plane q's zero pixel as a shared-space address: a tap is one 32-bit register, no base to add
   const int pbase = int(__cvta_generic_to_shared(smem)) + q * kLanePlane * int(sizeof(float4));
-  for (int base = rs; base < re; base += kFwdRecords) {
-    if (base != rs) __syncthreads();  // the last batch's records are read until here
-    const int n = min(kFwdRecords, re - base);
+  for_record_batches(rs, re, [&](int base, int n) {
     int items = 0;
     if (int(threadIdx.x) < n) {
       const int2 r = p.records[base + threadIdx.x];
@@ -1519,7 +1530,7 @@ __global__ void __launch_bounds__(kThreads, 2)
             if (y * 4 + c < nc) o[int64_t(y * 4 + c) * bins] = roi::store_cast<T>(acc[y][c]);
       }
     }
-  }
+  });
 }
 
 // ---- roi_align backward by map tiles: the deterministic mode ----
