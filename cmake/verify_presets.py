@@ -62,10 +62,9 @@ def configure(name, log):
 def compile_cuda(name, log):
     """Builds the preset's kernels/cuda object files alone (ninja targets *.cu.o)."""
     bdir = ROOT / "build" / name
-    listing = subprocess.run(["ninja", "-C", str(bdir), "-t", "targets", "all"], capture_output=True, text=True)
-    objs = sorted({line.split(":")[0] for line in listing.stdout.splitlines()
-                   if line.split(":")[0].endswith(".cu.o")})
-    if not objs:
+    rc, listing, _ = run(["cmake", "--build", str(bdir), "--", "-t", "targets", "all"], log)  # ninja's target list
+    objs = sorted({line.split(":")[0] for line in listing.splitlines() if line.split(":")[0].endswith(".cu.o")})
+    if rc != 0 or not objs:
         return False, "no CUDA objects to compile"
     rc, _, dt = run(["cmake", "--build", str(bdir), "--target", *objs], log)
     return rc == 0, (f"{len(objs)} CUDA files compiled ({dt:.0f}s)" if rc == 0 else "CUDA compile failed")

@@ -482,7 +482,7 @@ struct LaneTables {
 struct FwdTilePlan {
   const int2* records;    // (RoI, ph0 | ph1 << 8 | pw0 << 16 | pw1 << 24), tile after tile; ends exclusive
   const int* tile_start;  // [tiles + 1]
-  CellGrid tiles;         // the plan's cells, kFwdTile pixels a side
+  CellGrid tiles;         // the plan's cells: kFwdTile columns, kFwdTile (align_forward_tiles) or kLaneTileRows rows
 };
 
 // The tile (map row or column index / cell) where bin samples a and b start.
@@ -1386,7 +1386,9 @@ static_assert(kLanePlane % 2 == 1, "planes an odd number of float4s apart: 8 pla
 static_assert(kLaneCols > 32 && kLaneCols <= 40, "swz4 keeps window columns 32.. in place, the rest within 0..31");
 constexpr int kLaneNone = -(1 << 28);  // byte offset of no sample: any sum with it is below the plane
 
-// 16 bytes of shared memory at a shared-space address.
+// 16 bytes of shared memory at a shared-space address. No "memory" clobber: the window
+// it reads is written only before the block's first barrier, and a volatile asm stays on
+// its side of __syncthreads.
 __device__ inline float4 lds_float4(int at) {
   float4 v;
   asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "r"(at));
@@ -1947,9 +1949,19 @@ bool direct_forward(ForwardPath path, int64_t K, int64_t PH, int64_t PW, bool fe
 // weighs more).
 constexpr bool kLaneForwardFits = 2 * (kLaneSmem + 2 * kKiB) <= kTune.smem_per_sm;
 constexpr int64_t kLaneMaxBins = 7 * 7;
-bool lane_forward(ForwardPath path, int64_t K, int64_t PH, int64_t PW) {
+// Its 32 x 16 cells, every level and image, within the plan's buckets: past that the
+// plan takes the tile kernel's 32 x 32 cells (twice as many images fit).
+bool lane_tiles_fit(const std::vector<Tensor>& maps) {
+  int64_t cells = 0;
+  for (const Tensor& m : maps)
+    cells += std::max<int64_t>(m.size(0), 1) * ((m.size(2) + kLaneTileRows - 1) / kLaneTileRows) *
+             ((m.size(3) + kFwdTile - 1) / kFwdTile);
+  return cells + 1 <= kMaxBuckets;
+}
+bool lane_forward(ForwardPath path, const std::vector<Tensor>& maps, int64_t K, int64_t PH, int64_t PW) {
   const bool wanted = path == ForwardPath::Lanes || (path == ForwardPath::Default && PH * PW <= kLaneMaxBins);
-  return kLaneForwardFits && wanted && K * (PH + PW) * 2 < int64_t(INT32_MAX);  // its tables index in 32 bits
+  return kLaneForwardFits && wanted && K * (PH + PW) * 2 < int64_t(INT32_MAX) &&  // its tables index in 32 bits
+         lane_tiles_fit(maps);
 }
 
 // Channel quads a block of the tile forward takes; 0: the RoI group kernels alone.
@@ -2122,7 +2134,7 @@ void forward(const char* op, const std::vector<Tensor>& maps, const std::vector<
     // few bins, or (where the tile forward would run) a map too small to fill the GPU with tiles
     const bool few_tiles = win4 && !PS && path == ForwardPath::Default &&
                            rois.size(0) * PH * PW > kDirectBins &&
-                           few_tile_blocks(maps, C, lane_forward(path, rois.size(0), PH, PW), maps[0].device().index);
+                           few_tile_blocks(maps, C, lane_forward(path, maps, rois.size(0), PH, PW), maps[0].device().index);
     const bool direct = !all_cl && direct_forward(path, rois.size(0), PH, PW, few_tiles);
     const bool win = !direct && !(cl_ok && all_cl) && use_window<PS>(PH, PW, sr, C) && rois.size(0) > 0;
     const bool cl = cl_ok && !win && !direct;
@@ -2145,7 +2157,7 @@ void forward(const char* op, const std::vector<Tensor>& maps, const std::vector<
         // win4: the tile forward, win4 for the RoIs it does not take; else planar windows
         const int tile_quads = tile_forward_quads(path);
         bool tiles = win4 && tile_quads > 0 && PH <= 255 && PW <= 255;
-        const bool lanes = tiles && lane_forward(path, a.K, PH, PW);
+        const bool lanes = tiles && lane_forward(path, maps, a.K, PH, PW);
         FwdTilePlan tp{};
         LaneTables lt{nullptr, nullptr};
         Tensor ws;

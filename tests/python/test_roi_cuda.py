@@ -309,7 +309,7 @@ def test_boxes_as_list_of_tensors():
     torch.testing.assert_close(tvn.ops.roi_align(x, boxes, 7, 0.25, 2, True), ref, **TOL[torch.float32])
 
 
-@pytest.mark.parametrize("forward", ("default", "tiles"))  # 120 RoIs: the per-RoI kernel by default
+@pytest.mark.parametrize("forward", ("default", "tiles", "lanes"))  # 120 RoIs: the per-RoI kernel by default
 @pytest.mark.parametrize("deterministic", (False, True))
 def test_multi_scale_roi_align(deterministic, forward, monkeypatch):
     from torchvision_native.ops import MultiScaleRoIAlign
@@ -409,7 +409,7 @@ def _window_case(case, dtype):
 
 @pytest.mark.parametrize("dtype", (torch.float32, torch.float64))
 @pytest.mark.parametrize("case", ("ra7", "odd-width", "adaptive", "big", "crowded", "crowded-mid"))
-@pytest.mark.parametrize("forward", ("default", "tiles", "direct"))
+@pytest.mark.parametrize("forward", ("default", "tiles", "lanes", "direct"))
 def test_roi_align_windows(case, dtype, forward, monkeypatch):
     """Each case by default (up to 128 x 7 x 7 bins: the per-RoI kernel, no windows), through the
     windows whatever the count (tiles) and through the per-RoI kernel (direct)."""
@@ -449,9 +449,10 @@ def _tile_case(width, aligned, seed=3):
     several 32-pixel tiles of a 150-row map (crossing tile edges and the map's border),
     with the RoIs it leaves to the group kernels mixed in: bins too big for its margin, a
     NaN box, batch indices of no image, empty and inverted boxes. A NaN pixel and an inf
-    pixel sit where some bins sample them and others only skip past them."""
+    pixel sit where some bins sample them and others only skip past them. 40 channels: two
+    blocks of the lane kernel's 32 channels (the second one partial), five of the tile kernel's 8."""
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(2, 20, 150, width, generator=g, dtype=torch.float64)
+    x = torch.randn(2, 40, 150, width, generator=g, dtype=torch.float64)
     x[0, 3, 40, min(50, width - 3)] = float("nan")
     x[1, :, 149, min(100, width - 1)] = float("inf")
     n = 600
