@@ -1216,26 +1216,6 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
 }
 
-// ---- roi_align forward by map tiles (float math, 2 x 2 grids) ----
-//
-// A block owns one tile of the plan (kFwdTile pixels a side, one level and image) and
-// 4 * Q channels. It loads the tile and its kFwdHalo-pixel margin below and right once,
-// as Q planes of float4 pixels (4 channels a pixel, QuadLoader, columns in skew8 order),
-// and a thread computes one bin of the tile's records for all 4 * Q channels: its 16
-// taps (offsets and weights, from the separable sampler's row and column taps) are
-// derived once, and each tap is one 16-byte shared load a plane (the planes are a
-// compile-time stride apart, so the offsets stay in registers). A bin row takes a
-// power-of-two run of lanes, so a quarter warp's loads share one window row and, with
-// skew8, hit distinct bank groups. Every map pixel is read about (kFwdRows /
-// kFwdTile)^2 = 1.4 times a channel, where the RoI group windows read the union of
-// overlapping footprints. Samples outside the map read a zero pixel with weight 0
-// (torchvision skips them: nothing is added). RoIs the plan does not give the tiles
-// (other grids, no image, big bins) go to win4's groups; a bin whose taps leave the
-// window after all (float rounding at a tile edge) is computed from global memory.
-// H100, PERF.md ra7: 222 us of tile kernel + 12 us of plan (tile_descriptors, group_rois)
-// + 3 us of win4, against win4's 263 + 8 us; ra14 0.63 against 0.64 ms; float16 / bfloat16
-// 0.23 against 0.29 ms, so the tiles serve every map by default where align_forward_lanes
-// does not (tile_forward_quads, lane_forward; benchmarks/results/cuda-roi-align-h100.md).
 // Calls batch(base, n) for a tile's records [rs, re), kFwdRecords at a time, with a
 // barrier between batches (a batch's records stay in shared memory until its end).
 template <typename F>
@@ -1257,6 +1237,35 @@ __device__ inline TileSpot tile_spot(const CellGrid& cg, int levels, int tile) {
   return {l, in_level / cg.cw[l] / cg.ch[l], in_level / cg.cw[l] % cg.ch[l], in_level % cg.cw[l]};
 }
 
+// The last of a batch's n records whose first item (first[], ascending) is at or before item i.
+__device__ inline int record_at(const int* first, int n, int i) {
+  int j = 0;
+#pragma unroll
+  for (int step = kFwdRecords / 2; step > 0; step /= 2)
+    if (j + step < n && first[j + step] <= i) j += step;
+  return j;
+}
+
+// ---- roi_align forward by map tiles (float math, 2 x 2 grids) ----
+//
+// A block owns one tile of the plan (kFwdTile pixels a side, one level and image) and
+// 4 * Q channels. It loads the tile and its kFwdHalo-pixel margin below and right once,
+// as Q planes of float4 pixels (4 channels a pixel, QuadLoader, columns in skew8 order),
+// and a thread computes one bin of the tile's records for all 4 * Q channels: its 16
+// taps (offsets and weights, from the separable sampler's row and column taps) are
+// derived once, and each tap is one 16-byte shared load a plane (the planes are a
+// compile-time stride apart, so the offsets stay in registers). A bin row takes a
+// power-of-two run of lanes, so a quarter warp's loads share one window row and, with
+// skew8, hit distinct bank groups. Every map pixel is read about (kFwdRows /
+// kFwdTile)^2 = 1.4 times a channel, where the RoI group windows read the union of
+// overlapping footprints. Samples outside the map read a zero pixel with weight 0
+// (torchvision skips them: nothing is added). RoIs the plan does not give the tiles
+// (other grids, no image, big bins) go to win4's groups; a bin whose taps leave the
+// window after all (float rounding at a tile edge) is computed from global memory.
+// H100, PERF.md ra7: 222 us of tile kernel + 12 us of plan (tile_descriptors, group_rois)
+// + 3 us of win4, against win4's 263 + 8 us; ra14 0.63 against 0.64 ms; float16 / bfloat16
+// 0.23 against 0.29 ms, so the tiles serve every map by default where align_forward_lanes
+// does not (tile_forward_quads, lane_forward; benchmarks/results/cuda-roi-align-h100.md).
 struct AxisTaps {
   int4 at;    // y: window row offsets (x pitch, + 1 for the zero pixel); x: columns (skew8); kFwdInvalid: no sample
   float4 w;   // their weights (0 for no sample)
@@ -1344,10 +1353,7 @@ __global__ void __launch_bounds__(kThreads, Q > 2 ? 2 : 3)
     const int m = total;
     __syncthreads();
     for (int i = threadIdx.x; i < m; i += blockDim.x) {
-      int j = 0;  // the last record starting at or before item i
-#pragma unroll
-      for (int step = kFwdRecords / 2; step > 0; step /= 2)
-        if (j + step < n && first[j + step] <= i) j += step;
+      const int j = record_at(first, n, i);
       const int ranges = rec[j].y, ph0 = ranges & 255, nph = (ranges >> 8 & 255) - ph0;
       const int pw0 = ranges >> 16 & 255, npw = (ranges >> 24 & 255) - pw0;
       const int local = i - first[j], lg = lanes_log2[j], ph = ph0 + (local >> lg), pw = pw0 + (local & ((1 << lg) - 1));
@@ -1432,11 +1438,7 @@ __global__ void __launch_bounds__(kThreads, 2)
     __syncthreads();
     for (int g0 = warp * 32; g0 < m; g0 += warps * 32) {
       // ---- this lane's bin (item g0 + lane): its taps as byte offsets in a plane and weights
-      const int i = g0 + lane;
-      int j = 0;  // the last record starting at or before item i
-#pragma unroll
-      for (int step = kFwdRecords / 2; step > 0; step /= 2)
-        if (j + step < n && first[j + step] <= i) j += step;
+      const int i = g0 + lane, j = record_at(first, n, i);
       const int2 r = rec[j];
       const int ph0 = r.y & 255, pw0 = r.y >> 16 & 255, npw = max((r.y >> 24 & 255) - pw0, 1);
       const int local = i < m ? i - first[j] : 0, ph = ph0 + local / npw, pw = pw0 + local % npw;
@@ -1951,13 +1953,14 @@ constexpr bool kLaneForwardFits = 2 * (kLaneSmem + 2 * kKiB) <= kTune.smem_per_s
 constexpr int64_t kLaneMaxBins = 7 * 7;
 // Its 32 x 16 cells, every level and image, within the plan's buckets: past that the
 // plan takes the tile kernel's 32 x 32 cells (twice as many images fit).
-bool lane_tiles_fit(const std::vector<Tensor>& maps) {
-  int64_t cells = 0;
+// Cells of `rows` x kFwdTile pixels over every level and image of `maps`.
+int64_t tile_count(const std::vector<Tensor>& maps, int rows) {
+  int64_t tiles = 0;
   for (const Tensor& m : maps)
-    cells += std::max<int64_t>(m.size(0), 1) * ((m.size(2) + kLaneTileRows - 1) / kLaneTileRows) *
-             ((m.size(3) + kFwdTile - 1) / kFwdTile);
-  return cells + 1 <= kMaxBuckets;
+    tiles += std::max<int64_t>(m.size(0), 1) * ((m.size(2) + rows - 1) / rows) * ((m.size(3) + kFwdTile - 1) / kFwdTile);
+  return tiles;
 }
+bool lane_tiles_fit(const std::vector<Tensor>& maps) { return tile_count(maps, kLaneTileRows) + 1 <= kMaxBuckets; }
 bool lane_forward(ForwardPath path, const std::vector<Tensor>& maps, int64_t K, int64_t PH, int64_t PW) {
   const bool wanted = path == ForwardPath::Lanes || (path == ForwardPath::Default && PH * PW <= kLaneMaxBins);
   return kLaneForwardFits && wanted && K * (PH + PW) * 2 < int64_t(INT32_MAX) &&  // its tables index in 32 bits
@@ -1979,10 +1982,7 @@ static_assert(2 * kFwdPlane * int(sizeof(float4)) + 8 * 1024 <= kTune.smem_per_b
 
 // Whether the default tile forward would have fewer blocks than `device` has SMs.
 bool few_tile_blocks(const std::vector<Tensor>& maps, int64_t C, bool lanes, int device) {
-  const int rows = lanes ? kLaneTileRows : kFwdTile;
-  int64_t tiles = 0;
-  for (const Tensor& m : maps)
-    tiles += m.size(0) * ((m.size(2) + rows - 1) / rows) * ((m.size(3) + kFwdTile - 1) / kFwdTile);
+  const int64_t tiles = maps[0].size(0) == 0 ? 0 : tile_count(maps, lanes ? kLaneTileRows : kFwdTile);  // no image: none
   const int64_t channels = 4 * (lanes ? kLaneQuads : tile_forward_quads(ForwardPath::Default));
   return tiles * ((C + channels - 1) / channels) < sm_count(device);
 }
@@ -2131,10 +2131,10 @@ void forward(const char* op, const std::vector<Tensor>& maps, const std::vector<
     // float math with 2 x 2 grids: the windows are channel-interleaved float4 ones (win4),
     // and the tile forward can run
     const bool win4 = std::is_same_v<A, float> && a.sampling_ratio == 2;
+    const bool lane_ok = win4 && !PS && lane_forward(path, maps, rois.size(0), PH, PW);  // the lane tile kernel
     // few bins, or (where the tile forward would run) a map too small to fill the GPU with tiles
-    const bool few_tiles = win4 && !PS && path == ForwardPath::Default &&
-                           rois.size(0) * PH * PW > kDirectBins &&
-                           few_tile_blocks(maps, C, lane_forward(path, maps, rois.size(0), PH, PW), maps[0].device().index);
+    const bool few_tiles = win4 && !PS && path == ForwardPath::Default && rois.size(0) * PH * PW > kDirectBins &&
+                           few_tile_blocks(maps, C, lane_ok, maps[0].device().index);
     const bool direct = !all_cl && direct_forward(path, rois.size(0), PH, PW, few_tiles);
     const bool win = !direct && !(cl_ok && all_cl) && use_window<PS>(PH, PW, sr, C) && rois.size(0) > 0;
     const bool cl = cl_ok && !win && !direct;
@@ -2157,7 +2157,7 @@ void forward(const char* op, const std::vector<Tensor>& maps, const std::vector<
         // win4: the tile forward, win4 for the RoIs it does not take; else planar windows
         const int tile_quads = tile_forward_quads(path);
         bool tiles = win4 && tile_quads > 0 && PH <= 255 && PW <= 255;
-        const bool lanes = tiles && lane_forward(path, maps, a.K, PH, PW);
+        const bool lanes = tiles && lane_ok;
         FwdTilePlan tp{};
         LaneTables lt{nullptr, nullptr};
         Tensor ws;
