@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <tuple>
+#include <utility>
 
 #include "core/check.h"
 #include "kernels/cuda/arch_tuning.cuh"
@@ -96,6 +97,45 @@ inline int sm_count(int device) {
   int n = 0;
   TVOPS_CUDA_CHECK(cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, device));
   return n;
+}
+
+// Programmatic dependent launch (compute capability 9.0 and up). A kernel queued with
+// launch_early() may start while the kernel before it on the stream still runs, once
+// every block of that one has called let_next_start() (or exited). Before it reads what
+// the earlier kernel writes it calls wait_for_prior(), which returns when that kernel has
+// finished and its writes are visible. A kernel that is launched early must therefore
+// call wait_for_prior() on every path before it exits, or work queued after it could
+// overtake the earlier kernel. Both calls do nothing in a kernel launched the usual way.
+__device__ inline void let_next_start() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;");
+#endif
+}
+__device__ inline void wait_for_prior() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+// Targets before 9.0 launch the usual way.
+template <typename... Params, typename... Args>
+void launch_early(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t smem, cudaStream_t stream,
+                  Args&&... args) {
+  if constexpr (TVOPS_CUDA_ARCH < 90) {
+    kernel<<<grid, block, smem, stream>>>(std::forward<Args>(args)...);
+    TVOPS_CUDA_CHECK(cudaGetLastError());
+    return;
+  }
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  cudaLaunchAttribute early{};
+  early.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  early.val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = &early;
+  config.numAttrs = 1;
+  TVOPS_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
 }
 
 // Threads of the grid-stride element-wise kernels (this SM target's row).
