@@ -1963,8 +1963,6 @@ bool direct_forward(ForwardPath path, int64_t K, int64_t PH, int64_t PW, bool fe
 // weighs more).
 constexpr bool kLaneForwardFits = 2 * (kLaneSmem + 2 * kKiB) <= kTune.smem_per_sm;
 constexpr int64_t kLaneMaxBins = 7 * 7;
-// Its 32 x 16 cells, every level and image, within the plan's buckets: past that the
-// plan takes the tile kernel's 32 x 32 cells (twice as many images fit).
 // Cells of `rows` x kFwdTile pixels over every level and image of `maps`.
 int64_t tile_count(const std::vector<Tensor>& maps, int rows) {
   int64_t tiles = 0;
@@ -1972,6 +1970,8 @@ int64_t tile_count(const std::vector<Tensor>& maps, int rows) {
     tiles += std::max<int64_t>(m.size(0), 1) * ((m.size(2) + rows - 1) / rows) * ((m.size(3) + kFwdTile - 1) / kFwdTile);
   return tiles;
 }
+// The lane kernel's 32 x 16 cells, every level and image, within the plan's buckets: past
+// that the plan takes the tile kernel's 32 x 32 cells (twice as many images fit).
 bool lane_tiles_fit(const std::vector<Tensor>& maps) { return tile_count(maps, kLaneTileRows) + 1 <= kMaxBuckets; }
 bool lane_forward(ForwardPath path, const std::vector<Tensor>& maps, int64_t K, int64_t PH, int64_t PW) {
   const bool wanted = path == ForwardPath::Lanes || (path == ForwardPath::Default && PH * PW <= kLaneMaxBins);
