@@ -470,6 +470,28 @@ constexpr int kFwdRecords = 64;                        // records a block holds 
 // the first (floor(side / 2) <= kFwdHalo - 2, one pixel to spare for float rounding).
 constexpr float kFwdMaxBin = 2.f * (kFwdHalo - 2) - 1.f;
 
+// A bin's taps along one axis, placed in a window: align_forward_tiles' rows and columns,
+// and (the whole map as the window) the lane tables that tile_descriptors writes.
+struct AxisTaps {
+  int4 at;    // the rows / columns lo, hi of both samples as `place` gives them; kFwdInvalid: no sample
+  float4 w;   // their weights (0 for no sample)
+  bool out;   // a sample's pixels leave the window
+};
+
+// The taps of bin index i (samples i * 2, i * 2 + 1) along one axis whose window starts at
+// `start` and has `extent` rows / columns. `place` maps a window row / column to its offset.
+template <typename Sample, typename Place>
+__device__ AxisTaps axis_taps(Sample&& sample, int i, int size, int start, int extent, Place&& place) {
+  AxisTaps t;
+  const AxisSample<float> s0 = roi::axis_sample(sample(i, 0), size), s1 = roi::axis_sample(sample(i, 1), size);
+  const bool v0 = s0.lo >= 0, v1 = s1.lo >= 0;
+  t.at = make_int4(v0 ? place(s0.lo - start) : kFwdInvalid, v0 ? place(s0.hi - start) : kFwdInvalid,
+                   v1 ? place(s1.lo - start) : kFwdInvalid, v1 ? place(s1.hi - start) : kFwdInvalid);
+  t.w = make_float4(v0 ? s0.h : 0.f, v0 ? s0.l : 0.f, v1 ? s1.h : 0.f, v1 ? s1.l : 0.f);
+  t.out = (v0 && (s0.lo < start || s0.hi >= start + extent)) || (v1 && (s1.lo < start || s1.hi >= start + extent));
+  return t;
+}
+
 // Each tile RoI's axis taps, for align_forward_lanes (written by tile_descriptors): entry
 // [k][i] of an axis is two int4s: the rows (columns) lo, hi of bin i's two samples
 // (kFwdInvalid: no sample), then their weights (h, l of each sample, as float bits; the
@@ -572,15 +594,16 @@ __global__ void tile_descriptors(const __grid_constant__ AlignArgs<T, float> a, 
   const int k = int(e / per), i = int(e % per);
   const Geometry<float> g = roi_geometry<T, float, false>(a, k);
   const bool y = i < a.PH;
-  const float v0 = y ? g.template y_at<2>(i, 0) : g.template x_at<2>(i - a.PH, 0);
-  const float v1 = y ? g.template y_at<2>(i, 1) : g.template x_at<2>(i - a.PH, 1);
-  const AxisSample<float> s0 = roi::axis_sample(v0, y ? g.H : g.W), s1 = roi::axis_sample(v1, y ? g.H : g.W);
+  const int size = y ? g.H : g.W;
+  auto sample = [&](int i_, int s_) { return y ? g.template y_at<2>(i_, s_) : g.template x_at<2>(i_, s_); };
+  // the whole map as the window: map rows / columns as they are
+  const AxisTaps taps = axis_taps(sample, y ? i : i - a.PH, size, 0, size, [](int v) { return v; });
   const float scale = y ? 0.25f : 1.f;
   int4* out = y ? lt.y + (int64_t(k) * a.PH + i) * 2 : lt.x + (int64_t(k) * a.PW + i - a.PH) * 2;
-  out[0] = make_int4(s0.lo >= 0 ? s0.lo : kFwdInvalid, s0.lo >= 0 ? s0.hi : kFwdInvalid,
-                     s1.lo >= 0 ? s1.lo : kFwdInvalid, s1.lo >= 0 ? s1.hi : kFwdInvalid);
-  out[1] = make_int4(__float_as_int(s0.h * scale), __float_as_int(s0.l * scale), __float_as_int(s1.h * scale),
-                     __float_as_int(s1.l * scale));
+  out[0] = taps.at;
+  const float4 w = taps.w;
+  out[1] = make_int4(__float_as_int(w.x * scale), __float_as_int(w.y * scale), __float_as_int(w.z * scale),
+                     __float_as_int(w.w * scale));
 }
 
 // One block: counting sort of the RoIs by bucket, then the groups (runs of at most
@@ -1272,26 +1295,6 @@ __device__ inline int record_at(const int* first, int n, int i) {
 // + 3 us of win4, against win4's 263 + 8 us; ra14 0.63 against 0.64 ms; float16 / bfloat16
 // 0.23 against 0.29 ms, so the tiles serve every map by default where align_forward_lanes
 // does not (tile_forward_quads, lane_forward; benchmarks/results/cuda-roi-align-h100.md).
-struct AxisTaps {
-  int4 at;    // y: window row offsets (x pitch, + 1 for the zero pixel); x: columns (skew8); kFwdInvalid: no sample
-  float4 w;   // their weights (0 for no sample)
-  bool out;   // a sample's pixels leave the window
-};
-
-// The taps of bin index i (samples i * 2, i * 2 + 1) along one axis whose window starts at
-// `start` and has `extent` rows / columns. `place` maps a window row / column to its offset.
-template <typename Sample, typename Place>
-__device__ AxisTaps axis_taps(Sample&& sample, int i, int size, int start, int extent, Place&& place) {
-  AxisTaps t;
-  const AxisSample<float> s0 = roi::axis_sample(sample(i, 0), size), s1 = roi::axis_sample(sample(i, 1), size);
-  const bool v0 = s0.lo >= 0, v1 = s1.lo >= 0;
-  t.at = make_int4(v0 ? place(s0.lo - start) : kFwdInvalid, v0 ? place(s0.hi - start) : kFwdInvalid,
-                   v1 ? place(s1.lo - start) : kFwdInvalid, v1 ? place(s1.hi - start) : kFwdInvalid);
-  t.w = make_float4(v0 ? s0.h : 0.f, v0 ? s0.l : 0.f, v1 ? s1.h : 0.f, v1 ? s1.l : 0.f);
-  t.out = (v0 && (s0.lo < start || s0.hi >= start + extent)) || (v1 && (s1.lo < start || s1.hi >= start + extent));
-  return t;
-}
-
 template <typename T, int Q>
 __device__ void tile_bin(const AlignArgs<T, float>& a, const Geometry<float>& g, const AxisTaps& ty,
                          const AxisTaps& tx, int k, int ph, int pw, const float4* win, int c_lo, int nc,
