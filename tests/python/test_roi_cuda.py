@@ -251,6 +251,35 @@ def test_strided_inputs():
     torch.testing.assert_close(op(tvn, x, wide[:, 1:6]), ref, **TOL[torch.float32])
 
 
+def _layouts():
+    """Maps that take each branch of the channels-last copy roi_pool reads through: rows
+    of whole 4-pixel vectors or not, channels a multiple of 4 or not, views with gaps."""
+    big = feature_map(2, 40, 8, 24, seed=5, dtype=torch.float64)
+    return {
+        "vectors": big[:, :16, :, :12].contiguous(),     # 96 pixels, 16 channels
+        "odd-pixels": big[:, :16, :7, :9].contiguous(),  # 63 pixels
+        "odd-channels": big[:, :13, :, :12].contiguous(),
+        "channel-slice": big[:, 4:20, :, :12],            # planes of a larger map (rows not contiguous)
+        "plane-slice": big[:, 8:24],                     # contiguous planes from a channel offset
+        "strided-width": big[:, :16, :, ::2],
+    }
+
+
+@pytest.mark.parametrize("dtype", (torch.float32, torch.float64, torch.float16))
+@pytest.mark.parametrize("layout", list(_layouts()))
+def test_roi_pool_layout_copies(layout, dtype):
+    x = _layouts()[layout].to(DEV, dtype)
+    rois = random_rois(60, n_images=2, dtype=dtype).to(DEV)
+    op = Op("roi_pool", (7, 7), scale=0.125)
+    out = op(tvn, x, rois)
+    # float16 maxima are float16 values: torchvision's float32 result on the upcast input
+    wide = torch.float32 if dtype == torch.float16 else dtype
+    ref, where = torch.ops.torchvision.roi_pool(x.to(wide), rois.to(wide), op.scale, *op.output_size)
+    torch.testing.assert_close(out, ref.to(dtype), rtol=0, atol=0)
+    if dtype != torch.float16:
+        assert torch.equal(torch.from_dlpack(tvn._C.roi_pool(*_native(x, rois, op))[1]), where)
+
+
 def test_empty_inputs():
     x = feature_map(dtype=torch.float32).to(DEV)
     none = torch.zeros(0, 5, device=DEV)
