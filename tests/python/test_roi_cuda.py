@@ -187,6 +187,36 @@ def test_deterministic_backward_across_map_tiles(pooled, sr, aligned):
     assert torch.equal(half, half_ref.half())
 
 
+@pytest.mark.parametrize("pooled,sr,aligned,channels", [
+    ((7, 7), 2, True, 16),   # 64-channel blocks, corners merged
+    ((7, 7), 2, False, 72),  # a full and a partial 64-channel block
+    ((3, 5), 1, True, 8),    # 1 x 1 grids
+    ((16, 16), 2, True, 12),  # 32-channel blocks (the 64-channel grads would not fit the stage)
+    ((7, 7), -1, True, 16),  # adaptive grids: taps one by one
+], ids=str)
+def test_backward_channel_quads(pooled, sr, aligned, channels):
+    """The float backward with channels a multiple of 4 (a lane adds 4 channels with one
+    16-byte atomic, a bin's coinciding corners merged first) against torchvision;
+    non-finite gradients keep torchvision's NaN and inf pixels (those bins take the taps
+    one by one); float16 is our float32 result rounded."""
+    op = Op("roi_align", pooled, (sr, aligned), channels=channels)
+    x = feature_map(2, channels, 40, 52, seed=4, dtype=torch.float32).to(DEV)
+    rois = random_rois(300, extent=200.0, seed=7).to(DEV)
+    grad = torch.randn(op(tvn, x, rois).shape, generator=torch.Generator().manual_seed(2)).to(DEV)
+    torch.testing.assert_close(grad_of(tvn, op, x, rois, grad), grad_of(torchvision, op, x, rois, grad),
+                               **GRAD_TOL[torch.float32])
+    half = grad_of(tvn, op, x.half(), rois.half(), grad.half())
+    torch.testing.assert_close(half.float(), grad_of(tvn, op, x.half().float(), rois.half().float(),
+                                                     grad.half().float()), rtol=1e-2, atol=1e-2)
+    bad = grad.clone()
+    bad[3, 2, 1, 1] = float("inf")
+    bad[7, 1, 0, 0] = float("nan")
+    ours, ref = grad_of(tvn, op, x, rois, bad), grad_of(torchvision, op, x, rois, bad)
+    assert torch.equal(torch.isnan(ours), torch.isnan(ref)) and torch.equal(torch.isinf(ours), torch.isinf(ref))
+    finite = torch.isfinite(ref)
+    torch.testing.assert_close(ours[finite], ref[finite], **GRAD_TOL[torch.float32])
+
+
 def test_deterministic_backward_keeps_non_finite_gradients():
     op = OPS[0]
     x, rois = inputs(op, torch.float32)
