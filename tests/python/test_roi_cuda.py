@@ -310,6 +310,23 @@ def test_roi_pool_layout_copies(layout, dtype):
         assert torch.equal(torch.from_dlpack(tvn._C.roi_pool(*_native(x, rois, op))[1]), where)
 
 
+@pytest.mark.parametrize("output_size", ((7, 7), (3, 5), (2, 9)))
+def test_roi_pool_ties_and_narrow_rois(output_size):
+    """Maxima shared by many pixels (ReLU zeros, a block of zeros) and RoIs narrower than
+    their bins (neighbouring bins on the same columns): the same values and argmax as
+    torchvision, whose argmax is the first maximum in row-major order."""
+    x = torch.relu(feature_map(2, 16, 20, 24, seed=3)).to(DEV)
+    x[:, :, 5:9, 4:10] = 0
+    narrow = torch.tensor([[0, 20, 20, 22, 60], [1, 16, 16, 16, 16], [0, 30, 10, 33, 70], [1, 0, 0, 95, 3]],
+                          dtype=torch.float32, device=DEV)
+    rois = torch.cat([random_rois(80, extent=100.0, seed=11).to(DEV), narrow])
+    out = tvn.ops.roi_pool(x, rois, output_size, 0.25)
+    ref, where = torch.ops.torchvision.roi_pool(x, rois, 0.25, *output_size)
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    op = Op("roi_pool", output_size)
+    assert torch.equal(torch.from_dlpack(tvn._C.roi_pool(*_native(x, rois, op))[1]), where)
+
+
 def test_empty_inputs():
     x = feature_map(dtype=torch.float32).to(DEV)
     none = torch.zeros(0, 5, device=DEV)
