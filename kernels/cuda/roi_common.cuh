@@ -201,12 +201,61 @@ __host__ __device__ inline int64_t layout_tiles(int64_t N, int64_t C, int64_t HW
   return N * ((C + kTileC - 1) / kTileC) * ((HW + kTilePx - 1) / kTilePx);
 }
 
+// Both layout copies: a source [N][rows][cols] (cols contiguous) to a destination
+// [N][cols][rows] through [64 x 65] tiles of X. load(n, row, col, v) reads VL elements
+// from col on of a source row (called only inside the map; a thread issues all its loads
+// of a tile before its first shared store); store(n, col, row, w) writes VS elements from
+// row on of a destination row. ChannelRows: the source's rows are the channels (the tile
+// order stays channels fastest either way).
+template <typename X, int VL, int VS, bool ChannelRows, typename Load, typename Store>
+__device__ void copy_tiles(int N, int rows, int cols, Load&& load, Store&& store) {
+  static_assert(kTileC == kTilePx, "square tiles");
+  constexpr int S = kTileC, LR = S / VL, LS = kTileThreads / LR;  // load: threads a source row, rows a pass
+  constexpr int SR = S / VS, SS = kTileThreads / SR;              // store: threads a destination row, rows a pass
+  __shared__ X tile[S][S + 1];  // [source column][source row]; +1 spreads a column over the banks
+  const int lcol = threadIdx.x % LR * VL, lrow = threadIdx.x / LR;
+  const int scol = threadIdx.x % SR * VS, srow = threadIdx.x / SR;
+  const int C = ChannelRows ? rows : cols, HW = ChannelRows ? cols : rows;
+  const int64_t tiles = layout_tiles(N, C, HW);
+  for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
+    const LayoutTile lt = layout_tile(t, C, HW);
+    const int r0 = ChannelRows ? lt.c0 : lt.p0, c0 = ChannelRows ? lt.p0 : lt.c0;
+    X v[S / LS][VL];
+#pragma unroll
+    for (int j = 0; j < S / LS; ++j) {
+      const int row = r0 + lrow + j * LS, col = c0 + lcol;
+      // with VL > 1, cols is a multiple of VL: a vector is wholly in or out
+      if (row < rows && col < cols) {
+        load(lt.n, row, col, v[j]);
+      } else {
+#pragma unroll
+        for (int k = 0; k < VL; ++k) v[j][k] = X(0);
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < S / LS; ++j)
+#pragma unroll
+      for (int k = 0; k < VL; ++k) tile[lcol + k][lrow + j * LS] = v[j][k];
+    __syncthreads();
+#pragma unroll
+    for (int j = 0; j < S / SS; ++j) {
+      const int col = c0 + srow + j * SS, row = r0 + scol;
+      if (col < cols && row < rows) {  // with VS > 1, rows is a multiple of VS
+        X w[VS];
+#pragma unroll
+        for (int k = 0; k < VS; ++k) w[k] = tile[srow + j * SS][scol + k];
+        store(lt.n, col, row, w);
+      }
+    }
+    __syncthreads();
+  }
+}
+
 template <typename T, typename A, bool Deterministic, int VL, int VS>
 __global__ void __launch_bounds__(kTileThreads)
     from_channels_last_kernel(const A* __restrict__ partial, const unsigned long long* __restrict__ fixed,
                               const FixedPointScale* scale, int headroom_bits, int N, int C, int HW,
                               T* __restrict__ out) {
-  __shared__ A tile[kTileC][kTilePx + 1];  // [channel][pixel]; +1 spreads a column over the banks
   double inv = 0;
   if (Deterministic) {
     const double m = __longlong_as_double(static_cast<long long>(scale->max_bits));
@@ -214,45 +263,23 @@ __global__ void __launch_bounds__(kTileThreads)
     if (m > 0) frexp(m, &e);
     inv = ldexp(1.0, -(61 - headroom_bits - e));
   }
-  constexpr int LR = kTileC / VL, LP = kTileThreads / LR;   // load: threads a pixel row, pixels a pass
-  constexpr int SR = kTilePx / VS, SC = kTileThreads / SR;  // store: threads a plane row, channels a pass
-  const int lc = threadIdx.x % LR * VL, lp = threadIdx.x / LR;
-  const int sp = threadIdx.x % SR * VS, sc = threadIdx.x / SR;
-  const int64_t tiles = layout_tiles(N, C, HW);
-  for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
-    const auto [c0, p0, n] = layout_tile(t, C, HW);
-    A v[kTilePx / LP][VL];
+  copy_tiles<A, VL, VS, false>(  // rows: pixels, columns: channels
+      N, HW, C,
+      [&](int64_t n, int p, int c, A (&v)[VL]) {
+        const int64_t i = (n * HW + p) * C + c;
+        const VecOf<VL, A> a = *reinterpret_cast<const VecOf<VL, A>*>(partial + i);
+        VecOf<VL, unsigned long long> q{};
+        if (Deterministic) q = *reinterpret_cast<const VecOf<VL, unsigned long long>*>(fixed + i);
 #pragma unroll
-    for (int j = 0; j < kTilePx / LP; ++j) {
-      const int p = p0 + lp + j * LP, c = c0 + lc;
-      const int64_t i = (n * HW + p) * C + c;
-      // With VL = 4, C is a multiple of 4: a vector is wholly in or out.
-      const bool in = p < HW && c < C;
-      VecOf<VL, A> a{};
-      VecOf<VL, unsigned long long> q{};
-      if (in) a = *reinterpret_cast<const VecOf<VL, A>*>(partial + i);
-      if (Deterministic && in) q = *reinterpret_cast<const VecOf<VL, unsigned long long>*>(fixed + i);
+        for (int k = 0; k < VL; ++k)
+          v[k] = Deterministic ? static_cast<A>(double(static_cast<long long>(q.v[k])) * inv) + a.v[k] : a.v[k];
+      },
+      [&](int64_t n, int c, int p, const A (&w)[VS]) {
+        VecOf<VS, T> o;
 #pragma unroll
-      for (int k = 0; k < VL; ++k)
-        v[j][k] = Deterministic ? static_cast<A>(double(static_cast<long long>(q.v[k])) * inv) + a.v[k] : a.v[k];
-    }
-#pragma unroll
-    for (int j = 0; j < kTilePx / LP; ++j)
-#pragma unroll
-      for (int k = 0; k < VL; ++k) tile[lc + k][lp + j * LP] = v[j][k];
-    __syncthreads();
-#pragma unroll
-    for (int j = 0; j < kTileC / SC; ++j) {
-      const int c = c0 + sc + j * SC, p = p0 + sp;
-      if (c < C && p < HW) {  // with VS = 4, HW is a multiple of 4
-        VecOf<VS, T> w;
-#pragma unroll
-        for (int k = 0; k < VS; ++k) w.v[k] = store_cast<T>(tile[sc + j * SC][sp + k]);
-        *reinterpret_cast<VecOf<VS, T>*>(out + (n * C + c) * HW + p) = w;
-      }
-    }
-    __syncthreads();
-  }
+        for (int k = 0; k < VS; ++k) o.v[k] = store_cast<T>(w[k]);
+        *reinterpret_cast<VecOf<VS, T>*>(out + (n * C + c) * HW + p) = o;
+      });
 }
 
 // [N, C, H, W] of T (any strides) -> contiguous [N, H, W, C], the mirror of
@@ -263,46 +290,24 @@ __global__ void __launch_bounds__(kTileThreads)
 template <typename T, int VL, int VS>
 __global__ void __launch_bounds__(kTileThreads)
     to_channels_last_kernel(const T* __restrict__ in, Strides4 s, int N, int C, int HW, int W, T* __restrict__ out) {
-  __shared__ T tile[kTilePx][kTileC + 1];  // [pixel][channel]
-  constexpr int LR = kTilePx / VL, LC = kTileThreads / LR;  // load: threads a plane row, channels a pass
-  constexpr int SR = kTileC / VS, SP = kTileThreads / SR;   // store: threads a pixel row, pixels a pass
-  const int lp = threadIdx.x % LR * VL, lc = threadIdx.x / LR;
-  const int sc = threadIdx.x % SR * VS, sp = threadIdx.x / SR;
-  const int64_t tiles = layout_tiles(N, C, HW);
-  for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
-    const auto [c0, p0, n] = layout_tile(t, C, HW);
-    T v[kTileC / LC][VL];
-#pragma unroll
-    for (int j = 0; j < kTileC / LC; ++j) {
-      const int c = c0 + lc + j * LC, p = p0 + lp;
-      const T* plane = in + n * s.n + int64_t(c) * s.c;
-      if (c < C && p < HW) {  // with VL = 4, HW is a multiple of 4
+  copy_tiles<T, VL, VS, true>(  // rows: channels, columns: pixels
+      N, C, HW,
+      [&](int64_t n, int c, int p, T (&v)[VL]) {
+        const T* plane = in + n * s.n + int64_t(c) * s.c;
         if constexpr (VL > 1) {
           const VecOf<VL, T> a = *reinterpret_cast<const VecOf<VL, T>*>(plane + p);
 #pragma unroll
-          for (int k = 0; k < VL; ++k) v[j][k] = a.v[k];
+          for (int k = 0; k < VL; ++k) v[k] = a.v[k];
         } else {
-          v[j][0] = s.w == 1 && s.h == W ? plane[p] : plane[int64_t(p / W) * s.h + int64_t(p % W) * s.w];
+          v[0] = s.w == 1 && s.h == W ? plane[p] : plane[int64_t(p / W) * s.h + int64_t(p % W) * s.w];
         }
-      }
-    }
+      },
+      [&](int64_t n, int p, int c, const T (&w)[VS]) {
+        VecOf<VS, T> o;
 #pragma unroll
-    for (int j = 0; j < kTileC / LC; ++j)
-#pragma unroll
-      for (int k = 0; k < VL; ++k) tile[lp + k][lc + j * LC] = v[j][k];
-    __syncthreads();
-#pragma unroll
-    for (int j = 0; j < kTilePx / SP; ++j) {
-      const int p = p0 + sp + j * SP, c = c0 + sc;
-      if (p < HW && c < C) {  // with VS = 4, C is a multiple of 4
-        VecOf<VS, T> w;
-#pragma unroll
-        for (int k = 0; k < VS; ++k) w.v[k] = tile[sp + j * SP][sc + k];
-        *reinterpret_cast<VecOf<VS, T>*>(out + (n * HW + p) * C + c) = w;
-      }
-    }
-    __syncthreads();
-  }
+        for (int k = 0; k < VS; ++k) o.v[k] = w[k];
+        *reinterpret_cast<VecOf<VS, T>*>(out + (n * HW + p) * C + c) = o;
+      });
 }
 
 inline bool is_channels_last(const Tensor& t) {
