@@ -200,6 +200,11 @@ __device__ inline LayoutTile layout_tile(int64_t t, int C, int HW) {
 __host__ __device__ inline int64_t layout_tiles(int64_t N, int64_t C, int64_t HW) {
   return N * ((C + kTileC - 1) / kTileC) * ((HW + kTilePx - 1) / kTilePx);
 }
+// Channels and pixels the copies index in int, a tile past the last one included.
+inline bool layout_fits(int64_t C, int64_t HW) {
+  constexpr int64_t limit = (int64_t(1) << 31) - kTileC - kTilePx;
+  return C < limit && HW < limit;
+}
 
 // Both layout copies: a source [N][rows][cols] (cols contiguous) to a destination
 // [N][cols][rows] through [64 x 65] tiles of X. load(n, row, col, v) reads VL elements
@@ -330,8 +335,8 @@ const T* channels_last_view(const Tensor& x, Tensor& copy, Strides4& strides, co
   copy = Tensor::empty({N, H, W, C}, x.dtype(), x.device(), ctx);
   strides = channels_last_strides(C, H, W);
   if (copy.numel() > 0) {
-    TVOPS_CHECK(H * W < (int64_t(1) << 31) && C < (int64_t(1) << 31), Value,
-                "RoI ops: feature map ", x.describe(), " is too large for the CUDA layout copy");
+    TVOPS_CHECK(layout_fits(C, H * W), Value, "RoI ops: feature map ", x.describe(),
+                " is too large for the CUDA layout copy");
     const Strides4 s = strides_of(x);
     const int64_t HW = H * W;
     const unsigned blocks = unsigned(std::min<int64_t>(layout_tiles(N, C, HW), int64_t(1) << 30));
@@ -339,9 +344,11 @@ const T* channels_last_view(const Tensor& x, Tensor& copy, Strides4& strides, co
       kernel<<<blocks, kTileThreads, 0, static_cast<cudaStream_t>(ctx.cuda_stream)>>>(
           x.data<T>(), s, int(N), int(C), int(HW), int(W), copy.data<T>());
     };
-    const bool vl = s.w == 1 && s.h == W && HW % 4 == 0 && s.c % 4 == 0 && s.n % 4 == 0 &&
+    // vectors of 16 bytes at most (as from_channels_last: 32-byte double rows would meet
+    // 4-way bank conflicts in the tile)
+    const bool vl = sizeof(T) <= 4 && s.w == 1 && s.h == W && HW % 4 == 0 && s.c % 4 == 0 && s.n % 4 == 0 &&
                     reinterpret_cast<uintptr_t>(x.data<T>()) % (4 * sizeof(T)) == 0;
-    const bool vs = C % 4 == 0;  // the copy is a fresh allocation: aligned
+    const bool vs = sizeof(T) <= 4 && C % 4 == 0;  // the copy is a fresh allocation: aligned
     if (vl)
       vs ? launch(to_channels_last_kernel<T, 4, 4>) : launch(to_channels_last_kernel<T, 4, 1>);
     else
@@ -439,7 +446,7 @@ struct GradBuffers {
   template <typename T>
   void finish_channels_last(T* out, int64_t offset, int64_t N, int64_t C, int64_t HW, cudaStream_t stream) const {
     if (N * C * HW == 0) return;
-    TVOPS_CHECK(HW < (int64_t(1) << 31) && C < (int64_t(1) << 31), Value, "RoI backward: ", N, "x", C, "x", HW,
+    TVOPS_CHECK(layout_fits(C, HW), Value, "RoI backward: ", N, "x", C, "x", HW,
                 " gradient is too large for the CUDA layout copy");
     const A* p = static_cast<const A*>(partial.get()) + offset;
     const auto* f = static_cast<const unsigned long long*>(fixed.get()) + (fixed ? offset : 0);

@@ -209,9 +209,10 @@ def test_backward_channel_quads(pooled, sr, aligned, channels):
     torch.testing.assert_close(half.float(), grad_of(tvn, op, x.half().float(), rois.half().float(),
                                                      grad.half().float()), rtol=1e-2, atol=1e-2)
     bad = grad.clone()
-    bad[3, 2, 1, 1] = float("inf")
-    bad[7, 1, 0, 0] = float("nan")
+    bad[0::5, 2, 0, 0] = float("inf")
+    bad[1::7, 1, 0, 0] = float("nan")
     ours, ref = grad_of(tvn, op, x, rois, bad), grad_of(torchvision, op, x, rois, bad)
+    assert torch.isinf(ref).any() and torch.isnan(ref).any()
     assert torch.equal(torch.isnan(ours), torch.isnan(ref)) and torch.equal(torch.isinf(ours), torch.isinf(ref))
     finite = torch.isfinite(ref)
     torch.testing.assert_close(ours[finite], ref[finite], **GRAD_TOL[torch.float32])
@@ -281,33 +282,43 @@ def test_strided_inputs():
     torch.testing.assert_close(op(tvn, x, wide[:, 1:6]), ref, **TOL[torch.float32])
 
 
-def _layouts():
-    """Maps that take each branch of the channels-last copy roi_pool reads through: rows
-    of whole 4-pixel vectors or not, channels a multiple of 4 or not, views with gaps."""
-    big = feature_map(2, 40, 8, 24, seed=5, dtype=torch.float64)
+LAYOUTS = ("vectors", "odd-pixels", "odd-channels", "channel-tiles", "channel-slice", "plane-slice",
+           "strided-width", "misaligned")
+
+
+def _layout(name, dtype):
+    """Maps that take each branch of the channels-last copy roi_pool reads through, made
+    on the device so that views keep their strides: rows of whole 4-pixel vectors or not,
+    channels a multiple of 4 or not, several channel tiles, views with gaps, a data
+    pointer off a vector boundary."""
+    big = feature_map(2, 80, 8, 24, seed=5, dtype=dtype).to(DEV)
+    flat = feature_map(1, 1, 1, 2 * 16 * 96 + 1, seed=6, dtype=dtype).to(DEV).flatten()
     return {
-        "vectors": big[:, :16, :, :12].contiguous(),     # 96 pixels, 16 channels
-        "odd-pixels": big[:, :16, :7, :9].contiguous(),  # 63 pixels
-        "odd-channels": big[:, :13, :, :12].contiguous(),
-        "channel-slice": big[:, 4:20, :, :12],            # planes of a larger map (rows not contiguous)
-        "plane-slice": big[:, 8:24],                     # contiguous planes from a channel offset
-        "strided-width": big[:, :16, :, ::2],
-    }
+        "vectors": lambda: big[:, :16, :, :12].contiguous(),        # 96 pixels, 16 channels
+        "odd-pixels": lambda: big[:, :16, :7, :9].contiguous(),     # 63 pixels
+        "odd-channels": lambda: big[:, :13, :, :12].contiguous(),
+        "channel-tiles": lambda: big[:, :72, :, :12].contiguous(),  # a full and a partial 64-channel tile
+        "channel-slice": lambda: big[:, 4:20, :, :12],              # rows of a wider map: no plane is one run
+        "plane-slice": lambda: big[:, 8:24],                        # whole planes from a channel offset
+        "strided-width": lambda: big[:, :16, :, ::2],               # pixels 2 apart
+        "misaligned": lambda: flat[1:].view(2, 16, 8, 12),          # one element off a 16-byte boundary
+    }[name]()
 
 
 @pytest.mark.parametrize("dtype", (torch.float32, torch.float64, torch.float16))
-@pytest.mark.parametrize("layout", list(_layouts()))
+@pytest.mark.parametrize("layout", LAYOUTS)
 def test_roi_pool_layout_copies(layout, dtype):
-    x = _layouts()[layout].to(DEV, dtype)
-    rois = random_rois(60, n_images=2, dtype=dtype).to(DEV)
+    x = _layout(layout, dtype)
+    assert x.is_contiguous() == (layout not in ("channel-slice", "plane-slice", "strided-width"))
+    rois = random_rois(60, n_images=2, extent=64.0, dtype=dtype).to(DEV)  # on the 8 x 12 maps at scale 1/8
     op = Op("roi_pool", (7, 7), scale=0.125)
     out = op(tvn, x, rois)
     # float16 maxima are float16 values: torchvision's float32 result on the upcast input
     wide = torch.float32 if dtype == torch.float16 else dtype
     ref, where = torch.ops.torchvision.roi_pool(x.to(wide), rois.to(wide), op.scale, *op.output_size)
+    assert (where >= 0).float().mean() > 0.5  # most bins hold map pixels: the argmax check means something
     torch.testing.assert_close(out, ref.to(dtype), rtol=0, atol=0)
-    if dtype != torch.float16:
-        assert torch.equal(torch.from_dlpack(tvn._C.roi_pool(*_native(x, rois, op))[1]), where)
+    assert torch.equal(torch.from_dlpack(tvn._C.roi_pool(*_native(x, rois, op))[1]), where)
 
 
 @pytest.mark.parametrize("output_size", ((7, 7), (3, 5), (2, 9)))
