@@ -205,6 +205,26 @@ inline bool layout_fits(int64_t C, int64_t HW) {
   constexpr int64_t limit = (int64_t(1) << 31) - kTileC - kTilePx;
   return C < limit && HW < limit;
 }
+// The copies' grid: blocks stride over the tiles.
+inline unsigned layout_blocks(int64_t N, int64_t C, int64_t HW) {
+  return unsigned(std::min<int64_t>(layout_tiles(N, C, HW), int64_t(1) << 30));
+}
+// Calls launch(VL, VS) with each 4 (16-byte vectors of 4-byte elements) where vl / vs
+// allow it, else 1, as std::integral_constant; elements of 8 bytes take 1 and 1 (their
+// 32-byte vectors measured slower: ra7's backward copy 188 us, scalar 172).
+template <typename X, typename Launch>
+void with_layout_vectors(bool vl, bool vs, Launch&& launch) {
+  using one = std::integral_constant<int, 1>;
+  using four = std::integral_constant<int, 4>;
+  if constexpr (sizeof(X) <= 4) {
+    if (vl)
+      vs ? launch(four{}, four{}) : launch(four{}, one{});
+    else
+      vs ? launch(one{}, four{}) : launch(one{}, one{});
+  } else {
+    launch(one{}, one{});
+  }
+}
 
 // Both layout copies: a source [N][rows][cols] (cols contiguous) to a destination
 // [N][cols][rows] through [64 x 65] tiles of X. load(n, row, col, v) reads VL elements
@@ -339,20 +359,14 @@ const T* channels_last_view(const Tensor& x, Tensor& copy, Strides4& strides, co
                 " is too large for the CUDA layout copy");
     const Strides4 s = strides_of(x);
     const int64_t HW = H * W;
-    const unsigned blocks = unsigned(std::min<int64_t>(layout_tiles(N, C, HW), int64_t(1) << 30));
-    auto launch = [&](auto kernel) {
-      kernel<<<blocks, kTileThreads, 0, static_cast<cudaStream_t>(ctx.cuda_stream)>>>(
-          x.data<T>(), s, int(N), int(C), int(HW), int(W), copy.data<T>());
-    };
-    // vectors of 16 bytes at most (as from_channels_last: 32-byte double rows would meet
-    // 4-way bank conflicts in the tile)
-    const bool vl = sizeof(T) <= 4 && s.w == 1 && s.h == W && HW % 4 == 0 && s.c % 4 == 0 && s.n % 4 == 0 &&
+    const bool vl = s.w == 1 && s.h == W && HW % 4 == 0 && s.c % 4 == 0 && s.n % 4 == 0 &&
                     reinterpret_cast<uintptr_t>(x.data<T>()) % (4 * sizeof(T)) == 0;
-    const bool vs = sizeof(T) <= 4 && C % 4 == 0;  // the copy is a fresh allocation: aligned
-    if (vl)
-      vs ? launch(to_channels_last_kernel<T, 4, 4>) : launch(to_channels_last_kernel<T, 4, 1>);
-    else
-      vs ? launch(to_channels_last_kernel<T, 1, 4>) : launch(to_channels_last_kernel<T, 1, 1>);
+    const bool vs = C % 4 == 0;  // the copy is a fresh allocation: aligned
+    with_layout_vectors<T>(vl, vs, [&](auto l, auto v) {
+      to_channels_last_kernel<T, decltype(l)::value, decltype(v)::value>
+          <<<layout_blocks(N, C, HW), kTileThreads, 0, static_cast<cudaStream_t>(ctx.cuda_stream)>>>(
+              x.data<T>(), s, int(N), int(C), int(HW), int(W), copy.data<T>());
+    });
     TVOPS_CUDA_CHECK(cudaGetLastError());
   }
   return copy.data<T>();
@@ -451,7 +465,7 @@ struct GradBuffers {
     const A* p = static_cast<const A*>(partial.get()) + offset;
     const auto* f = static_cast<const unsigned long long*>(fixed.get()) + (fixed ? offset : 0);
     const auto* sc = static_cast<const FixedPointScale*>(scale.get());
-    const unsigned blocks = unsigned(std::min<int64_t>(layout_tiles(N, C, HW), int64_t(1) << 30));
+    const unsigned blocks = layout_blocks(N, C, HW);
     auto launch = [&](auto l, auto s) {
       constexpr int VL = decltype(l)::value, VS = decltype(s)::value;
       if (fixed)
@@ -461,19 +475,10 @@ struct GradBuffers {
         from_channels_last_kernel<T, A, false, VL, VS>
             <<<blocks, kTileThreads, 0, stream>>>(p, nullptr, nullptr, 0, int(N), int(C), int(HW), out);
     };
-    using one = std::integral_constant<int, 1>;
-    using four = std::integral_constant<int, 4>;
-    if constexpr (sizeof(A) == 4) {
-      const auto aligned = [](const void* q, std::size_t b) { return reinterpret_cast<uintptr_t>(q) % b == 0; };
-      const bool vl = C % 4 == 0 && aligned(p, 4 * sizeof(A)) && (!fixed || aligned(f, 4 * sizeof(*f)));
-      const bool vs = HW % 4 == 0 && aligned(out, 4 * sizeof(T));
-      if (vl)
-        vs ? launch(four{}, four{}) : launch(four{}, one{});
-      else
-        vs ? launch(one{}, four{}) : launch(one{}, one{});
-    } else {
-      launch(one{}, one{});  // float64: its 32-byte vectors measured slower (ra7 188 us, scalar 172)
-    }
+    const auto aligned = [](const void* q, std::size_t b) { return reinterpret_cast<uintptr_t>(q) % b == 0; };
+    const bool vl = C % 4 == 0 && aligned(p, 4 * sizeof(A)) && (!fixed || aligned(f, 4 * sizeof(*f)));
+    const bool vs = HW % 4 == 0 && aligned(out, 4 * sizeof(T));
+    with_layout_vectors<A>(vl, vs, launch);
     TVOPS_CUDA_CHECK(cudaGetLastError());
   }
 
