@@ -2341,6 +2341,10 @@ std::vector<Tensor> backward(const char* op, const Tensor& grad, const std::vect
     }
     constexpr bool same = std::is_same_v<T, A>;
     const bool cl = use_channels_last<A, PS>(PH, PW) && (C + kLanes - 1) / kLanes <= 65535;
+    if (cl)  // before the sums' buffers and kernels: their layout change at the end would refuse it
+      for (const auto& s : shapes)
+        TVOPS_CHECK(roi::layout_fits(s[1], s[2] * s[3]), Value, op, ": the gradient of a ", s[0], "x", s[1], "x",
+                    s[2], "x", s[3], " map is too large for the CUDA layout copy");
     // Channels-last sums need a layout change at the end, so they never alias the result.
     roi::GradBuffers<A> buf(total, deterministic, K * PH * PW, same && !cl ? all.data_ptr() : nullptr,
                             device.index, stream);

@@ -173,14 +173,8 @@ __global__ void cast_kernel(const A* in, int64_t n, T* out) {
 // of one pixel: one cache line per access, where NCHW planes give a line per lane.
 // The copies between the layouts go through 64-channel x 64-pixel tiles in shared memory.
 
-// Contiguous [N, H, W, C] of A (plus, in deterministic mode, the fixed-point sums) ->
-// contiguous [N, C, H, W] of T, one 64-channel x 64-pixel tile a block iteration. Tiles
-// run channels fastest, so the blocks in flight read whole pixel rows and write long runs
-// of each plane. A thread issues all its loads of a tile before the first shared store
-// (16 KB of float32 in flight a block): the 32x32 tiles with 4 loads a thread kept too
-// few bytes in flight and ran at ~2.1 TB/s. VL (VS) = 4: a thread loads 4 channels
-// (stores 4 pixels) as one vector, for rows that are whole vectors; 1: lanes take single
-// elements, still one contiguous run a warp.
+// Both copies (NCHW -> NHWC for the forward, the backward's NHWC sums -> NCHW) move
+// 64-channel x 64-pixel tiles; copy_tiles below says how.
 inline constexpr int kTileC = 64, kTilePx = 64, kTileThreads = 256;
 
 template <int V, typename X>
@@ -276,6 +270,10 @@ __device__ void copy_tiles(int N, int rows, int cols, Load&& load, Store&& store
   }
 }
 
+// Contiguous [N, H, W, C] of A (plus, in deterministic mode, the fixed-point sums) ->
+// contiguous [N, C, H, W] of T (the 32x32 tiles it replaced ran at ~2.1 TB/s). VL = 4: a
+// thread loads 4 channels of a pixel as one vector (C a multiple of 4); VS = 4: it stores
+// 4 pixels of a plane as one vector (planes of whole vectors).
 template <typename T, typename A, bool Deterministic, int VL, int VS>
 __global__ void __launch_bounds__(kTileThreads)
     from_channels_last_kernel(const A* __restrict__ partial, const unsigned long long* __restrict__ fixed,
@@ -352,11 +350,12 @@ const T* channels_last_view(const Tensor& x, Tensor& copy, Strides4& strides, co
     strides = strides_of(x);
     return x.data<T>();
   }
+  // checked before allocating: a map this large would need gigabytes for nothing
+  TVOPS_CHECK(x.numel() == 0 || layout_fits(C, H * W), Value, "RoI ops: feature map ", x.describe(),
+              " is too large for the CUDA layout copy");
   copy = Tensor::empty({N, H, W, C}, x.dtype(), x.device(), ctx);
   strides = channels_last_strides(C, H, W);
   if (copy.numel() > 0) {
-    TVOPS_CHECK(layout_fits(C, H * W), Value, "RoI ops: feature map ", x.describe(),
-                " is too large for the CUDA layout copy");
     const Strides4 s = strides_of(x);
     const int64_t HW = H * W;
     const bool vl = s.w == 1 && s.h == W && HW % 4 == 0 && s.c % 4 == 0 && s.n % 4 == 0 &&

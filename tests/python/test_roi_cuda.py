@@ -338,6 +338,52 @@ def test_roi_pool_ties_and_narrow_rois(output_size):
     assert torch.equal(torch.from_dlpack(tvn._C.roi_pool(*_native(x, rois, op))[1]), where)
 
 
+def _need_free_gpu_memory(nbytes):
+    if torch.cuda.mem_get_info()[0] < nbytes + (1 << 30):
+        pytest.skip(f"needs {nbytes / 2**30 + 1:.1f} GiB of free GPU memory")
+
+
+def test_layout_copies_refuse_planes_past_the_int_range():
+    """A plane of more than 2^31 - 128 pixels (float16, 4.3 GB): the channels-last copies
+    index pixels in int, so roi_pool's forward and roi_align's backward refuse it with a
+    clear error before they allocate their buffers, and give back what they allocated."""
+    side = 46341  # side^2 = 2,147,488,281 pixels
+    _need_free_gpu_memory(side * side * 2)
+    x = torch.empty(1, 1, side, side, dtype=torch.float16, device=DEV)
+    rois = torch.tensor([[0, 0, 0, 40, 40]], dtype=torch.float16, device=DEV)
+    held = torch.cuda.memory_allocated()
+    with pytest.raises(ValueError, match="too large for the CUDA layout copy"):
+        tvn.ops.roi_pool(x, rois, 7, 1.0)
+    assert torch.cuda.memory_allocated() == held
+    del x
+    held = torch.cuda.memory_allocated()
+    grad = torch.ones(1, 1, 7, 7, dtype=torch.float16, device=DEV)
+    with pytest.raises(ValueError, match="too large for the CUDA layout copy"):
+        torch.ops.tvops._roi_align_backward(grad, rois, 1.0, 7, 7, 1, 1, side, side, 2, True)
+    del grad
+    assert torch.cuda.memory_allocated() == held
+    torch.cuda.synchronize()
+
+
+@pytest.mark.parametrize("name", ("roi_align", "roi_pool"))
+def test_maps_past_the_int_range(name):
+    """32769 channels of 256 x 256 (float16, 4.3 GB): the last channels' planes start past
+    2^31 elements, so their offsets need 64 bits. Their outputs must equal those of the
+    same RoIs on those channels cut out as a map of their own."""
+    _need_free_gpu_memory(32769 * 256 * 256 * 2 * (2 if name == "roi_pool" else 1))  # roi_pool's channels-last copy
+    x = torch.empty(1, 32769, 256, 256, dtype=torch.float16, device=DEV)
+    x[:, :16].copy_(feature_map(1, 16, 256, 256, seed=12, dtype=torch.float16).to(DEV))
+    x[:, -16:].copy_(feature_map(1, 16, 256, 256, seed=13, dtype=torch.float16).to(DEV))
+    rois = random_rois(40, n_images=1, extent=256.0, seed=14, dtype=torch.float16).to(DEV)
+    args = (7, 1.0, 2, True) if name == "roi_align" else (7, 1.0)
+    out = getattr(tvn.ops, name)(x, rois, *args)
+    for part in (slice(0, 16), slice(-16, None)):
+        ref = getattr(tvn.ops, name)(x[:, part].contiguous(), rois, *args)
+        torch.testing.assert_close(out[:, part], ref, rtol=1e-3, atol=1e-3)  # paths may round apart by an ulp
+    assert out[:, -16:].abs().sum() > 0
+    torch.cuda.synchronize()
+
+
 def test_empty_inputs():
     x = feature_map(dtype=torch.float32).to(DEV)
     none = torch.zeros(0, 5, device=DEV)
