@@ -343,22 +343,32 @@ def _need_free_gpu_memory(nbytes):
         pytest.skip(f"needs {nbytes / 2**30 + 1:.1f} GiB of free GPU memory")
 
 
-def test_layout_copies_refuse_planes_past_the_int_range():
-    """A plane of more than 2^31 - 128 pixels (float16, 4.3 GB): the channels-last copies
-    index pixels in int, so roi_pool's forward and roi_align's backward refuse it with a
-    clear error before they allocate their buffers, and give back what they allocated."""
+def test_planes_past_the_int_range():
+    """A plane of more than 2^31 - 128 pixels (float16, 4.3 GB). roi_align's forward reads
+    it with 64-bit offsets: RoIs at its bottom-right, whose last row lies past 2^31
+    elements, give what they give on that corner cut out (coordinates that float16 holds
+    exactly; the sample positions round differently near 46000, hence the tolerance).
+    roi_pool's kernels and roi_align's backward (its channels-last sums) index pixels in
+    int, so they refuse it with a clear error before they allocate their buffers, and give
+    back what they allocated."""
     side = 46341  # side^2 = 2,147,488,281 pixels
     _need_free_gpu_memory(side * side * 2)
     x = torch.empty(1, 1, side, side, dtype=torch.float16, device=DEV)
-    rois = torch.tensor([[0, 0, 0, 40, 40]], dtype=torch.float16, device=DEV)
+    top, left = 46272, 41792  # the corner cut: rows top.. (to the last), columns left..left + 128
+    x[:, :, top:, left:left + 128].copy_(feature_map(1, 1, side - top, 128, seed=9, dtype=torch.float16).to(DEV))
+    cut = torch.tensor([[0, 32, 32, 96, 96], [0, 64, 0, 96, 64]], dtype=torch.float16, device=DEV)
+    far = cut + torch.tensor([0, left, top, left, top], dtype=torch.float16, device=DEV)  # multiples of 32: exact
+    ref = tvn.ops.roi_align(x[:, :, top:, left:left + 128].contiguous(), cut, 7, 1.0, 2, True)
+    torch.testing.assert_close(tvn.ops.roi_align(x, far, 7, 1.0, 2, True), ref, rtol=1e-2, atol=1e-2)
+    rois = far
     held = torch.cuda.memory_allocated()
-    with pytest.raises(ValueError, match="too large for the CUDA layout copy"):
+    with pytest.raises(ValueError, match="roi_pool: height \\* width = 2147488281 is too large for the CUDA"):
         tvn.ops.roi_pool(x, rois, 7, 1.0)
     assert torch.cuda.memory_allocated() == held
     del x
     held = torch.cuda.memory_allocated()
-    grad = torch.ones(1, 1, 7, 7, dtype=torch.float16, device=DEV)
-    with pytest.raises(ValueError, match="too large for the CUDA layout copy"):
+    grad = torch.ones(2, 1, 7, 7, dtype=torch.float16, device=DEV)
+    with pytest.raises(ValueError, match="roi_align_backward: the gradient of a 1x1x46341x46341 map is too large"):
         torch.ops.tvops._roi_align_backward(grad, rois, 1.0, 7, 7, 1, 1, side, side, 2, True)
     del grad
     assert torch.cuda.memory_allocated() == held
