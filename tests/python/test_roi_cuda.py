@@ -360,16 +360,15 @@ def test_planes_past_the_int_range():
     far = cut + torch.tensor([0, left, top, left, top], dtype=torch.float16, device=DEV)  # multiples of 32: exact
     ref = tvn.ops.roi_align(x[:, :, top:, left:left + 128].contiguous(), cut, 7, 1.0, 2, True)
     torch.testing.assert_close(tvn.ops.roi_align(x, far, 7, 1.0, 2, True), ref, rtol=1e-2, atol=1e-2)
-    rois = far
     held = torch.cuda.memory_allocated()
     with pytest.raises(ValueError, match="roi_pool: height \\* width = 2147488281 is too large for the CUDA"):
-        tvn.ops.roi_pool(x, rois, 7, 1.0)
+        tvn.ops.roi_pool(x, far, 7, 1.0)
     assert torch.cuda.memory_allocated() == held
     del x
     held = torch.cuda.memory_allocated()
     grad = torch.ones(2, 1, 7, 7, dtype=torch.float16, device=DEV)
     with pytest.raises(ValueError, match="roi_align_backward: the gradient of a 1x1x46341x46341 map is too large"):
-        torch.ops.tvops._roi_align_backward(grad, rois, 1.0, 7, 7, 1, 1, side, side, 2, True)
+        torch.ops.tvops._roi_align_backward(grad, far, 1.0, 7, 7, 1, 1, side, side, 2, True)
     del grad
     assert torch.cuda.memory_allocated() == held
     torch.cuda.synchronize()
